@@ -1,0 +1,277 @@
+"""Model behaviour: config validation, caching, padding, attention backends, checkpointing, heads."""
+
+import pytest
+import torch
+from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoModelForSequenceClassification
+
+from wenlm.modeling import PRESETS, WenLMConfig, WenLMForCausalLM, WenLMForSequenceClassification, WenLMModel
+
+VOCAB = 97
+
+
+def tiny_config(**overrides) -> WenLMConfig:
+    fields = dict(vocab_size=VOCAB, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                  num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64)
+    return WenLMConfig(**{**fields, **overrides})
+
+
+def tiny_model(seed: int = 0, **overrides) -> WenLMForCausalLM:
+    torch.manual_seed(seed)
+    # A larger init than the default makes logits far from uniform so comparisons are meaningful.
+    return WenLMForCausalLM(tiny_config(initializer_range=0.2, **overrides)).eval()
+
+
+def random_ids(batch: int, length: int, seed: int = 1) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randint(3, VOCAB, (batch, length), generator=generator)
+
+
+@pytest.mark.parametrize(
+    "overrides, parameter",
+    [
+        (dict(hidden_size=30, num_attention_heads=4), "hidden_size"),
+        (dict(num_attention_heads=4, num_key_value_heads=3), "num_key_value_heads"),
+        (dict(num_hidden_layers=0), "num_hidden_layers"),
+        (dict(vocab_size=-5), "vocab_size"),
+        (dict(hidden_act="swishy"), "hidden_act"),
+        (dict(dropout=1.5), "dropout"),
+        (dict(pad_token_id=500), "pad_token_id"),
+    ],
+)
+def test_invalid_config_names_the_parameter(overrides, parameter):
+    with pytest.raises(ValueError, match=parameter):
+        tiny_config(**overrides)
+
+
+def test_divisibility_error_lists_valid_choices():
+    with pytest.raises(ValueError, match=r"Valid num_key_value_heads: \[1, 2, 4\]"):
+        tiny_config(num_attention_heads=4, num_key_value_heads=3)
+
+
+def test_presets_and_unknown_preset():
+    sizes = {name: WenLMConfig.from_preset(name, vocab_size=32000).num_parameters() for name in PRESETS}
+    assert sizes["nano"] < sizes["micro"] < sizes["small"] < sizes["base"]
+    assert 25e6 < sizes["small"] < 40e6 and 100e6 < sizes["base"] < 150e6
+    with pytest.raises(ValueError, match="Valid presets: nano, micro, small, base"):
+        WenLMConfig.from_preset("huge")
+
+
+def test_parameter_count_formula_matches_module():
+    for tie in (True, False):
+        config = tiny_config(tie_word_embeddings=tie)
+        model = WenLMForCausalLM(config)
+        assert model.num_parameters() == config.num_parameters()
+        assert WenLMModel(config).num_parameters() == config.num_parameters() - (
+            0 if tie else VOCAB * config.hidden_size
+        )
+
+
+def test_rope_theta_keyword_lands_in_rope_parameters():
+    config = tiny_config(rope_theta=500000.0)
+    assert config.rope_parameters["rope_theta"] == 500000.0
+    reloaded = WenLMConfig.from_dict(config.to_dict())
+    assert reloaded.rope_parameters["rope_theta"] == 500000.0
+
+
+def test_labels_loss_matches_manual_shifted_cross_entropy():
+    model = tiny_model()
+    ids = random_ids(2, 12)
+    labels = ids.clone()
+    labels[0, :4] = -100
+    out = model(ids, labels=labels)
+    logits = out.logits[:, :-1].reshape(-1, VOCAB)
+    expected = torch.nn.functional.cross_entropy(logits, labels[:, 1:].reshape(-1), ignore_index=-100)
+    assert torch.allclose(out.loss, expected, atol=1e-6)
+
+
+def test_cached_generation_equals_uncached():
+    model = tiny_model()
+    prompt = random_ids(1, 7)
+    with_cache = model.generate(prompt, max_new_tokens=20, do_sample=False, use_cache=True, pad_token_id=0)
+    without_cache = model.generate(prompt, max_new_tokens=20, do_sample=False, use_cache=False, pad_token_id=0)
+    assert with_cache.shape[1] == 27
+    assert torch.equal(with_cache, without_cache)
+
+
+def test_incremental_forward_with_cache_matches_full_forward():
+    model = tiny_model()
+    ids = random_ids(2, 10)
+    full = model(ids).logits
+    first = model(ids[:, :6], use_cache=True)
+    second = model(ids[:, 6:], cache=first.cache, use_cache=True)
+    assert torch.allclose(full[:, 6:], second.logits, atol=1e-5)
+    # The 4.x keyword still works (transformers' deprecation shim renames it).
+    legacy = model(ids[:, 6:], past_key_values=model(ids[:, :6], use_cache=True).cache)
+    assert torch.allclose(full[:, 6:], legacy.logits, atol=1e-5)
+
+
+@pytest.mark.parametrize("attn_implementation", ["sdpa", "eager"])
+def test_left_padded_batch_generation_equals_single_prompts(attn_implementation):
+    model = tiny_model(attn_implementation=attn_implementation)
+    model.config._attn_implementation = attn_implementation
+    prompts = [random_ids(1, n, seed=n)[0] for n in (3, 9, 6)]
+    longest = max(len(p) for p in prompts)
+    input_ids = torch.zeros(len(prompts), longest, dtype=torch.long)
+    attention_mask = torch.zeros_like(input_ids)
+    for row, prompt in enumerate(prompts):
+        input_ids[row, longest - len(prompt):] = prompt
+        attention_mask[row, longest - len(prompt):] = 1
+    batched = model.generate(input_ids=input_ids, attention_mask=attention_mask, max_new_tokens=12,
+                             do_sample=False, pad_token_id=0)
+    for row, prompt in enumerate(prompts):
+        alone = model.generate(prompt[None], max_new_tokens=12, do_sample=False, pad_token_id=0)
+        assert torch.equal(batched[row, longest:], alone[0, len(prompt):]), f"prompt {row} differs"
+
+
+def test_sdpa_and_eager_give_the_same_logits_with_padding():
+    model = tiny_model()
+    ids = random_ids(2, 16)
+    mask = torch.ones_like(ids)
+    mask[1, :5] = 0
+    model.config._attn_implementation = "sdpa"
+    sdpa_logits = model(ids, attention_mask=mask).logits
+    model.config._attn_implementation = "eager"
+    eager_logits = model(ids, attention_mask=mask).logits
+    assert (sdpa_logits[0] - eager_logits[0]).abs().max() <= 1e-5
+    assert (sdpa_logits[1, 5:] - eager_logits[1, 5:]).abs().max() <= 1e-5
+
+
+def test_output_attentions_and_hidden_states():
+    model = tiny_model()
+    ids = random_ids(2, 8)
+    out = model(ids, output_attentions=True, output_hidden_states=True)
+    assert len(out.attentions) == 2 and out.attentions[0].shape == (2, 4, 8, 8)
+    rows = out.attentions[0].sum(-1)
+    assert torch.allclose(rows, torch.ones_like(rows), atol=1e-5)
+    assert torch.all(out.attentions[0].triu(diagonal=1) == 0), "attention must be causal"
+    assert len(out.hidden_states) == 3
+    base = model.model(ids)
+    assert torch.allclose(out.hidden_states[-1], base.last_hidden_state, atol=1e-5)
+    assert torch.allclose(out.hidden_states[0], model.model.embed_tokens(ids))
+
+
+def test_return_dict_false_and_inputs_embeds():
+    model = tiny_model()
+    ids = random_ids(1, 6)
+    logits = model(ids).logits
+    as_tuple = model(ids, return_dict=False, use_cache=False)
+    assert isinstance(as_tuple, tuple) and torch.allclose(as_tuple[0], logits)
+    from_embeds = model(inputs_embeds=model.get_input_embeddings()(ids)).logits
+    assert torch.allclose(from_embeds, logits, atol=1e-6)
+    with pytest.raises(ValueError, match="exactly one of input_ids or inputs_embeds"):
+        model(ids, inputs_embeds=model.get_input_embeddings()(ids))
+
+
+def test_gradient_checkpointing_gives_the_same_gradients():
+    ids = random_ids(2, 12)
+    grads = []
+    for checkpointing in (False, True):
+        model = tiny_model().train()
+        if checkpointing:
+            model.activation_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model(ids, labels=ids).loss.backward()
+        grads.append({name: p.grad.clone() for name, p in model.named_parameters()})
+    assert grads[0].keys() == grads[1].keys()
+    for name in grads[0]:
+        assert torch.allclose(grads[0][name], grads[1][name], atol=1e-6), name
+
+
+def test_a_few_optimizer_steps_reduce_the_loss():
+    model = tiny_model().train()
+    ids = random_ids(4, 16)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(15):
+        loss = model(ids, labels=ids).loss
+        losses.append(loss.item())
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    assert losses[-1] < 0.7 * losses[0]
+
+
+def test_tied_embeddings_share_storage_and_survive_reload(tmp_path):
+    model = tiny_model()
+    assert model.lm_head.weight.data_ptr() == model.model.embed_tokens.weight.data_ptr()
+    model.save_pretrained(tmp_path)
+    reloaded = AutoModelForCausalLM.from_pretrained(tmp_path)
+    assert reloaded.lm_head.weight.data_ptr() == reloaded.model.embed_tokens.weight.data_ptr()
+    ids = random_ids(1, 9)
+    assert torch.allclose(model(ids).logits, reloaded(ids).logits, atol=1e-6)
+
+
+def test_untied_embeddings_round_trip(tmp_path):
+    model = tiny_model(tie_word_embeddings=False)
+    assert model.lm_head.weight.data_ptr() != model.model.embed_tokens.weight.data_ptr()
+    model.save_pretrained(tmp_path)
+    reloaded = WenLMForCausalLM.from_pretrained(tmp_path)
+    assert torch.equal(reloaded.lm_head.weight, model.lm_head.weight)
+
+
+def test_saved_folder_has_safetensors_auto_map_and_remote_code(tmp_path):
+    tiny_model().save_pretrained(tmp_path)
+    names = {p.name for p in tmp_path.iterdir()}
+    assert {"model.safetensors", "config.json", "modeling_wenlm.py", "configuration_wenlm.py"} <= names
+    assert not any(name.endswith(".bin") for name in names)
+    config = AutoConfig.from_pretrained(tmp_path)
+    assert set(config.auto_map) == {"AutoConfig", "AutoModel", "AutoModelForCausalLM",
+                                   "AutoModelForSequenceClassification"}
+    assert isinstance(AutoModel.from_pretrained(tmp_path), WenLMModel)
+
+
+def test_rotary_buffers_are_recomputed_after_loading(tmp_path):
+    model = tiny_model()
+    model.save_pretrained(tmp_path)
+    reloaded = WenLMForCausalLM.from_pretrained(tmp_path)
+    assert torch.equal(reloaded.model.rotary_emb.inv_freq, model.model.rotary_emb.inv_freq)
+
+
+def test_dtype_and_device_map_loading(tmp_path):
+    tiny_model().save_pretrained(tmp_path)
+    half = AutoModelForCausalLM.from_pretrained(tmp_path, dtype=torch.bfloat16)
+    assert half.model.embed_tokens.weight.dtype == torch.bfloat16
+    assert half(random_ids(1, 5)).logits.dtype == torch.bfloat16
+    mapped = AutoModelForCausalLM.from_pretrained(tmp_path, device_map="auto")
+    assert mapped.device.type == "cpu"
+
+
+def test_resize_token_embeddings_keeps_tying():
+    model = tiny_model()
+    model.resize_token_embeddings(VOCAB + 7)
+    assert model.config.vocab_size == VOCAB + 7
+    assert model.lm_head.weight.shape[0] == VOCAB + 7
+    assert model.lm_head.weight.data_ptr() == model.model.embed_tokens.weight.data_ptr()
+    assert model(torch.tensor([[VOCAB + 3]])).logits.shape[-1] == VOCAB + 7
+
+
+def test_input_longer_than_max_positions_fails_clearly():
+    model = tiny_model()
+    with pytest.raises(ValueError, match="max_position_embeddings=64"):
+        model(random_ids(1, 65))
+
+
+def test_sequence_classification_trains_pools_last_token_and_round_trips(tmp_path):
+    torch.manual_seed(0)
+    config = tiny_config(num_labels=3, id2label={0: "a", 1: "b", 2: "c"}, label2id={"a": 0, "b": 1, "c": 2})
+    model = WenLMForSequenceClassification(config).train()
+    ids = random_ids(6, 10)
+    labels = torch.tensor([0, 1, 2, 0, 1, 2])
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    first = None
+    for _ in range(30):
+        loss = model(ids, labels=labels).loss
+        first = first if first is not None else loss.item()
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    assert loss.item() < 0.5 * first
+    model.eval()
+    # Left padding must not change the prediction: the last real token is pooled.
+    padded = torch.cat([torch.zeros(6, 3, dtype=torch.long), ids], dim=1)
+    mask = torch.cat([torch.zeros(6, 3, dtype=torch.long), torch.ones_like(ids)], dim=1)
+    plain_logits = model(ids).logits
+    assert torch.allclose(model(padded, attention_mask=mask).logits, plain_logits, atol=1e-5)
+    model.save_pretrained(tmp_path)
+    reloaded = AutoModelForSequenceClassification.from_pretrained(tmp_path).eval()
+    assert reloaded.config.id2label == {0: "a", 1: "b", 2: "c"}
+    assert torch.allclose(reloaded(ids).logits, plain_logits, atol=1e-6)

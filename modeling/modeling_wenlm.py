@@ -6,6 +6,7 @@ and its sibling `configuration_wenlm` (relative import: transformers copies sibl
 
 import copy
 import math
+import warnings
 from collections.abc import Callable
 
 import torch
@@ -289,6 +290,9 @@ class WenLMModel(WenLMPreTrainedModel):
         self.norm = WenLMRMSNorm(config.hidden_size, eps=config.rms_norm_eps)
         self.rotary_emb = WenLMRotaryEmbedding(config)
         self.gradient_checkpointing = False
+        # torch.compile wrappers of the layers for training (opt-in, built on first use). A plain list keeps
+        # them out of state_dict and named_modules, so weight names and saving are unaffected.
+        self._compiled_training_layers: list[nn.Module] | None = None
         self.post_init()
 
     def get_input_embeddings(self) -> nn.Embedding:
@@ -321,6 +325,11 @@ class WenLMModel(WenLMPreTrainedModel):
         use_cache = use_cache if use_cache is not None else self.config.use_cache
         if self.gradient_checkpointing and self.training:
             use_cache = False  # caching activations defeats the memory saving of checkpointing
+        compiled_layers = None
+        if self._wants_compiled_layers(cache, output_attentions, output_hidden_states):
+            # A cache inside a compiled region would break the graph; training never reads one back.
+            use_cache = False
+            compiled_layers = self._get_compiled_training_layers()
 
         if inputs_embeds is None:
             inputs_embeds = self.embed_tokens(input_ids)
@@ -355,18 +364,34 @@ class WenLMModel(WenLMPreTrainedModel):
         position_embeddings = self.rotary_emb(hidden_states, position_ids)
         all_hidden_states = [] if output_hidden_states else None
         all_attentions = [] if output_attentions else None
-        for decoder_layer in self.layers[: self.config.num_hidden_layers]:
+        for layer_index, decoder_layer in enumerate(self.layers[: self.config.num_hidden_layers]):
             if output_hidden_states:
                 all_hidden_states.append(hidden_states)
-            hidden_states, attn_weights = decoder_layer(
-                hidden_states,
-                attention_mask=causal_mask,
-                position_embeddings=position_embeddings,
-                cache=cache,
-                output_attentions=output_attentions,
-                position_ids=position_ids,
-                **kwargs,
-            )
+            layer_call = decoder_layer if compiled_layers is None else compiled_layers[layer_index]
+            try:
+                hidden_states, attn_weights = layer_call(
+                    hidden_states,
+                    attention_mask=causal_mask,
+                    position_embeddings=position_embeddings,
+                    cache=cache,
+                    output_attentions=output_attentions,
+                    position_ids=position_ids,
+                    **kwargs,
+                )
+            except Exception as error:  # noqa: BLE001 - only compiler failures are retried, eagerly
+                if layer_call is decoder_layer or not _is_compiler_failure(error):
+                    raise
+                self._disable_compiled_layers(error)
+                compiled_layers = None
+                hidden_states, attn_weights = decoder_layer(
+                    hidden_states,
+                    attention_mask=causal_mask,
+                    position_embeddings=position_embeddings,
+                    cache=cache,
+                    output_attentions=output_attentions,
+                    position_ids=position_ids,
+                    **kwargs,
+                )
             if output_attentions:
                 all_attentions.append(attn_weights)
         hidden_states = self.norm(hidden_states)
@@ -380,6 +405,40 @@ class WenLMModel(WenLMPreTrainedModel):
             attentions=tuple(all_attentions) if output_attentions else None,
         )
         return output if return_dict else output.to_tuple()
+
+    def _wants_compiled_layers(self, cache, output_attentions: bool, output_hidden_states: bool) -> bool:
+        """Compiled layers serve plain training steps only: generation changes shapes every step (endless
+        recompiles) and the introspection outputs need the eager path."""
+        return (
+            bool(getattr(self.config, "compile_decoder_layers", False))
+            and self._compiled_training_layers != []
+            and self.training
+            and torch.is_grad_enabled()
+            and not self.gradient_checkpointing
+            and cache is None
+            and not output_attentions
+            and not output_hidden_states
+        )
+
+    def _get_compiled_training_layers(self) -> list[nn.Module]:
+        if self._compiled_training_layers is None:
+            self._compiled_training_layers = [torch.compile(layer) for layer in self.layers]
+        return self._compiled_training_layers
+
+    def _disable_compiled_layers(self, error: Exception) -> None:
+        warnings.warn(
+            f"WenLMModel: torch.compile of the decoder layers failed ({type(error).__name__}: {error}); "
+            "continuing without compilation. Install a C++ compiler (e.g. gcc) or set "
+            "config.compile_decoder_layers=False to silence this.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        self._compiled_training_layers = []
+
+
+def _is_compiler_failure(error: Exception) -> bool:
+    module = type(error).__module__ or ""
+    return module.startswith(("torch._dynamo", "torch._inductor")) or "InductorError" in type(error).__name__
 
 
 class WenLMForCausalLM(WenLMPreTrainedModel, GenerationMixin):
@@ -437,17 +496,25 @@ class WenLMForCausalLM(WenLMPreTrainedModel, GenerationMixin):
             **_model_kwargs(kwargs),
         )
         hidden_states = outputs.last_hidden_state
-        if isinstance(logits_to_keep, int):
-            kept = hidden_states[:, -logits_to_keep:, :] if logits_to_keep > 0 else hidden_states
-        else:
-            kept = hidden_states[:, logits_to_keep, :]
-        logits = self.lm_head(kept)
-
-        loss = None
-        if labels is not None:
-            loss = self.loss_function(
-                logits=logits, labels=labels, vocab_size=self.config.vocab_size, **_loss_kwargs(kwargs)
+        if self._uses_fused_loss(labels, logits_to_keep):
+            # Training-only fast path (opt-in): the loss and its gradients come chunk by chunk, and the
+            # full (batch, seq, vocab) logits are never built, so `logits` is None.
+            logits = None
+            loss = fused_linear_causal_lm_loss(
+                hidden_states, self.lm_head.weight, labels, self.config.loss_chunk_size, **_loss_kwargs(kwargs)
             )
+        else:
+            if isinstance(logits_to_keep, int):
+                kept = hidden_states[:, -logits_to_keep:, :] if logits_to_keep > 0 else hidden_states
+            else:
+                kept = hidden_states[:, logits_to_keep, :]
+            logits = self.lm_head(kept)
+
+            loss = None
+            if labels is not None:
+                loss = self.loss_function(
+                    logits=logits, labels=labels, vocab_size=self.config.vocab_size, **_loss_kwargs(kwargs)
+                )
         output = CausalLMOutputWithPast(
             loss=loss,
             logits=logits,
@@ -456,6 +523,93 @@ class WenLMForCausalLM(WenLMPreTrainedModel, GenerationMixin):
             attentions=outputs.attentions,
         )
         return output if return_dict else output.to_tuple()
+
+
+    def _uses_fused_loss(self, labels, logits_to_keep) -> bool:
+        """Only where nobody can need the logits: a gradient-enabled training forward with labels, a plain
+        Linear head (no adapters, hooks or bias) and no logits_to_keep selection. Evaluation (model.eval())
+        always returns logits, so the Trainer's prediction loop is unaffected."""
+        chunk_size = getattr(self.config, "loss_chunk_size", None)
+        if not chunk_size or labels is None or not self.training or not torch.is_grad_enabled():
+            return False
+        if not isinstance(logits_to_keep, int) or logits_to_keep != 0:
+            return False
+        head = self.lm_head
+        return (
+            type(head) is nn.Linear
+            and head.bias is None
+            and not head._forward_hooks
+            and not head._forward_pre_hooks
+        )
+
+
+class _ChunkedLinearCrossEntropy(torch.autograd.Function):
+    """sum over rows of cross_entropy(hidden @ weight.T, targets), with both gradients computed during the
+    forward pass, one block of rows at a time.
+
+    The loss is a scalar, so d(loss)/d(logits) = softmax - one_hot is known as soon as a block's logits are;
+    using it at once means a (rows, vocab) block is all that ever exists, instead of full logits plus their
+    log-softmax and gradient. Matmuls run in the input dtype and the softmax in float32, as in the stock loss.
+    """
+
+    @staticmethod
+    def forward(ctx, hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, chunk_size: int):
+        need_hidden_grad, need_weight_grad = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        loss_sum = torch.zeros((), dtype=torch.float32, device=hidden.device)
+        grad_hidden = torch.empty_like(hidden) if need_hidden_grad else None
+        grad_weight = torch.zeros(weight.shape, dtype=torch.float32, device=weight.device) if need_weight_grad else None
+        for start in range(0, hidden.shape[0], chunk_size):
+            block = hidden[start : start + chunk_size]
+            block_targets = targets[start : start + chunk_size]
+            logits = (block @ weight.t()).float()
+            log_norm = torch.logsumexp(logits, dim=-1)
+            target_logits = logits.gather(1, block_targets[:, None]).squeeze(1)
+            loss_sum += (log_norm - target_logits).sum()
+            if need_hidden_grad or need_weight_grad:
+                # softmax - one_hot, computed in place over the block's float32 logits.
+                grad_logits = logits.sub_(log_norm[:, None]).exp_()
+                grad_logits.scatter_add_(1, block_targets[:, None], torch.full_like(target_logits[:, None], -1.0))
+                if need_hidden_grad:
+                    grad_hidden[start : start + chunk_size] = grad_logits.to(hidden.dtype) @ weight
+                if need_weight_grad:
+                    grad_weight.addmm_(grad_logits.t(), block.float())
+        if grad_weight is not None:
+            grad_weight = grad_weight.to(weight.dtype)
+        ctx.save_for_backward(grad_hidden, grad_weight)
+        return loss_sum
+
+    @staticmethod
+    def backward(ctx, grad_output: torch.Tensor):
+        grad_hidden, grad_weight = ctx.saved_tensors
+        grad_hidden = grad_hidden * grad_output.to(grad_hidden.dtype) if grad_hidden is not None else None
+        grad_weight = grad_weight * grad_output.to(grad_weight.dtype) if grad_weight is not None else None
+        return grad_hidden, grad_weight, None, None
+
+
+def fused_linear_causal_lm_loss(
+    hidden_states: torch.Tensor,
+    weight: torch.Tensor,
+    labels: torch.Tensor,
+    chunk_size: int,
+    num_items_in_batch: torch.Tensor | int | None = None,
+    ignore_index: int = -100,
+) -> torch.Tensor:
+    """The causal-LM loss of transformers' ForCausalLMLoss (labels shifted inside, `ignore_index` skipped, mean
+    over kept tokens or sum / num_items_in_batch) for logits = hidden_states @ weight.T, without materialising
+    the logits. `chunk_size` is the number of token rows whose logits exist at once."""
+    if not isinstance(chunk_size, int) or isinstance(chunk_size, bool) or chunk_size <= 0:
+        raise ValueError(f"WenLMConfig: loss_chunk_size must be a positive integer (or 0/None to disable), "
+                         f"got {chunk_size!r}.")
+    targets = F.pad(labels, (0, 1), value=ignore_index)[..., 1:].reshape(-1).to(hidden_states.device)
+    kept = (targets != ignore_index).nonzero().squeeze(1)
+    # Rows without a target (padding, the last position) cost nothing: they are dropped before the matmuls.
+    rows = hidden_states.reshape(-1, hidden_states.shape[-1]).index_select(0, kept)
+    loss_sum = _ChunkedLinearCrossEntropy.apply(rows, weight, targets.index_select(0, kept), chunk_size)
+    if num_items_in_batch is None:
+        return loss_sum / kept.numel()  # nan for zero kept tokens, as cross_entropy's mean gives
+    if torch.is_tensor(num_items_in_batch):
+        num_items_in_batch = num_items_in_batch.to(loss_sum.device)
+    return loss_sum / num_items_in_batch
 
 
 class WenLMForSequenceClassification(WenLMPreTrainedModel):

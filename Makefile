@@ -1,0 +1,27 @@
+# Set-up helpers. README's two commands: `make quickstart` (the main job) and `make test` (the tests).
+# Both create .venv on first use with a CPU build of torch (a bare `torch` requirement can pull a CUDA build).
+VENV ?= .venv
+PYTHON ?= python3
+TORCH_SPEC ?= torch==2.13.0
+BIN := $(VENV)/bin
+
+.PHONY: install quickstart test lint
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet "$(TORCH_SPEC)"
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $@
+
+install: $(VENV)/.installed
+
+quickstart: $(VENV)/.installed
+	$(BIN)/wenlm quickstart --output_dir wenlm-quickstart
+
+# Offline like a user without internet; pytest's exit code 5 (no tests collected) fails the target.
+test: $(VENV)/.installed
+	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(BIN)/python -m pytest -q -p no:cacheprovider tests
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check .

@@ -1,0 +1,148 @@
+"""Training-step throughput of wenlm vs transformers' Llama with identical shapes, weights and dtype.
+
+One timed step = forward with labels, backward, AdamW step, zero_grad. Variants run interleaved (A, B, C, A, B,
+C, ...) in one process so load changes on the shared machine hit all of them alike; each variant's figure is the
+median over repeats after warm-up.
+
+    python benchmarks/bench_train.py                      # full run, writes results/train_throughput.json
+    python benchmarks/bench_train.py --quick              # nano only, seq 256, few repeats
+    python benchmarks/bench_train.py --presets small --seq-lens 1024 --repeats 7
+"""
+
+import argparse
+import time
+
+import torch
+from common import (
+    BENCH_VOCAB,
+    build_pair,
+    flops_per_token,
+    machine_info,
+    matmul_peak_gflops,
+    median,
+    wenlm_config,
+    write_json,
+)
+
+# Batch sizes that make one float32 step take roughly 0.1-1 s on a 2-core CPU.
+BATCH = {
+    ("nano", 256): 8, ("nano", 1024): 2,
+    ("micro", 256): 8, ("micro", 1024): 2,
+    ("small", 256): 2, ("small", 1024): 1,
+    ("base", 256): 2, ("base", 1024): 1,
+}
+
+# Opt-in speed features of wenlm (see BENCHMARKS.md); plain "wenlm" is the default configuration.
+VARIANTS = {
+    "llama": None,
+    "wenlm": {},
+    "wenlm-fused-loss": {"loss_chunk_size": 1024},
+    "wenlm-fast": {"loss_chunk_size": 1024, "compile_decoder_layers": True},
+}
+
+
+def make_step(model, batch: torch.Tensor):
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    model.train()
+
+    def step() -> float:
+        loss = model(input_ids=batch, labels=batch).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        return loss.item()
+
+    return step
+
+
+def bench_case(preset: str, seq_len: int, variants: list[str], repeats: int, warmup: int,
+               steps_per_repeat: int) -> dict:
+    batch_size = BATCH.get((preset, seq_len), 1)
+    base_config = wenlm_config(preset, seq_len)
+    generator = torch.Generator().manual_seed(0)
+    batch = torch.randint(3, BENCH_VOCAB, (batch_size, seq_len), generator=generator)
+    steps = {}
+    compile_seconds = {}
+    for name in variants:
+        overrides = VARIANTS[name]
+        config = wenlm_config(preset, seq_len, **(overrides or {}))
+        wenlm, llama = build_pair(config)
+        model = llama if overrides is None else wenlm
+        steps[name] = make_step(model, batch)
+        start = time.perf_counter()
+        for _ in range(warmup):
+            steps[name]()
+        compile_seconds[name] = time.perf_counter() - start
+    times = {name: [] for name in variants}
+    for _ in range(repeats):
+        for name in variants:
+            start = time.perf_counter()
+            for _ in range(steps_per_repeat):
+                steps[name]()
+            times[name].append((time.perf_counter() - start) / steps_per_repeat)
+    flops, formula = flops_per_token(base_config, seq_len)
+    tokens = batch_size * seq_len
+    result = {
+        "preset": preset, "seq_len": seq_len, "batch_size": batch_size, "tokens_per_step": tokens,
+        "non_embedding_params": base_config.num_parameters(exclude_embeddings=True),
+        "flops_per_token": flops, "flops_formula": formula, "variants": {},
+    }
+    for name in variants:
+        step_time = median(times[name])
+        result["variants"][name] = {
+            "median_step_s": step_time,
+            "step_times_s": times[name],
+            "tokens_per_s": tokens / step_time,
+            "achieved_gflops": flops * tokens / step_time / 1e9,
+            "warmup_s": compile_seconds[name],
+        }
+    if "llama" in variants:
+        llama_time = result["variants"]["llama"]["median_step_s"]
+        for name in variants:
+            result["variants"][name]["speedup_vs_llama"] = llama_time / result["variants"][name]["median_step_s"]
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--presets", nargs="+", default=["nano", "micro", "small"])
+    parser.add_argument("--seq-lens", nargs="+", type=int, default=[256, 1024])
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--warmup", type=int, default=3, help="untimed steps per variant (includes compilation)")
+    parser.add_argument("--steps-per-repeat", type=int, default=2)
+    parser.add_argument("--quick", action="store_true", help="nano, seq 256, 3 repeats: a smoke run")
+    parser.add_argument("--output", default="train_throughput.json")
+    args = parser.parse_args()
+    if args.quick:
+        args.presets, args.seq_lens, args.repeats, args.warmup = ["nano"], [256], 3, 2
+
+    info = machine_info()
+    peak = matmul_peak_gflops()
+    print(f"{info['cpu']}, {info['torch_threads']} threads, torch {info['torch']}, load {info['load_average_at_start']}")
+    print(f"float32 matmul peak (2048^3 torch.mm, best of 5): {peak:.1f} GFLOP/s; vocab {BENCH_VOCAB}")
+    cases = []
+    for preset in args.presets:
+        for seq_len in args.seq_lens:
+            case = bench_case(preset, seq_len, args.variants, args.repeats, args.warmup, args.steps_per_repeat)
+            for variant in case["variants"].values():
+                variant["mfu"] = variant["achieved_gflops"] / peak
+            cases.append(case)
+            print(f"\n{preset} seq {seq_len} batch {case['batch_size']} "
+                  f"({case['flops_per_token'] / 1e6:.1f} MFLOP/token)")
+            print(f"  {'variant':18} {'step s':>8} {'tok/s':>9} {'MFU':>6} {'vs llama':>8} {'warm-up s':>9}")
+            for name, v in case["variants"].items():
+                speedup = v.get("speedup_vs_llama", float("nan"))
+                print(f"  {name:18} {v['median_step_s']:8.3f} {v['tokens_per_s']:9.0f} {v['mfu']:6.1%} "
+                      f"{speedup:8.2f} {v['warmup_s']:9.1f}")
+    path = write_json(args.output, {
+        "benchmark": "training step (forward+backward+AdamW step+zero_grad), float32",
+        "vocab_size": BENCH_VOCAB, "matmul_peak_gflops": peak, "machine": info,
+        "repeats": args.repeats, "warmup_steps": args.warmup, "steps_per_repeat": args.steps_per_repeat,
+        "variants": {name: VARIANTS[name] for name in args.variants}, "cases": cases,
+    })
+    print(f"\nwrote {path}")
+
+
+if __name__ == "__main__":
+    main()

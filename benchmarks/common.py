@@ -1,0 +1,102 @@
+"""Shared helpers for the wenlm benchmarks: paired wenlm/Llama models with identical shapes and weights,
+machine description, matmul peak and robust timing."""
+
+import json
+import os
+import platform
+import statistics
+import subprocess
+import time
+from pathlib import Path
+
+import torch
+from transformers import LlamaConfig, LlamaForCausalLM
+
+from wenlm.modeling import PRESETS, WenLMConfig, WenLMForCausalLM
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+BENCH_VOCAB = 8192
+
+
+def wenlm_config(preset: str, max_positions: int, vocab_size: int = BENCH_VOCAB, **overrides) -> WenLMConfig:
+    fields = {**PRESETS[preset], "max_position_embeddings": max(max_positions, PRESETS[preset]["max_position_embeddings"])}
+    return WenLMConfig(vocab_size=vocab_size, **{**fields, **overrides})
+
+
+def llama_like(config: WenLMConfig) -> LlamaConfig:
+    """A LlamaConfig with wenlm's shapes: same widths, GQA, rope theta, RMSNorm eps, SwiGLU, tied embeddings."""
+    return LlamaConfig(
+        vocab_size=config.vocab_size, hidden_size=config.hidden_size,
+        intermediate_size=config.intermediate_size, num_hidden_layers=config.num_hidden_layers,
+        num_attention_heads=config.num_attention_heads, num_key_value_heads=config.num_key_value_heads,
+        head_dim=config.head_dim, max_position_embeddings=config.max_position_embeddings,
+        rope_theta=config.rope_parameters["rope_theta"], rms_norm_eps=config.rms_norm_eps,
+        hidden_act=config.hidden_act, tie_word_embeddings=config.tie_word_embeddings,
+        attention_bias=False, mlp_bias=False, pad_token_id=config.pad_token_id,
+        bos_token_id=config.bos_token_id, eos_token_id=config.eos_token_id,
+    )
+
+
+def build_pair(config: WenLMConfig, seed: int = 0) -> tuple[WenLMForCausalLM, LlamaForCausalLM]:
+    """wenlm and Llama models holding the same weights (the state-dict names are identical)."""
+    torch.manual_seed(seed)
+    wenlm = WenLMForCausalLM(config)
+    llama = LlamaForCausalLM(llama_like(config))
+    llama.load_state_dict(wenlm.state_dict(), strict=True)
+    return wenlm, llama
+
+
+def flops_per_token(config: WenLMConfig, seq_len: int) -> tuple[int, str]:
+    """Training FLOPs per token, PaLM-style: 6*N + 12*L*d*T, with N = non-embedding parameters + the vocabulary
+    projection counted once (tied or not, the lm_head matmul runs once per token)."""
+    n = config.num_parameters(exclude_embeddings=True) + config.vocab_size * config.hidden_size
+    attention = 12 * config.num_hidden_layers * config.num_attention_heads * config.head_dim * seq_len
+    return 6 * n + attention, "6*(N_non_embedding + d*V) + 12*L*(heads*head_dim)*T"
+
+
+def matmul_peak_gflops(size: int = 2048, repeats: int = 5) -> float:
+    """Best float32 GFLOP/s of a square torch.mm at the current thread count: the MFU denominator."""
+    a = torch.randn(size, size)
+    b = torch.randn(size, size)
+    torch.mm(a, b)
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        torch.mm(a, b)
+        best = min(best, time.perf_counter() - start)
+    return 2 * size**3 / best / 1e9
+
+
+def machine_info() -> dict:
+    model_name = platform.processor()
+    try:
+        lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
+        for line in lscpu.splitlines():
+            if line.startswith("Model name:"):
+                model_name = line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    try:
+        load = os.getloadavg()
+    except OSError:
+        load = None
+    return {
+        "cpu": model_name,
+        "logical_cpus": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "load_average_at_start": load,
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+    }
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def write_json(name: str, payload: dict) -> Path:
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    path = RESULTS_DIR / name
+    path.write_text(json.dumps(payload, indent=2) + "\n")
+    return path

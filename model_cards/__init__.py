@@ -1,0 +1,1 @@
+"""Jinja templates of wenlm model cards (rendered by `wenlm.training.model_card`)."""

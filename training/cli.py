@@ -1,0 +1,49 @@
+"""The `wenlm` command: one sub-command per job, each with its own --help."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+
+# command -> (module, one-line description); modules are imported only when their command runs, so
+# `wenlm --help` stays fast.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "quickstart": ("wenlm.training.quickstart", "the main job: tokenizer + model on the built-in corpus, then generate"),
+    "pretrain": ("wenlm.training.pretrain", "train a tokenizer and a model on a corpus with the stock Trainer"),
+    "corpus": ("wenlm.training.corpus_cli", "write the built-in corpus or a built-in task set to a JSONL file"),
+}
+
+# Errors a user can fix from the message alone: shown without a traceback (WENLM_DEBUG=1 shows it).
+USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError, ImportError, KeyError)
+
+
+def usage() -> str:
+    width = max(map(len, COMMANDS))
+    lines = ["usage: wenlm COMMAND [options]   (wenlm COMMAND --help for a command's options)", "", "commands:"]
+    lines += [f"  {name.ljust(width)}  {description}" for name, (_, description) in COMMANDS.items()]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(usage())
+        return 0
+    command, rest = argv[0], argv[1:]
+    if command not in COMMANDS:
+        print(f"wenlm: unknown command {command!r}.\n\n{usage()}", file=sys.stderr)
+        return 2
+    module = importlib.import_module(COMMANDS[command][0])
+    try:
+        module.main(rest)
+    except USER_ERRORS as error:
+        if os.environ.get("WENLM_DEBUG"):
+            raise
+        print(f"wenlm {command}: error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

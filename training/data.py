@@ -1,0 +1,1129 @@
+"""Pretraining data pipeline: load text sources, clean them, hold out validation documents, train or take a
+tokenizer, and tokenize + pack the documents into fixed-length blocks for causal LM training.
+
+Pipeline (``prepare_datasets``)::
+
+    sources -> UTF-8 check -> normalise line endings + strip -> drop short docs -> exact de-dup
+            -> optional PII scrubbing -> split by document -> [train tokenizer] -> tokenize + EOS -> pack
+
+Decisions worth knowing:
+
+* Every step is counted in ``PreparedData.report`` (documents and characters in/out per cleaning step,
+  invalid UTF-8 bytes per file, PII replacements per kind, documents/tokens/blocks/bytes per split, tokens
+  dropped as the packing remainder).
+* ``.txt`` files are read by this module (not by the ``datasets`` "text" builder): its
+  ``sample_by="paragraph"`` only splits on an exact ``"\\n\\n"``, so whitespace-only lines or ``"\\r\\n"``
+  pairs between paragraphs would not separate documents, and it cannot count replaced bytes.  Lines are
+  split on ``\\n``, ``\\r\\n`` and ``\\r``; a block document is its lines joined by ``\\n``.
+  ``txt_document_separator`` additionally treats a line equal to a marker (``<|endoftext|>`` in the
+  TinyStories releases) as a document boundary.
+* Validation is held out by document, never sliced off a packed stream.  Non-streaming: a seeded random
+  choice of exactly round(fraction * N) (or the given count of) documents.  Streaming: the total is unknown,
+  so a fraction selects each document by a seeded hash of its content and an integer count takes the first
+  documents of the stream.  Both splits keep the corpus order inside each part.
+* Packing concatenates all documents of a split (EOS after each) and cuts the stream into blocks; only the
+  final remainder (< block_size tokens) is dropped, not one remainder per ``map`` batch.  Streaming mode
+  packs the same way, lazily, so on the same documents it yields exactly the same blocks.
+* Streaming mode reads nothing up front except a peek at the first documents and blocks (to fail early on an
+  empty corpus).  Its report therefore holds live cleaning/PII counters of the latest pass over the stream
+  (filled in the process that iterates) and ``None`` for per-split documents/tokens/bytes.  Streaming and
+  non-streaming runs keep the same cleaned documents; only the validation choice differs (see above).
+* Streaming de-dup keeps a set of content hashes, so memory grows as O(unique documents) (16 bytes each plus
+  set overhead).  Each pass over a streaming dataset starts a fresh set and fresh counters.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import itertools
+import json
+import logging
+import math
+import os
+import re
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+logger = logging.getLogger(__name__)
+
+SUPPORTED_EXTENSIONS = {
+    ".txt": "text",
+    ".jsonl": "json",
+    ".json": "json",
+    ".parquet": "parquet",
+    ".csv": "csv",
+}
+DEFAULT_BUILTIN_DOCS = 20000
+CLEANING_STEPS = ("normalize", "min_doc_chars", "dedup", "pii")
+
+# Bump when a reader, a cleaning rule or the packing layout changes, so old cache entries are not reused.
+_PIPELINE_VERSION = "wenlm-data-1"
+_READ_CHUNK_BYTES = 8 << 20
+_ESCAPED_BYTE = re.compile("[\udc80-\udcff]")
+
+
+@dataclass
+class DataArguments:
+    train_files: list[str] = field(
+        default_factory=lambda: ["builtin"],
+        metadata={
+            "help": "Text sources: .txt/.jsonl/.json/.parquet/.csv paths, globs, directories, 'hub:NAME' or "
+            "'hub:NAME:CONFIG' (Hugging Face Hub), 'builtin' or 'builtin:N' (synthetic corpus). Several "
+            "sources are concatenated in the given order."
+        },
+    )
+    text_column: str = field(
+        default="text", metadata={"help": "Column holding the text in jsonl/json/csv/parquet/hub."}
+    )
+    txt_document_mode: str = field(
+        default="block",
+        metadata={"help": "How .txt files split into documents: 'block' (blank-line separated) or 'line'."},
+    )
+    txt_document_separator: str | None = field(
+        default=None,
+        metadata={"help": "Extra .txt document boundary: a line equal to this marker, e.g. '<|endoftext|>'."},
+    )
+    min_doc_chars: int = field(
+        default=1, metadata={"help": "Drop documents shorter than this after stripping."}
+    )
+    dedup: bool = field(default=True, metadata={"help": "Drop exact duplicate documents (keep the first)."})
+    scrub_pii: bool = field(
+        default=False,
+        metadata={"help": "Replace e-mails, phones, ID/card numbers and IPs with placeholder tokens."},
+    )
+    validation_split: float = field(
+        default=0.05,
+        metadata={"help": "Held-out documents: a fraction (< 1) or an integer count (>= 1) of documents."},
+    )
+    max_validation_docs: int | None = field(
+        default=None, metadata={"help": "Upper bound on the number of validation documents."}
+    )
+    streaming: bool = field(
+        default=False,
+        metadata={"help": "Read sources lazily as IterableDatasets instead of materialising them."},
+    )
+    tokenizer_sample_docs: int = field(
+        default=100000,
+        metadata={"help": "In streaming mode, train the tokenizer on at most this many training documents."},
+    )
+    num_proc: int = field(default=1, metadata={"help": "Processes for loading, cleaning and tokenization."})
+    strict_utf8: bool = field(
+        default=False,
+        metadata={"help": "Fail on invalid UTF-8 instead of replacing the bytes with U+FFFD."},
+    )
+    block_size: int = field(default=256, metadata={"help": "Tokens per packed training block."})
+    corpus_seed: int = field(
+        default=0, metadata={"help": "Seed for the validation split and the builtin corpus."}
+    )
+    cache_dir: str | None = field(
+        default=None,
+        metadata={
+            "help": "Cache folder for loaded, cleaned and packed data (default: <HF datasets cache>/wenlm)."
+        },
+    )
+    hub_split: str = field(default="train", metadata={"help": "Split to load from 'hub:' sources."})
+
+    def __post_init__(self):
+        if isinstance(self.train_files, str):
+            self.train_files = [self.train_files]
+        if self.txt_document_mode not in ("block", "line"):
+            raise ValueError(f"txt_document_mode must be 'block' or 'line', got {self.txt_document_mode!r}")
+        if self.block_size < 2:
+            raise ValueError(
+                f"block_size must be at least 2 (a causal LM predicts tokens 1..n-1), got {self.block_size}"
+            )
+        if self.num_proc < 1:
+            raise ValueError(f"num_proc must be >= 1, got {self.num_proc}")
+        _validation_spec(self.validation_split)
+
+
+@dataclass
+class PreparedData:
+    train_text: Any
+    validation_text: Any
+    train: Any
+    validation: Any
+    report: dict
+    tokenizer: Any = None
+
+
+# --------------------------------------------------------------------------------------------- helpers
+
+
+def _digest(*parts: Any) -> str:
+    hasher = hashlib.blake2b(digest_size=16)
+    for part in parts:
+        hasher.update(repr(part).encode("utf-8"))
+        hasher.update(b"\x00")
+    return hasher.hexdigest()
+
+
+def content_hash(text: str) -> str:
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+
+
+def normalize_text(text: str | None) -> str:
+    if not text:
+        return ""
+    return text.replace("\r\n", "\n").replace("\r", "\n").strip()
+
+
+def default_cache_dir() -> Path:
+    try:
+        import datasets.config
+
+        return Path(datasets.config.HF_DATASETS_CACHE) / "wenlm"
+    except Exception:  # pragma: no cover - datasets is a hard dependency; this only guards odd configs
+        return Path.home() / ".cache" / "wenlm"
+
+
+def _resolve_cache_dir(cache_dir: str | os.PathLike | None) -> Path:
+    path = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _file_signature(path: str) -> tuple:
+    stat = os.stat(path)
+    return (os.path.abspath(path), stat.st_size, stat.st_mtime_ns)
+
+
+def _validation_spec(validation_split: float) -> tuple[str, float]:
+    """Return ('fraction', f) or ('count', n) for a validation_split value, or raise."""
+    if validation_split is None or validation_split <= 0 or math.isnan(validation_split):
+        raise ValueError(
+            f"validation_split must be a fraction in (0, 1) or a document count >= 1, got {validation_split!r}; "
+            "bits-per-byte evaluation needs held-out documents"
+        )
+    if validation_split < 1:
+        return "fraction", float(validation_split)
+    if float(validation_split) != int(validation_split):
+        raise ValueError(
+            f"validation_split={validation_split} is >= 1, so it must be a whole number of documents "
+            "(use a value below 1 for a fraction)"
+        )
+    return "count", int(validation_split)
+
+
+# ------------------------------------------------------------------------------------- UTF-8 handling
+
+
+def _iter_byte_chunks(path: str) -> Iterator[tuple[int, bytes]]:
+    """Yield (file_offset, chunk) with every chunk ending after a newline byte (or at EOF).
+
+    0x0A never occurs inside a multi-byte UTF-8 sequence, so each chunk decodes on its own and error
+    offsets inside a chunk map directly to file offsets.
+    """
+    offset = 0
+    with open(path, "rb") as handle:
+        while True:
+            chunk = handle.read(_READ_CHUNK_BYTES)
+            if not chunk:
+                return
+            if not chunk.endswith(b"\n"):
+                chunk += handle.readline()
+            yield offset, chunk
+            offset += len(chunk)
+
+
+def decode_utf8_lenient(raw: bytes) -> tuple[str, int]:
+    """Decode UTF-8, replacing every invalid byte by U+FFFD; return (text, invalid_byte_count)."""
+    try:
+        return raw.decode("utf-8"), 0
+    except UnicodeDecodeError:
+        pass
+    # surrogateescape maps each invalid byte to exactly one lone surrogate, which makes them countable.
+    escaped = raw.decode("utf-8", "surrogateescape")
+    text, count = _ESCAPED_BYTE.subn("\ufffd", escaped)
+    return text, count
+
+
+def scan_utf8(path: str, strict: bool = False) -> int:
+    """Count invalid UTF-8 bytes in a file; with ``strict`` raise at the first one (naming the offset)."""
+    invalid = 0
+    for offset, chunk in _iter_byte_chunks(path):
+        try:
+            chunk.decode("utf-8")
+            continue
+        except UnicodeDecodeError as error:
+            if strict:
+                raise ValueError(
+                    f"{path}: invalid UTF-8 at byte offset {offset + error.start} ({error.reason}); fix the file "
+                    "or run without --strict_utf8 to replace invalid bytes with U+FFFD"
+                ) from None
+        invalid += decode_utf8_lenient(chunk)[1]
+    return invalid
+
+
+def _repaired_copy(path: str, cache_dir: Path) -> str:
+    """Write a UTF-8-clean copy of a structured text file (the json/csv readers reject invalid bytes)."""
+    target = cache_dir / "repaired_utf8" / f"{_digest(_file_signature(path))}{Path(path).suffix}"
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_suffix(f"{target.suffix}.{os.getpid()}.partial")
+        with open(partial, "w", encoding="utf-8", newline="") as out:
+            for _, chunk in _iter_byte_chunks(path):
+                out.write(decode_utf8_lenient(chunk)[0])
+        os.replace(partial, target)
+    return str(target)
+
+
+# --------------------------------------------------------------------------------------------- sources
+
+
+@dataclass
+class ResolvedSource:
+    spec: str
+    kind: str  # "files", "hub" or "builtin"
+    files: list[str] = field(default_factory=list)
+    hub_name: str | None = None
+    hub_config: str | None = None
+    builtin_docs: int = 0
+
+
+def _supported_list() -> str:
+    return ", ".join(sorted(SUPPORTED_EXTENSIONS))
+
+
+def _check_extension(path: str, spec: str) -> None:
+    if Path(path).suffix.lower() not in SUPPORTED_EXTENSIONS:
+        raise ValueError(
+            f"unsupported file type {Path(path).suffix or '(none)'!r} for {path} (from train_files entry "
+            f"{spec!r}); supported extensions: {_supported_list()}"
+        )
+
+
+def resolve_sources(train_files: Iterable[str]) -> list[ResolvedSource]:
+    sources = []
+    entries = [train_files] if isinstance(train_files, str) else list(train_files)
+    if not entries:
+        raise ValueError(
+            "train_files is empty; give at least one file, glob, directory, 'hub:NAME' or 'builtin'"
+        )
+    for spec in entries:
+        if spec == "builtin" or spec.startswith("builtin:"):
+            count_text = spec.partition(":")[2] or str(DEFAULT_BUILTIN_DOCS)
+            if not count_text.isdigit() or int(count_text) < 1:
+                raise ValueError(f"train_files entry {spec!r}: expected 'builtin' or 'builtin:N' with N >= 1")
+            sources.append(ResolvedSource(spec, "builtin", builtin_docs=int(count_text)))
+        elif spec.startswith("hub:"):
+            name, _, config = spec[len("hub:") :].partition(":")
+            if not name:
+                raise ValueError(f"train_files entry {spec!r}: expected 'hub:NAME' or 'hub:NAME:CONFIG'")
+            sources.append(ResolvedSource(spec, "hub", hub_name=name, hub_config=config or None))
+        elif os.path.isdir(spec):
+            files = sorted(
+                str(path)
+                for path in Path(spec).rglob("*")
+                if path.is_file()
+                and path.suffix.lower() in SUPPORTED_EXTENSIONS
+                and not any(part.startswith(".") for part in path.relative_to(spec).parts)
+            )
+            if not files:
+                raise FileNotFoundError(f"directory {spec} holds no supported files ({_supported_list()})")
+            sources.append(ResolvedSource(spec, "files", files=files))
+        elif glob.has_magic(spec):
+            files = sorted(path for path in glob.glob(spec, recursive=True) if os.path.isfile(path))
+            if not files:
+                raise FileNotFoundError(f"glob {spec!r} in train_files matches no files")
+            for path in files:
+                _check_extension(path, spec)
+            sources.append(ResolvedSource(spec, "files", files=files))
+        else:
+            if not os.path.exists(spec):
+                raise FileNotFoundError(
+                    f"train_files entry {spec!r} does not exist (not a file, directory or glob)"
+                )
+            _check_extension(spec, spec)
+            sources.append(ResolvedSource(spec, "files", files=[spec]))
+    return sources
+
+
+def _iter_txt_documents(paths: list[str], mode: str, separator: str | None, signature: str) -> Iterator[dict]:
+    # `signature` is unused here; it is part of gen_kwargs so the datasets cache key changes with the files.
+    del signature
+    for path in paths:
+        for text in read_txt_documents(path, mode, separator):
+            yield {"text": text}
+
+
+def read_txt_documents(path: str, mode: str = "block", separator: str | None = None) -> Iterator[str]:
+    """Documents of a .txt file (invalid bytes -> U+FFFD).
+
+    ``block``: documents are separated by blank lines, or only by ``separator`` lines when one is given.
+    ``line``: every non-blank line is a document.  Separator lines never appear in a document.
+    """
+    pending: list[str] = []
+    for _, chunk in _iter_byte_chunks(path):
+        text = decode_utf8_lenient(chunk)[0].replace("\r\n", "\n").replace("\r", "\n")
+        lines = text.split("\n")
+        if text.endswith("\n"):
+            lines.pop()
+        for line in lines:
+            stripped = line.strip()
+            is_separator = separator is not None and stripped == separator
+            if mode == "line":
+                if stripped and not is_separator:
+                    yield line
+            # With an explicit separator, blank lines are paragraph breaks inside a document.
+            elif is_separator or (separator is None and not stripped):
+                if any(part.strip() for part in pending):
+                    yield "\n".join(pending)
+                pending = []
+            else:
+                pending.append(line)
+    if any(part.strip() for part in pending):
+        yield "\n".join(pending)
+
+
+def _iter_builtin_documents(num_docs: int, seed: int, signature: str) -> Iterator[dict]:
+    del signature
+    from wenlm.training.corpus import generate_documents
+
+    for document in generate_documents(num_docs, seed=seed):
+        yield {"text": document["text"]}
+
+
+def _builtin_signature() -> str:
+    try:
+        import wenlm.training.corpus as corpus_module
+    except ImportError as error:
+        raise ImportError(
+            "train_files uses 'builtin' but wenlm.training.corpus is not available; give real files instead"
+        ) from error
+    return _digest(Path(corpus_module.__file__).read_bytes())
+
+
+def _text_features():
+    from datasets import Features, Value
+
+    return Features({"text": Value("string")})
+
+
+def _select_text_column(dataset, text_column: str, origin: str):
+    columns = dataset.column_names
+    if columns is not None and text_column not in columns:
+        raise ValueError(
+            f"{origin} has no column {text_column!r} (columns: {', '.join(columns)}); choose one with --text_column"
+        )
+    if columns is not None:
+        dataset = dataset.select_columns([text_column])
+    if text_column != "text":
+        dataset = dataset.rename_column(text_column, "text")
+    features = getattr(dataset, "features", None)
+    if features is not None and "text" in features and features["text"] != _text_features()["text"]:
+        # Text read from CSV can be typed as numbers; cast so the cleaning step always sees strings.
+        dataset = dataset.cast(_text_features())
+    return dataset
+
+
+def _load_source(source: ResolvedSource, args: DataArguments, cache_dir: Path, utf8_report: dict):
+    """Return a list of datasets (one per file group) holding a single 'text' column."""
+    import datasets
+
+    streaming = args.streaming
+    if source.kind == "builtin":
+        gen_kwargs = {
+            "num_docs": source.builtin_docs,
+            "seed": args.corpus_seed,
+            "signature": _builtin_signature(),
+        }
+        if streaming:
+            return [
+                datasets.IterableDataset.from_generator(
+                    _iter_builtin_documents, features=_text_features(), gen_kwargs=gen_kwargs
+                )
+            ]
+        fingerprint = _digest(_PIPELINE_VERSION, "builtin", gen_kwargs)
+        return [
+            datasets.Dataset.from_generator(
+                _iter_builtin_documents,
+                features=_text_features(),
+                gen_kwargs=gen_kwargs,
+                cache_dir=str(cache_dir / "sources"),
+                fingerprint=fingerprint,
+            )
+        ]
+    if source.kind == "hub":
+        logger.info(
+            "loading hub dataset %s (config %s, split %s)", source.hub_name, source.hub_config, args.hub_split
+        )
+        loaded = datasets.load_dataset(
+            source.hub_name,
+            source.hub_config,
+            split=args.hub_split,
+            streaming=streaming,
+            cache_dir=args.cache_dir,
+        )
+        return [_select_text_column(loaded, args.text_column, f"hub dataset {source.hub_name}")]
+
+    loaded_parts = []
+    txt_files = [path for path in source.files if Path(path).suffix.lower() == ".txt"]
+    for path in source.files:
+        if Path(path).suffix.lower() in (".txt", ".jsonl", ".json", ".csv"):
+            invalid = scan_utf8(path, strict=args.strict_utf8)
+            utf8_report[path] = invalid
+            if invalid:
+                logger.warning("%s: replaced %d invalid UTF-8 bytes with U+FFFD", path, invalid)
+    if txt_files:
+        gen_kwargs = {
+            "paths": [os.path.abspath(path) for path in txt_files],
+            "mode": args.txt_document_mode,
+            "separator": args.txt_document_separator,
+            "signature": _digest(_PIPELINE_VERSION, [_file_signature(path) for path in txt_files]),
+        }
+        if streaming:
+            loaded_parts.append(
+                datasets.IterableDataset.from_generator(
+                    _iter_txt_documents, features=_text_features(), gen_kwargs=gen_kwargs
+                )
+            )
+        else:
+            loaded_parts.append(
+                datasets.Dataset.from_generator(
+                    _iter_txt_documents,
+                    features=_text_features(),
+                    gen_kwargs=gen_kwargs,
+                    cache_dir=str(cache_dir / "sources"),
+                    fingerprint=_digest("txt", gen_kwargs),
+                )
+            )
+    for path in source.files:
+        suffix = Path(path).suffix.lower()
+        if suffix == ".txt":
+            continue
+        builder = SUPPORTED_EXTENSIONS[suffix]
+        data_file = _repaired_copy(path, cache_dir) if utf8_report.get(path) else path
+        try:
+            loaded = datasets.load_dataset(
+                builder,
+                data_files=[os.path.abspath(data_file)],
+                split="train",
+                streaming=streaming,
+                cache_dir=args.cache_dir,
+            )
+        except Exception as error:
+            raise ValueError(
+                f"could not read {path} as {suffix} ({type(error).__name__}: {error})"
+            ) from error
+        loaded_parts.append(_select_text_column(loaded, args.text_column, f"{path}"))
+    return loaded_parts
+
+
+# -------------------------------------------------------------------------------------------- cleaning
+
+
+def _empty_step() -> dict:
+    return {"documents_in": 0, "documents_out": 0, "chars_in": 0, "chars_out": 0}
+
+
+def _normalize_batch(batch: dict) -> dict:
+    texts = [normalize_text(text) for text in batch["text"]]
+    return {
+        "text": texts,
+        "raw_chars": [len(text) if text else 0 for text in batch["text"]],
+        "chars": [len(text) for text in texts],
+        "content_hash": [content_hash(text) for text in texts],
+    }
+
+
+def _scrub_batch(batch: dict) -> dict:
+    from wenlm.training.pii import PII_KINDS, scrub_pii
+
+    output: dict[str, list] = {"text": [], **{f"pii_{kind}": [] for kind in PII_KINDS}}
+    for text in batch["text"]:
+        scrubbed, counts = scrub_pii(text)
+        output["text"].append(scrubbed)
+        for kind in PII_KINDS:
+            output[f"pii_{kind}"].append(counts[kind])
+    return output
+
+
+def _column_sum(dataset, column: str) -> int:
+    return int(pc.sum(dataset.data.column(column)).as_py() or 0)
+
+
+def clean_dataset(dataset, args: DataArguments) -> tuple[Any, dict, dict]:
+    """Clean a map-style Dataset with a 'text' column; return (dataset, step_counts, pii_counts)."""
+    from wenlm.training.pii import PII_KINDS
+
+    steps = {name: _empty_step() for name in CLEANING_STEPS}
+    normalized = dataset.map(
+        _normalize_batch,
+        batched=True,
+        num_proc=_proc_count(args.num_proc, len(dataset)),
+        new_fingerprint=_digest(dataset._fingerprint, _PIPELINE_VERSION, "normalize"),
+        desc="normalising documents",
+    )
+    chars = normalized.data.column("chars").to_numpy()
+    total_docs = len(normalized)
+    steps["normalize"].update(
+        documents_in=total_docs,
+        documents_out=total_docs,
+        chars_in=_column_sum(normalized, "raw_chars"),
+        chars_out=int(chars.sum()),
+    )
+    long_enough = np.flatnonzero(chars >= max(1, args.min_doc_chars))
+    steps["min_doc_chars"].update(
+        documents_in=total_docs,
+        chars_in=int(chars.sum()),
+        documents_out=len(long_enough),
+        chars_out=int(chars[long_enough].sum()),
+    )
+    if args.dedup:
+        hashes = normalized.data.column("content_hash").to_pylist()
+        seen: set[str] = set()
+        unique = []
+        for index in long_enough.tolist():
+            if hashes[index] not in seen:
+                seen.add(hashes[index])
+                unique.append(index)
+        kept = np.asarray(unique, dtype=np.int64)
+    else:
+        kept = long_enough
+    steps["dedup"].update(
+        documents_in=len(long_enough),
+        chars_in=int(chars[long_enough].sum()),
+        documents_out=len(kept),
+        chars_out=int(chars[kept].sum()),
+    )
+    if len(kept) == 0:
+        raise ValueError(
+            f"the corpus is empty after cleaning: {total_docs} documents read, "
+            f"{total_docs - len(long_enough)} shorter than min_doc_chars={max(1, args.min_doc_chars)} characters "
+            f"(after stripping), {len(long_enough) - len(kept)} exact duplicates; check --train_files, "
+            "--text_column, --txt_document_mode and --min_doc_chars"
+        )
+    cleaned = normalized.select(kept.tolist()) if len(kept) != total_docs else normalized
+    cleaned = cleaned.remove_columns(["raw_chars", "chars", "content_hash"])
+    pii_counts = dict.fromkeys(PII_KINDS, 0)
+    scrub_step = steps["pii"]
+    scrub_step.update(documents_in=len(kept), documents_out=len(kept), chars_in=int(chars[kept].sum()))
+    if args.scrub_pii:
+        cleaned = cleaned.map(
+            _scrub_batch,
+            batched=True,
+            num_proc=_proc_count(args.num_proc, len(cleaned)),
+            new_fingerprint=_digest(cleaned._fingerprint, _PIPELINE_VERSION, "pii", _placeholder_signature()),
+            desc="scrubbing personal data",
+        )
+        for kind in PII_KINDS:
+            pii_counts[kind] = _column_sum(cleaned, f"pii_{kind}")
+        cleaned = cleaned.remove_columns([f"pii_{kind}" for kind in PII_KINDS])
+        scrub_step["chars_out"] = int(pc.sum(pc.utf8_length(cleaned.data.column("text"))).as_py())
+    else:
+        scrub_step["chars_out"] = scrub_step["chars_in"]
+    return cleaned, steps, pii_counts
+
+
+def _placeholder_signature() -> str:
+    from wenlm.training.pii import pii_placeholders
+
+    return _digest(sorted(pii_placeholders().items()))
+
+
+def _proc_count(num_proc: int, rows: int) -> int | None:
+    # datasets refuses more processes than rows; a single process avoids pool start-up entirely.
+    usable = min(num_proc, max(1, rows))
+    return usable if usable > 1 else None
+
+
+def _iter_clean_stream(stream, min_doc_chars: int, dedup: bool, scrub: bool, stats: dict) -> Iterator[dict]:
+    from wenlm.training.pii import PII_KINDS, scrub_pii
+
+    # A new pass starts fresh: counters describe the latest (possibly partial) pass over the data.  They are
+    # reset in place so references handed out earlier (the report) stay live.
+    for name in CLEANING_STEPS:
+        stats.setdefault(name, {}).update(_empty_step())
+    stats.setdefault("pii_counts", {}).update(dict.fromkeys(PII_KINDS, 0))
+    seen: set[bytes] = set()
+    threshold = max(1, min_doc_chars)
+    for example in stream:
+        raw = example["text"] or ""
+        text = normalize_text(raw)
+        _count(stats["normalize"], len(raw), len(text))
+        if len(text) < threshold:
+            _count(stats["min_doc_chars"], len(text), None)
+            continue
+        _count(stats["min_doc_chars"], len(text), len(text))
+        if dedup:
+            key = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+            if key in seen:
+                _count(stats["dedup"], len(text), None)
+                continue
+            seen.add(key)
+        _count(stats["dedup"], len(text), len(text))
+        if scrub:
+            scrubbed, counts = scrub_pii(text)
+            for kind in PII_KINDS:
+                stats["pii_counts"][kind] += counts[kind]
+        else:
+            scrubbed = text
+        _count(stats["pii"], len(text), len(scrubbed))
+        yield {"text": scrubbed}
+
+
+def _count(step: dict, chars_in: int, chars_out: int | None) -> None:
+    step["documents_in"] += 1
+    step["chars_in"] += chars_in
+    if chars_out is not None:
+        step["documents_out"] += 1
+        step["chars_out"] += chars_out
+
+
+# ------------------------------------------------------------------------------------------ splitting
+
+
+def _hash_fraction(text: str, seed: int) -> float:
+    digest = hashlib.blake2b(
+        text.encode("utf-8", "surrogatepass"), digest_size=8, key=str(seed).encode()
+    ).digest()
+    return int.from_bytes(digest, "big") / 2**64
+
+
+def _iter_stream_part(stream, part: str, kind: str, amount: float, seed: int, max_validation: int | None):
+    taken = 0
+    for position, example in enumerate(stream):
+        if kind == "count":
+            wants_validation = position < amount
+        else:
+            wants_validation = _hash_fraction(example["text"], seed) < amount
+        is_validation = wants_validation and (max_validation is None or taken < max_validation)
+        taken += int(is_validation)
+        if is_validation == (part == "validation"):
+            yield example
+
+
+def split_by_document(
+    dataset, validation_split: float, seed: int = 0, max_validation_docs: int | None = None
+):
+    """Hold out whole documents: return (train, validation), deterministic for a given seed."""
+    import datasets
+
+    kind, amount = _validation_spec(validation_split)
+    if max_validation_docs is not None and max_validation_docs < 1:
+        raise ValueError(f"max_validation_docs must be >= 1 or None, got {max_validation_docs}")
+    if isinstance(dataset, datasets.IterableDataset):
+        parts = []
+        for part in ("train", "validation"):
+            gen_kwargs = {
+                "stream": dataset,
+                "part": part,
+                "kind": kind,
+                "amount": amount,
+                "seed": seed,
+                "max_validation": max_validation_docs,
+            }
+            parts.append(
+                datasets.IterableDataset.from_generator(
+                    _iter_stream_part, features=dataset.features, gen_kwargs=gen_kwargs
+                )
+            )
+        return parts[0], parts[1]
+    total = len(dataset)
+    wanted = amount if kind == "count" else int(total * amount + 0.5)
+    if max_validation_docs is not None:
+        wanted = min(wanted, max_validation_docs)
+    if wanted < 1:
+        raise ValueError(
+            f"validation_split={validation_split} of {total} documents gives an empty validation set; use a larger "
+            "fraction or an integer count (e.g. --validation_split 1)"
+        )
+    if wanted >= total:
+        raise ValueError(
+            f"validation_split={validation_split} would hold out {wanted} of {total} documents and leave none for "
+            "training; use a smaller --validation_split or add data"
+        )
+    rng = np.random.default_rng(seed)
+    is_validation = np.zeros(total, dtype=bool)
+    is_validation[rng.choice(total, size=wanted, replace=False)] = True
+    train = dataset.select(np.flatnonzero(~is_validation).tolist())
+    validation = dataset.select(np.flatnonzero(is_validation).tolist())
+    return train, validation
+
+
+# ------------------------------------------------------------------------------ tokenization + packing
+
+
+def tokenizer_fingerprint(tokenizer) -> str:
+    """Hash of the tokenizer.json content (plus EOS id), which determines every token id produced."""
+    return _digest(tokenizer.backend_tokenizer.to_str(), tokenizer.eos_token_id)
+
+
+def _tokenize_batch(batch: dict, tokenizer, eos_token_id: int, text_column: str) -> dict:
+    encoded = tokenizer(batch[text_column], add_special_tokens=False, return_attention_mask=False)[
+        "input_ids"
+    ]
+    return {"input_ids": [ids + [eos_token_id] for ids in encoded]}
+
+
+def _require_eos(tokenizer) -> int:
+    if tokenizer.eos_token_id is None:
+        raise ValueError("the tokenizer has no eos_token; packing appends EOS after every document")
+    return tokenizer.eos_token_id
+
+
+def _packed_features():
+    from datasets import Features, List, Value
+
+    return Features({"input_ids": List(Value("int64"))})
+
+
+def _blocks_table(blocks: np.ndarray) -> pa.Table:
+    block_size = blocks.shape[1]
+    offsets = pa.array(np.arange(0, blocks.size + 1, block_size, dtype=np.int32))
+    return pa.table({"input_ids": pa.ListArray.from_arrays(offsets, pa.array(blocks.reshape(-1)))})
+
+
+def _iter_token_arrays(tokenized) -> Iterator[np.ndarray]:
+    table = tokenized.with_format("arrow")
+    for batch in table.iter(batch_size=1000):
+        yield batch.column("input_ids").combine_chunks().flatten().to_numpy(zero_copy_only=False)
+
+
+def _iter_blocks(token_arrays: Iterable[np.ndarray], block_size: int, totals: dict) -> Iterator[np.ndarray]:
+    """Concatenate token arrays and cut them into (k, block_size) arrays; only the final remainder is lost."""
+    carry = np.empty(0, dtype=np.int64)
+    totals.update(tokens=0, blocks=0)
+    for tokens in token_arrays:
+        totals["tokens"] += len(tokens)
+        carry = np.concatenate([carry, tokens.astype(np.int64, copy=False)])
+        full = len(carry) // block_size
+        if full:
+            totals["blocks"] += full
+            yield carry[: full * block_size].reshape(full, block_size)
+            carry = carry[full * block_size :]
+    totals["dropped_remainder_tokens"] = len(carry)
+
+
+def tokenize_and_pack(
+    dataset,
+    tokenizer,
+    block_size: int,
+    num_proc: int = 1,
+    cache_dir=None,
+    text_column: str = "text",
+    stats: dict | None = None,
+):
+    """Tokenize documents (EOS after each) and pack them into rows of exactly ``block_size`` token ids.
+
+    Map-style datasets are cached under ``cache_dir`` by (dataset fingerprint, tokenizer.json hash,
+    block_size): a repeated call loads the packed Arrow file without tokenizing again.  An IterableDataset is
+    packed lazily into an IterableDataset.  If ``stats`` is a dict it receives documents, tokens, blocks and
+    dropped_remainder_tokens (for streams: filled while the packed stream is consumed).
+    """
+    import datasets
+
+    if block_size < 2:
+        raise ValueError(f"block_size must be at least 2, got {block_size}")
+    eos_token_id = _require_eos(tokenizer)
+    stats = {} if stats is None else stats
+    if isinstance(dataset, datasets.IterableDataset):
+        tokenized = dataset.map(
+            _tokenize_batch,
+            batched=True,
+            remove_columns=dataset.column_names or [text_column],
+            fn_kwargs={"tokenizer": tokenizer, "eos_token_id": eos_token_id, "text_column": text_column},
+        )
+        return datasets.IterableDataset.from_generator(
+            _iter_stream_blocks,
+            features=_packed_features(),
+            gen_kwargs={"tokenized": tokenized, "block_size": block_size, "stats": stats},
+        )
+
+    cache_root = _resolve_cache_dir(cache_dir) / "packed"
+    cache_root.mkdir(parents=True, exist_ok=True)
+    tokenized_key = _digest(
+        _PIPELINE_VERSION, dataset._fingerprint, tokenizer_fingerprint(tokenizer), text_column
+    )
+    packed_key = _digest(tokenized_key, block_size)
+    packed_path = cache_root / f"packed-{packed_key}.arrow"
+    stats_path = cache_root / f"packed-{packed_key}.json"
+    if packed_path.exists() and stats_path.exists():
+        logger.info("loading packed blocks from cache %s", packed_path)
+        stats.update(json.loads(stats_path.read_text()))
+        return datasets.Dataset.from_file(str(packed_path))
+
+    tokenized = dataset.map(
+        _tokenize_batch,
+        batched=True,
+        num_proc=_proc_count(num_proc, len(dataset)),
+        remove_columns=dataset.column_names,
+        fn_kwargs={"tokenizer": tokenizer, "eos_token_id": eos_token_id, "text_column": text_column},
+        cache_file_name=str(cache_root / f"tokenized-{tokenized_key}.arrow"),
+        load_from_cache_file=True,
+        new_fingerprint=tokenized_key,
+        features=datasets.Features({"input_ids": datasets.List(datasets.Value("int32"))}),
+        desc="tokenizing",
+    )
+    from datasets.arrow_writer import ArrowWriter
+
+    totals: dict = {}
+    # A per-process temporary name: parallel launchers (one process per GPU) may pack the same data at once.
+    partial_path = packed_path.with_suffix(f".{os.getpid()}.partial")
+    with ArrowWriter(features=_packed_features(), path=str(partial_path)) as writer:
+        for blocks in _iter_blocks(_iter_token_arrays(tokenized), block_size, totals):
+            writer.write_table(_blocks_table(blocks))
+        writer.finalize()
+    # Publish the file only when complete, so an interrupted run never leaves a truncated cache entry.
+    os.replace(partial_path, packed_path)
+    totals["documents"] = len(dataset)
+    stats_path.write_text(json.dumps(totals))
+    stats.update(totals)
+    logger.info(
+        "packed %d documents, %d tokens into %d blocks of %d (dropped remainder: %d tokens)",
+        totals["documents"],
+        totals["tokens"],
+        totals["blocks"],
+        block_size,
+        totals["dropped_remainder_tokens"],
+    )
+    return datasets.Dataset.from_file(str(packed_path))
+
+
+def _iter_stream_blocks(tokenized, block_size: int, stats: dict) -> Iterator[dict]:
+    documents = 0
+
+    def token_arrays():
+        nonlocal documents
+        for example in tokenized:
+            documents += 1
+            yield np.asarray(example["input_ids"], dtype=np.int64)
+
+    totals = stats
+    for blocks in _iter_blocks(token_arrays(), block_size, totals):
+        for row in blocks:
+            yield {"input_ids": row.tolist()}
+    stats["documents"] = documents
+
+
+# -------------------------------------------------------------------------------------- byte counting
+
+
+def bytes_to_unicode() -> dict[int, str]:
+    """The byte -> printable character table used by byte-level BPE (GPT-2 convention)."""
+    printable = (
+        list(range(ord("!"), ord("~") + 1))
+        + list(range(ord("¡"), ord("¬") + 1))
+        + list(range(ord("®"), ord("ÿ") + 1))
+    )
+    mapping = {byte: chr(byte) for byte in printable}
+    shift = 0
+    for byte in range(256):
+        if byte not in mapping:
+            mapping[byte] = chr(256 + shift)
+            shift += 1
+    return mapping
+
+
+def _uses_byte_level(tokenizer) -> bool:
+    def contains_byte_level(component) -> bool:
+        if isinstance(component, dict):
+            if component.get("type") == "ByteLevel":
+                return True
+            return any(contains_byte_level(value) for value in component.values())
+        if isinstance(component, list):
+            return any(contains_byte_level(value) for value in component)
+        return False
+
+    return contains_byte_level(json.loads(tokenizer.backend_tokenizer.to_str()).get("decoder"))
+
+
+def token_byte_lengths(tokenizer) -> np.ndarray:
+    """UTF-8 byte length of the text each token id stands for (special tokens: 0)."""
+    size = len(tokenizer)
+    lengths = np.zeros(size, dtype=np.int64)
+    special_ids = set(tokenizer.all_special_ids)
+    added = {token_id: added_token for token_id, added_token in tokenizer.added_tokens_decoder.items()}
+    byte_level = _uses_byte_level(tokenizer)
+    char_to_byte = {char: byte for byte, char in bytes_to_unicode().items()}
+    for token_id in range(size):
+        if token_id in special_ids or (token_id in added and added[token_id].special):
+            continue
+        if token_id in added:
+            # Added (non-special) tokens are matched on raw text, not on the byte alphabet.
+            lengths[token_id] = len(added[token_id].content.encode("utf-8"))
+            continue
+        token = tokenizer.convert_ids_to_tokens(token_id)
+        if token is None:
+            continue
+        if byte_level and all(char in char_to_byte for char in token):
+            lengths[token_id] = len(token)
+        else:
+            lengths[token_id] = len(
+                tokenizer.decode([token_id], clean_up_tokenization_spaces=False).encode("utf-8")
+            )
+    return lengths
+
+
+def count_bytes(packed_dataset, byte_lengths: np.ndarray, skip_first: bool = True) -> int:
+    """UTF-8 bytes of the tokens a causal LM predicts (positions 1..n-1 of each block with ``skip_first``).
+
+    Bits per byte = summed next-token loss in nats / count_bytes(...) / ln 2.
+    """
+    import datasets
+
+    start = 1 if skip_first else 0
+    total = 0
+    if isinstance(packed_dataset, datasets.IterableDataset):
+        for example in packed_dataset:
+            total += int(byte_lengths[np.asarray(example["input_ids"][start:], dtype=np.int64)].sum())
+        return total
+    for batch in packed_dataset.with_format("numpy").iter(batch_size=1024):
+        ids = np.asarray(batch["input_ids"])
+        if ids.ndim == 2:
+            total += int(byte_lengths[ids[:, start:]].sum())
+        else:  # rows of unequal length come back as an object array
+            total += sum(int(byte_lengths[np.asarray(row[start:], dtype=np.int64)].sum()) for row in ids)
+    return total
+
+
+# ------------------------------------------------------------------------------------------- pipeline
+
+
+def _iter_texts(dataset, limit: int | None = None) -> Iterator[str]:
+    import datasets
+
+    if isinstance(dataset, datasets.IterableDataset):
+        texts = (example["text"] for example in dataset)
+        yield from itertools.islice(texts, limit)
+        return
+    for batch in dataset.iter(batch_size=1000):
+        yield from batch["text"]
+
+
+def _first(dataset) -> Any:
+    return next(iter(dataset), None)
+
+
+def prepare_datasets(
+    data_args: DataArguments, tokenizer=None, tokenizer_trainer: Callable[[Iterable[str]], Any] | None = None
+) -> PreparedData:
+    """Load, clean, split, (train a tokenizer,) tokenize and pack; see the module docstring."""
+    import datasets
+
+    if tokenizer is None and tokenizer_trainer is None:
+        raise ValueError("prepare_datasets needs a tokenizer or a tokenizer_trainer")
+    args = data_args
+    cache_dir = _resolve_cache_dir(args.cache_dir)
+    sources = resolve_sources(args.train_files)
+    utf8_by_file: dict[str, int] = {}
+    parts = []
+    for source in sources:
+        parts.extend(_load_source(source, args, cache_dir, utf8_by_file))
+    raw = parts[0] if len(parts) == 1 else datasets.concatenate_datasets(parts)
+    report: dict[str, Any] = {
+        "streaming": args.streaming,
+        "sources": [{"spec": s.spec, "kind": s.kind, "files": s.files} for s in sources],
+        "invalid_utf8_bytes": sum(utf8_by_file.values()),
+        "invalid_utf8_by_file": utf8_by_file,
+        "block_size": args.block_size,
+        "arguments": asdict(args),
+    }
+
+    if args.streaming:
+        cleaning_stats: dict = {}
+        cleaned = datasets.IterableDataset.from_generator(
+            _iter_clean_stream,
+            features=_text_features(),
+            gen_kwargs={
+                "stream": raw,
+                "min_doc_chars": args.min_doc_chars,
+                "dedup": args.dedup,
+                "scrub": args.scrub_pii,
+                "stats": cleaning_stats,
+            },
+        )
+        if _first(cleaned) is None:
+            raise ValueError(
+                "the corpus is empty after cleaning (no document has at least "
+                f"min_doc_chars={max(1, args.min_doc_chars)} characters); check --train_files and --text_column"
+            )
+        # Live counters of the most recent pass over the stream (they stay in the process that iterates).
+        report["cleaning"] = {name: cleaning_stats[name] for name in CLEANING_STEPS}
+        report["pii"] = cleaning_stats["pii_counts"]
+    else:
+        cleaned, steps, pii_counts = clean_dataset(raw, args)
+        report["cleaning"] = steps
+        report["pii"] = pii_counts
+    for step_name in CLEANING_STEPS:
+        if not args.streaming:
+            step = report["cleaning"][step_name]
+            logger.info(
+                "cleaning %-13s documents %d -> %d, characters %d -> %d",
+                step_name,
+                step["documents_in"],
+                step["documents_out"],
+                step["chars_in"],
+                step["chars_out"],
+            )
+
+    train_text, validation_text = split_by_document(
+        cleaned, args.validation_split, seed=args.corpus_seed, max_validation_docs=args.max_validation_docs
+    )
+    if args.streaming:
+        if _first(validation_text) is None:
+            raise ValueError(
+                f"validation_split={args.validation_split} selected no validation documents; use a larger value"
+            )
+        if _first(train_text) is None:
+            raise ValueError(
+                f"validation_split={args.validation_split} leaves no training documents; use a smaller value"
+            )
+
+    if tokenizer is None:
+        sample_limit = args.tokenizer_sample_docs if args.streaming else None
+        logger.info("training the tokenizer on %s training documents", sample_limit or "all")
+        tokenizer = tokenizer_trainer(_iter_texts(train_text, sample_limit))
+
+    train_stats: dict = {}
+    validation_stats: dict = {}
+    train = tokenize_and_pack(
+        train_text, tokenizer, args.block_size, args.num_proc, cache_dir, stats=train_stats
+    )
+    validation = tokenize_and_pack(
+        validation_text, tokenizer, args.block_size, args.num_proc, cache_dir, stats=validation_stats
+    )
+    for name, packed, split_stats in (
+        ("training", train, train_stats),
+        ("validation", validation, validation_stats),
+    ):
+        has_block = _first(packed) is not None if args.streaming else split_stats["blocks"] > 0
+        if not has_block:
+            tokens = split_stats.get("tokens", "fewer")
+            raise ValueError(
+                f"the {name} data has {tokens} tokens, less than one block of block_size={args.block_size}; "
+                "use a smaller --block_size or more data"
+                + (" (or a larger --validation_split)" if name == "validation" else "")
+            )
+
+    byte_lengths = token_byte_lengths(tokenizer)
+    if args.streaming:
+        report["documents"] = report["tokens"] = report["blocks"] = report["bytes"] = None
+        report["dropped_remainder_tokens"] = None
+        report["note"] = "streaming: per-split counts are only known after a full pass over the stream"
+    else:
+        report["documents"] = {"train": len(train_text), "validation": len(validation_text)}
+        report["tokens"] = {"train": train_stats["tokens"], "validation": validation_stats["tokens"]}
+        report["blocks"] = {"train": train_stats["blocks"], "validation": validation_stats["blocks"]}
+        report["dropped_remainder_tokens"] = {
+            "train": train_stats["dropped_remainder_tokens"],
+            "validation": validation_stats["dropped_remainder_tokens"],
+        }
+        # Bytes of the predicted tokens: the bits-per-byte denominator for each split.
+        report["bytes"] = {
+            "train": count_bytes(train, byte_lengths),
+            "validation": count_bytes(validation, byte_lengths),
+        }
+        logger.info(
+            "prepared %s",
+            json.dumps({key: report[key] for key in ("documents", "tokens", "blocks", "bytes")}),
+        )
+    return PreparedData(train_text, validation_text, train, validation, report, tokenizer)

@@ -1,0 +1,424 @@
+"""`wenlm pretrain`: corpus → cleaned, packed datasets → tokenizer → model trained by the stock Trainer →
+a folder that `from_pretrained` and `pipeline` load, with its report, loss curve and model card."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import platform
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import datasets
+import torch
+from transformers import (
+    AutoTokenizer,
+    DataCollatorForLanguageModeling,
+    HfArgumentParser,
+    PreTrainedTokenizerBase,
+    Trainer,
+    TrainingArguments,
+    set_seed,
+)
+from transformers.trainer_utils import get_last_checkpoint
+
+from wenlm.modeling import PRESETS, WenLMConfig, WenLMForCausalLM
+from wenlm.tokenization import tokenizer_stats, train_tokenizer
+
+from .data import DataArguments, count_bytes, prepare_datasets, token_byte_lengths
+
+LANGUAGE_SAMPLE_DOCS = 2000
+
+logger = logging.getLogger(__name__)
+
+REPORT_FILE = "training_report.json"
+LOSS_CURVE_FILE = "loss_curve.png"
+
+# Defaults suited to a small model on a CPU; any of them can still be set on the command line.
+CPU_TRAINING_DEFAULTS: dict[str, Any] = dict(
+    per_device_train_batch_size=16,
+    per_device_eval_batch_size=16,
+    learning_rate=2e-3,
+    lr_scheduler_type="cosine",
+    warmup_steps=0.05,
+    weight_decay=0.1,
+    adam_beta2=0.95,
+    max_grad_norm=1.0,
+    num_train_epochs=1.0,
+    logging_steps=10,
+    logging_first_step=True,
+    eval_strategy="steps",
+    eval_steps=100,
+    save_strategy="steps",
+    save_steps=100,
+    save_total_limit=2,
+    prediction_loss_only=True,
+    report_to="none",
+    include_num_input_tokens_seen=True,
+    dataloader_num_workers=0,
+    dataloader_pin_memory=torch.cuda.is_available(),
+    seed=42,
+)
+
+
+@dataclass
+class ModelArguments:
+    preset: str = field(default="micro", metadata={"help": f"Model size: one of {', '.join(PRESETS)}."})
+    config_overrides: str | None = field(
+        default=None,
+        metadata={"help": "Comma-separated config fields overriding the preset, e.g. 'num_hidden_layers=4,dropout=0.1'."},
+    )
+    tokenizer: str | None = field(
+        default=None,
+        metadata={"help": "An existing tokenizer (folder or Hub id). Without it a byte-level BPE is trained on the corpus."},
+    )
+    vocab_size: int = field(default=8192, metadata={"help": "Vocabulary size of the tokenizer trained here."})
+    tokenizer_min_frequency: int = field(default=2, metadata={"help": "Minimum pair frequency for a BPE merge."})
+    use_jieba: bool = field(default=False, metadata={"help": "Pre-segment Chinese with jieba (needs wenlm[zh])."})
+    attn_implementation: str = field(default="sdpa", metadata={"help": "sdpa, eager, flash_attention_2 or flex_attention."})
+    scaling_study: str | None = field(
+        default=None, metadata={"help": "Folder of a `wenlm scaling` study whose table and plot go into the model card."}
+    )
+    license: str = field(default="apache-2.0", metadata={"help": "License written into the model card metadata."})
+
+
+def parse_override_value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def build_config(model_args: ModelArguments, tokenizer: PreTrainedTokenizerBase, block_size: int) -> WenLMConfig:
+    overrides: dict[str, Any] = {}
+    for item in filter(None, (model_args.config_overrides or "").split(",")):
+        if "=" not in item:
+            raise ValueError(f"--config_overrides: {item!r} is not of the form name=value.")
+        name, value = item.split("=", 1)
+        overrides[name.strip()] = parse_override_value(value.strip())
+    unknown = set(overrides) - set(WenLMConfig().to_dict()) - {"rope_theta"}
+    if unknown:
+        raise ValueError(f"--config_overrides: unknown config fields {sorted(unknown)}.")
+    base = dict(
+        vocab_size=len(tokenizer),
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
+    config = WenLMConfig.from_preset(model_args.preset, **{**base, **overrides})
+    if block_size > config.max_position_embeddings:
+        raise ValueError(
+            f"--block_size {block_size} exceeds the model's max_position_embeddings="
+            f"{config.max_position_embeddings}; lower --block_size or pass "
+            f"--config_overrides max_position_embeddings={block_size}."
+        )
+    return config
+
+
+def check_tokenizer_matches(tokenizer: PreTrainedTokenizerBase, config: WenLMConfig) -> None:
+    if len(tokenizer) > config.vocab_size:
+        raise ValueError(
+            f"The tokenizer has {len(tokenizer)} tokens but the model's vocab_size is {config.vocab_size}: ids "
+            "past the embedding table would crash. Use the tokenizer the model was trained with, or call "
+            "model.resize_token_embeddings(len(tokenizer))."
+        )
+
+
+class LanguageModelTrainer(Trainer):
+    """The stock Trainer, adding perplexity, bits per byte and tokens/second to what it logs."""
+
+    def __init__(self, *args, eval_bytes_per_token: float | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.eval_bytes_per_token = eval_bytes_per_token
+        self._last_log = (time.perf_counter(), 0)
+
+    def log(self, logs: dict[str, float], *args, **kwargs) -> None:
+        if "eval_loss" in logs:
+            logs["eval_perplexity"] = math.exp(min(logs["eval_loss"], 50.0))
+            if self.eval_bytes_per_token:
+                logs["eval_bpb"] = logs["eval_loss"] / self.eval_bytes_per_token / math.log(2)
+        if "loss" in logs:
+            now, tokens = time.perf_counter(), self.state.num_input_tokens_seen
+            last_time, last_tokens = self._last_log
+            if tokens > last_tokens and now > last_time:
+                logs["tokens_per_second"] = round((tokens - last_tokens) / (now - last_time), 1)
+            self._last_log = (now, tokens)
+        super().log(logs, *args, **kwargs)
+
+
+def parse_pretrain_args(argv: list[str] | None = None) -> tuple[ModelArguments, DataArguments, TrainingArguments]:
+    parser = HfArgumentParser((ModelArguments, DataArguments, TrainingArguments))
+    parser.set_defaults(**CPU_TRAINING_DEFAULTS)
+    if argv and len(argv) == 1 and argv[0].endswith((".json", ".yaml", ".yml")):
+        path = Path(argv[0])
+        if not path.is_file():
+            raise FileNotFoundError(f"Configuration file {path} does not exist.")
+        loaded = json.loads(path.read_text()) if path.suffix == ".json" else _read_yaml(path)
+        return parser.parse_dict({**CPU_TRAINING_DEFAULTS, **loaded})
+    return parser.parse_args_into_dataclasses(args=argv)
+
+
+def _read_yaml(path: Path) -> dict:
+    import yaml
+
+    loaded = yaml.safe_load(path.read_text())
+    if not isinstance(loaded, dict):
+        raise ValueError(f"{path}: expected a mapping of argument names to values.")
+    return loaded
+
+
+def check_output_dir(training_args: TrainingArguments) -> str | None:
+    """Return the checkpoint to resume from, and refuse to train over what a folder already holds."""
+    output_dir = Path(training_args.output_dir)
+    resume = training_args.resume_from_checkpoint
+    if resume in ("True", "true", "last"):
+        last = get_last_checkpoint(str(output_dir)) if output_dir.is_dir() else None
+        if last is None:
+            raise ValueError(f"--resume_from_checkpoint last: no checkpoint-* folder found in {output_dir}.")
+        return last
+    if resume:
+        if not Path(resume).is_dir():
+            raise FileNotFoundError(f"--resume_from_checkpoint {resume}: no such checkpoint folder.")
+        return resume
+    # Only the main process judges the folder: the others start while it may already be writing there.
+    if training_args.process_index == 0 and output_dir.is_dir() and any(output_dir.iterdir()):
+        if not getattr(training_args, "overwrite_output_dir", False):
+            raise FileExistsError(
+                f"Output folder {output_dir} already holds files. Pass --resume_from_checkpoint last to continue "
+                "its run, choose another --output_dir, or delete the folder: wenlm never overwrites a model silently."
+            )
+    return None
+
+
+def load_or_train_tokenizer(model_args: ModelArguments, data_args: DataArguments, block_size: int):
+    if model_args.tokenizer:
+        tokenizer = AutoTokenizer.from_pretrained(model_args.tokenizer)
+        if tokenizer.eos_token_id is None:
+            raise ValueError(f"Tokenizer {model_args.tokenizer} has no eos token; documents could not be separated.")
+        if tokenizer.pad_token_id is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        return tokenizer, None
+
+    def trainer(texts):
+        return train_tokenizer(
+            texts,
+            vocab_size=model_args.vocab_size,
+            min_frequency=model_args.tokenizer_min_frequency,
+            use_jieba=model_args.use_jieba,
+            model_max_length=block_size,
+        )
+
+    return None, trainer
+
+
+def pretrain(model_args: ModelArguments, data_args: DataArguments, training_args: TrainingArguments) -> dict:
+    """Run the whole job and return the training report (also written to the output folder)."""
+    started = time.time()
+    resume_from = check_output_dir(training_args)
+    set_seed(training_args.seed)
+    block_size = data_args.block_size
+    if model_args.preset not in PRESETS:
+        raise ValueError(f"--preset {model_args.preset!r} is unknown. Valid presets: {', '.join(PRESETS)}.")
+
+    tokenizer, tokenizer_trainer = load_or_train_tokenizer(model_args, data_args, block_size)
+    # A resumed run continues with the tokenizer it started with; a fresh one trains it once, in the main process,
+    # and the other processes of a distributed run load it from the output folder.
+    output_dir = Path(training_args.output_dir)
+    if tokenizer is None and resume_from:
+        tokenizer, tokenizer_trainer = AutoTokenizer.from_pretrained(resume_from), None
+    with training_args.main_process_first(desc="preparing data and tokenizer"):
+        if tokenizer is None and training_args.process_index != 0:
+            tokenizer, tokenizer_trainer = AutoTokenizer.from_pretrained(output_dir), None
+        prepared = prepare_datasets(data_args, tokenizer=tokenizer, tokenizer_trainer=tokenizer_trainer)
+        tokenizer = prepared.tokenizer
+        tokenizer.model_max_length = block_size
+        if training_args.process_index == 0:
+            tokenizer.save_pretrained(output_dir)
+
+    config = build_config(model_args, tokenizer, block_size)
+    check_tokenizer_matches(tokenizer, config)
+    model = WenLMForCausalLM._from_config(config, attn_implementation=model_args.attn_implementation)
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    model.generation_config.bos_token_id = tokenizer.bos_token_id
+
+    eval_dataset = prepared.validation
+    if isinstance(eval_dataset, datasets.IterableDataset):
+        # The validation split is bounded (max_validation_docs); materialising it makes bits per byte exact.
+        eval_dataset = datasets.Dataset.from_list(list(eval_dataset))
+    if isinstance(prepared.train, datasets.IterableDataset) and training_args.max_steps <= 0:
+        raise ValueError("--streaming needs --max_steps: the length of a streamed corpus is unknown in advance.")
+    eval_bytes = count_bytes(eval_dataset, token_byte_lengths(tokenizer))
+    bytes_per_token = eval_bytes / (len(eval_dataset) * (block_size - 1))
+    prepared.report["tokenizer_stats_by_language"] = stats_by_language(tokenizer, prepared.validation_text)
+    if any(str(source).startswith("builtin") for source in data_args.train_files):
+        prepared.report["entropy_floor_bpb"] = builtin_entropy_floor()
+
+    trainer = LanguageModelTrainer(
+        model=model,
+        args=training_args,
+        train_dataset=prepared.train,
+        eval_dataset=eval_dataset,
+        processing_class=tokenizer,
+        data_collator=DataCollatorForLanguageModeling(tokenizer, mlm=False),
+        eval_bytes_per_token=bytes_per_token,
+    )
+    train_result = trainer.train(resume_from_checkpoint=resume_from)
+    final_eval = trainer.evaluate() if eval_dataset is not None else {}
+
+    report = {}
+    if trainer.is_world_process_zero():
+        trainer.save_model(training_args.output_dir)
+        tokenizer.save_pretrained(training_args.output_dir)
+        report = build_report(
+            model=model,
+            tokenizer=tokenizer,
+            model_args=model_args,
+            data_args=data_args,
+            training_args=training_args,
+            prepared=prepared,
+            trainer=trainer,
+            train_metrics=train_result.metrics,
+            final_eval=final_eval,
+            wall_time=time.time() - started,
+            eval_bytes=eval_bytes,
+        )
+        write_outputs(Path(training_args.output_dir), report, trainer.state.log_history, model_args)
+    if training_args.push_to_hub and trainer.is_world_process_zero():
+        from .hub import push_folder
+
+        push_folder(
+            training_args.output_dir,
+            training_args.hub_model_id or Path(training_args.output_dir).name,
+            private=bool(training_args.hub_private_repo),
+            token=training_args.hub_token,
+        )
+    return report
+
+
+def build_report(*, model, tokenizer, model_args, data_args, training_args, prepared, trainer, train_metrics,
+                 final_eval, wall_time, eval_bytes) -> dict:
+    from .hub import redact_secrets
+
+    config: WenLMConfig = model.config
+    n_params = config.num_parameters()
+    n_non_embedding = config.num_parameters(exclude_embeddings=True)
+    tokens_seen = int(trainer.state.num_input_tokens_seen)
+    hyperparameters = {
+        key: value for key, value in training_args.to_dict().items()
+        if key in {"learning_rate", "lr_scheduler_type", "warmup_steps", "weight_decay", "adam_beta1", "adam_beta2",
+                   "max_grad_norm", "num_train_epochs", "max_steps", "per_device_train_batch_size",
+                   "gradient_accumulation_steps", "seed", "optim", "bf16", "fp16"}
+    }
+    report = {
+        "model": {
+            "preset": model_args.preset,
+            "config": {k: v for k, v in config.to_dict().items() if k not in {"auto_map", "transformers_version"}},
+            "parameters": n_params,
+            "non_embedding_parameters": n_non_embedding,
+        },
+        "tokenizer": {
+            "source": model_args.tokenizer or "trained on the training corpus",
+            "vocab_size": len(tokenizer),
+            "jieba": model_args.use_jieba,
+            "stats_by_language": prepared.report.get("tokenizer_stats_by_language", {}),
+        },
+        "data": {
+            "sources": [redact_secrets(str(source)) for source in data_args.train_files],
+            "block_size": data_args.block_size,
+            "scrub_pii": data_args.scrub_pii,
+            **prepared.report,
+        },
+        "training": {
+            "hyperparameters": hyperparameters,
+            "world_size": training_args.world_size,
+            "steps": trainer.state.global_step,
+            "tokens_seen": tokens_seen,
+            "flops_estimate": 6 * n_non_embedding * tokens_seen,
+            "flops_formula": "6 * non-embedding parameters * training tokens",
+            "wall_time_seconds": round(wall_time, 1),
+            "train_runtime_seconds": train_metrics.get("train_runtime"),
+            "train_tokens_per_second": round(tokens_seen / train_metrics["train_runtime"], 1)
+            if train_metrics.get("train_runtime") else None,
+            "hardware": hardware_description(),
+        },
+        "results": {
+            "final_train_loss": last_logged(trainer.state.log_history, "loss"),
+            "eval_loss": final_eval.get("eval_loss"),
+            "eval_perplexity": final_eval.get("eval_perplexity"),
+            "eval_bpb": final_eval.get("eval_bpb"),
+            "eval_bytes": eval_bytes,
+        },
+        "entropy_floor_bpb": prepared.report.get("entropy_floor_bpb"),
+        "scaling_study": model_args.scaling_study,
+        "license": model_args.license,
+        "wenlm_command": "wenlm pretrain",
+    }
+    return json.loads(redact_secrets(json.dumps(report, default=str)))
+
+
+def is_mostly_chinese(text: str) -> bool:
+    han = sum(1 for ch in text if "\u4e00" <= ch <= "\u9fff" or "\u3400" <= ch <= "\u4dbf")
+    letters = sum(1 for ch in text if ch.isalpha())
+    return letters > 0 and han / letters > 0.5
+
+
+def stats_by_language(tokenizer, texts) -> dict:
+    """Bytes and characters per token on up to LANGUAGE_SAMPLE_DOCS validation documents, per language."""
+    by_language: dict[str, list[str]] = {"zh": [], "en": []}
+    for index, example in enumerate(texts):
+        if index >= LANGUAGE_SAMPLE_DOCS:
+            break
+        text = example["text"]
+        by_language["zh" if is_mostly_chinese(text) else "en"].append(text)
+    return {language: tokenizer_stats(tokenizer, docs) for language, docs in by_language.items() if docs}
+
+
+def builtin_entropy_floor() -> float:
+    from .corpus import exact_entropy_bits_per_byte
+
+    return exact_entropy_bits_per_byte()["bits_per_byte"]
+
+
+def last_logged(log_history: list[dict], key: str) -> float | None:
+    for entry in reversed(log_history):
+        if key in entry:
+            return entry[key]
+    return None
+
+
+def hardware_description() -> dict:
+    return {
+        "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu",
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "platform": platform.platform(),
+    }
+
+
+def write_outputs(output_dir: Path, report: dict, log_history: list[dict], model_args: ModelArguments) -> None:
+    from .model_card import write_model_card
+    from .plots import plot_loss_curve
+
+    (output_dir / REPORT_FILE).write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+    (output_dir / "log_history.json").write_text(json.dumps(log_history, indent=1) + "\n")
+    plot_loss_curve(log_history, output_dir / LOSS_CURVE_FILE, floor_bpb=report.get("entropy_floor_bpb"))
+    write_model_card(output_dir)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    model_args, data_args, training_args = parse_pretrain_args(argv)
+    return pretrain(model_args, data_args, training_args)
+
+
+__all__ = ["ModelArguments", "CPU_TRAINING_DEFAULTS", "LanguageModelTrainer", "pretrain", "parse_pretrain_args",
+           "build_config", "main"]
+
+if __name__ == "__main__":
+    main()

@@ -61,6 +61,9 @@ CPU_TRAINING_DEFAULTS: dict[str, Any] = dict(
     include_num_input_tokens_seen=True,
     dataloader_num_workers=0,
     dataloader_pin_memory=torch.cuda.is_available(),
+    # Without use_cpu the Trainer ignores a torchrun launch on a CPU-only machine and trains each process alone.
+    use_cpu=not torch.cuda.is_available(),
+    ddp_backend=None if torch.cuda.is_available() else "gloo",
     seed=42,
 )
 
@@ -151,24 +154,31 @@ class LanguageModelTrainer(Trainer):
 
 
 def parse_pretrain_args(argv: list[str] | None = None) -> tuple[ModelArguments, DataArguments, TrainingArguments]:
+    """Command-line options, optionally preceded by a YAML/JSON file of them (later command-line options win)."""
     parser = HfArgumentParser((ModelArguments, DataArguments, TrainingArguments))
     parser.set_defaults(**CPU_TRAINING_DEFAULTS)
-    if argv and len(argv) == 1 and argv[0].endswith((".json", ".yaml", ".yml")):
-        path = Path(argv[0])
-        if not path.is_file():
-            raise FileNotFoundError(f"Configuration file {path} does not exist.")
-        loaded = json.loads(path.read_text()) if path.suffix == ".json" else _read_yaml(path)
-        return parser.parse_dict({**CPU_TRAINING_DEFAULTS, **loaded})
+    argv = list(argv or [])
+    if argv and argv[0].endswith((".json", ".yaml", ".yml")):
+        argv = options_file_to_argv(Path(argv[0])) + argv[1:]
     return parser.parse_args_into_dataclasses(args=argv)
 
 
-def _read_yaml(path: Path) -> dict:
-    import yaml
+def options_file_to_argv(path: Path) -> list[str]:
+    if not path.is_file():
+        raise FileNotFoundError(f"Options file {path} does not exist.")
+    import yaml  # JSON is a subset of YAML
 
-    loaded = yaml.safe_load(path.read_text())
+    try:
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        raise ValueError(f"{path}: not valid YAML/JSON: {error}") from None
     if not isinstance(loaded, dict):
-        raise ValueError(f"{path}: expected a mapping of argument names to values.")
-    return loaded
+        raise ValueError(f"{path}: expected a mapping of option names to values, e.g. 'output_dir: my-model'.")
+    argv: list[str] = []
+    for name, value in loaded.items():
+        values = value if isinstance(value, list) else [value]
+        argv += [f"--{name}", *(str(item).lower() if isinstance(item, bool) else str(item) for item in values)]
+    return argv
 
 
 def check_output_dir(training_args: TrainingArguments) -> str | None:
@@ -217,7 +227,12 @@ def load_or_train_tokenizer(model_args: ModelArguments, data_args: DataArguments
 
 def pretrain(model_args: ModelArguments, data_args: DataArguments, training_args: TrainingArguments) -> dict:
     """Run the whole job and return the training report (also written to the output folder)."""
+    from .hub import take_hub_push_from_args
+
     started = time.time()
+    # Before anything saves the arguments: the token must not reach training_args.bin, and only the validated
+    # push at the end publishes (the Trainer's own hub sync is turned off).
+    hub_push = take_hub_push_from_args(training_args)
     resume_from = check_output_dir(training_args)
     set_seed(training_args.seed)
     block_size = data_args.block_size
@@ -288,15 +303,9 @@ def pretrain(model_args: ModelArguments, data_args: DataArguments, training_args
             eval_bytes=eval_bytes,
         )
         write_outputs(Path(training_args.output_dir), report, trainer.state.log_history, model_args)
-    if training_args.push_to_hub and trainer.is_world_process_zero():
-        from .hub import push_folder
-
-        push_folder(
-            training_args.output_dir,
-            training_args.hub_model_id or Path(training_args.output_dir).name,
-            private=bool(training_args.hub_private_repo),
-            token=training_args.hub_token,
-        )
+    if hub_push is not None and trainer.is_world_process_zero():
+        commit_url = hub_push.push(training_args.output_dir)
+        print(f"pushed to the Hub: {commit_url}")
     return report
 
 

@@ -1,0 +1,173 @@
+"""`wenlm pretrain` end to end on tiny settings: outputs, metrics, errors, resume after kill -9, torchrun."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from transformers import pipeline
+
+from wenlm.training.cli import main as cli_main
+from wenlm.training.corpus import exact_entropy_bits_per_byte
+from wenlm.training.pretrain import main as pretrain_main
+
+TINY_MODEL = "hidden_size=32,intermediate_size=64,num_hidden_layers=2,num_attention_heads=2,num_key_value_heads=1"
+
+
+def tiny_args(output_dir, *extra, docs=400, steps=20):
+    return [
+        "--train_files", f"builtin:{docs}",
+        "--output_dir", str(output_dir),
+        "--preset", "nano",
+        "--config_overrides", TINY_MODEL,
+        "--vocab_size", "400",
+        "--block_size", "64",
+        "--per_device_train_batch_size", "8",
+        "--max_steps", str(steps),
+        "--eval_steps", "10",
+        "--save_steps", "10",
+        "--logging_steps", "5",
+        "--disable_tqdm", "true",
+        "--cache_dir", str(Path(output_dir).parent / "data-cache"),
+        *extra,
+    ]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    output_dir = tmp_path_factory.mktemp("pretrain") / "model"
+    report = pretrain_main(tiny_args(output_dir))
+    return output_dir, report
+
+
+def test_output_folder_holds_everything_a_hub_model_needs(trained):
+    output_dir, _ = trained
+    names = {path.name for path in output_dir.iterdir()}
+    expected = {"model.safetensors", "config.json", "generation_config.json", "tokenizer.json",
+                "tokenizer_config.json", "configuration_wenlm.py", "modeling_wenlm.py", "training_report.json",
+                "loss_curve.png", "README.md", "log_history.json"}
+    assert expected <= names, expected - names
+    assert (output_dir / "loss_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    generator = pipeline("text-generation", model=str(output_dir), trust_remote_code=True)
+    text = generator("小明", max_new_tokens=5, do_sample=False)[0]["generated_text"]
+    assert text.startswith("小明") and len(text) > len("小明")
+
+
+def test_report_numbers_are_consistent(trained):
+    output_dir, report = trained
+    on_disk = json.loads((output_dir / "training_report.json").read_text())
+    assert on_disk == report
+    training, results, data = report["training"], report["results"], report["data"]
+    assert training["steps"] == 20
+    assert training["tokens_seen"] == 20 * 8 * 64
+    assert training["flops_estimate"] == 6 * report["model"]["non_embedding_parameters"] * training["tokens_seen"]
+    assert report["entropy_floor_bpb"] == pytest.approx(exact_entropy_bits_per_byte()["bits_per_byte"])
+    # A barely trained model is far above the entropy floor, never below it.
+    assert results["eval_bpb"] > report["entropy_floor_bpb"]
+    assert results["eval_perplexity"] == pytest.approx(2.718281828 ** results["eval_loss"], rel=1e-6)
+    assert data["documents"]["train"] + data["documents"]["validation"] == 400
+    assert data["cleaning"]["dedup"]["documents_in"] == 400
+    assert set(report["tokenizer"]["stats_by_language"]) == {"zh", "en"}
+    logged_bpb = [entry["eval_bpb"] for entry in json.loads((output_dir / "log_history.json").read_text())
+                  if "eval_bpb" in entry]
+    assert len(logged_bpb) >= 2 and logged_bpb[-1] == pytest.approx(results["eval_bpb"])
+
+
+def test_refuses_to_overwrite_an_existing_model(trained, capsys):
+    output_dir, _ = trained
+    before = (output_dir / "model.safetensors").read_bytes()
+    assert cli_main(["pretrain", *tiny_args(output_dir)]) == 2
+    assert "already holds files" in capsys.readouterr().err
+    assert (output_dir / "model.safetensors").read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (["--train_files", "/no/such/corpus.txt"], "does not exist"),
+        (["--preset", "giant"], "Valid presets"),
+        (["--config_overrides", "num_hidden_layers"], "not of the form name=value"),
+        (["--config_overrides", "hidden_sise=64"], "unknown config fields"),
+        (["--block_size", "100000"], "block_size"),
+    ],
+)
+def test_bad_arguments_fail_before_training_with_a_clear_message(tmp_path, capsys, change, message):
+    args = tiny_args(tmp_path / "out")
+    for flag, value in zip(change[::2], change[1::2]):
+        args[args.index(flag) + 1] = value
+    assert cli_main(["pretrain", *args]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "out" / "model.safetensors").exists()
+
+
+def test_arguments_from_a_yaml_file(tmp_path):
+    args = tiny_args(tmp_path / "out", steps=4)
+    options = {flag[2:]: value for flag, value in zip(args[::2], args[1::2])}
+    options["train_files"] = [options["train_files"]]
+    config_file = tmp_path / "run.yaml"
+    import yaml
+
+    config_file.write_text(yaml.safe_dump(options))
+    report = pretrain_main([str(config_file)])
+    assert report["training"]["steps"] == 4
+
+
+def run_cli(args, **kwargs):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen([sys.executable, "-m", "wenlm.training.cli", "pretrain", *args], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kwargs)
+
+
+@pytest.mark.slow
+def test_resume_after_kill_9_finishes_like_an_uninterrupted_run(tmp_path):
+    steps = 40
+    reference = tmp_path / "reference"
+    process = run_cli(tiny_args(reference, "--seed", "7", steps=steps))
+    output, _ = process.communicate(timeout=600)
+    assert process.returncode == 0, output[-3000:]
+
+    interrupted = tmp_path / "interrupted"
+    process = run_cli(tiny_args(interrupted, "--seed", "7", steps=steps))
+    deadline = time.time() + 600
+    while not (interrupted / "checkpoint-20").is_dir() and process.poll() is None and time.time() < deadline:
+        time.sleep(0.2)
+    assert process.poll() is None, "the run ended before it could be killed; " + process.stdout.read()[-2000:]
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    assert not (interrupted / "training_report.json").exists()
+    # A checkpoint being written when the process died may be incomplete; the Trainer resumes from the last
+    # complete one, so remove any partial folder the kill left behind.
+    for checkpoint in interrupted.glob("checkpoint-*"):
+        if not (checkpoint / "trainer_state.json").exists():
+            shutil.rmtree(checkpoint)
+
+    process = run_cli(tiny_args(interrupted, "--seed", "7", "--resume_from_checkpoint", "last", steps=steps))
+    output, _ = process.communicate(timeout=600)
+    assert process.returncode == 0, output[-3000:]
+    resumed = json.loads((interrupted / "training_report.json").read_text())
+    uninterrupted = json.loads((reference / "training_report.json").read_text())
+    assert resumed["training"]["steps"] == uninterrupted["training"]["steps"] == steps
+    assert resumed["results"]["eval_loss"] == pytest.approx(uninterrupted["results"]["eval_loss"], rel=0.02)
+
+
+@pytest.mark.slow
+def test_torchrun_with_two_processes_trains_and_saves_one_model(tmp_path):
+    torchrun = Path(sys.executable).with_name("torchrun")
+    output_dir = tmp_path / "ddp"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(
+        [str(torchrun), "--standalone", "--nproc_per_node=2", "-m", "wenlm.training.cli", "pretrain",
+         *tiny_args(output_dir, steps=6)],
+        env=env, capture_output=True, text=True, timeout=900,
+    )
+    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+    report = json.loads((output_dir / "training_report.json").read_text())
+    assert report["training"]["world_size"] == 2
+    # Each optimizer step consumed one batch per process.
+    assert report["training"]["tokens_seen"] == 6 * 2 * 8 * 64
+    assert len(list(output_dir.glob("*.safetensors"))) == 1

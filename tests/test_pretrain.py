@@ -171,3 +171,34 @@ def test_torchrun_with_two_processes_trains_and_saves_one_model(tmp_path):
     # Each optimizer step consumed one batch per process.
     assert report["training"]["tokens_seen"] == 6 * 2 * 8 * 64
     assert len(list(output_dir.glob("*.safetensors"))) == 1
+
+
+def test_tokenizer_larger_than_the_model_vocabulary_is_refused(trained, tmp_path, capsys):
+    tokenizer_dir, _ = trained
+    args = tiny_args(tmp_path / "out", "--tokenizer", str(tokenizer_dir))
+    args[args.index("--config_overrides") + 1] += ",vocab_size=100"
+    assert cli_main(["pretrain", *args]) == 2
+    error = capsys.readouterr().err
+    assert "The tokenizer has" in error and "vocab_size is 100" in error
+
+
+def test_streaming_run_trains_from_an_iterable_dataset(tmp_path):
+    corpus = tmp_path / "corpus.txt"
+    from wenlm.training.corpus import generate_documents
+
+    corpus.write_text("\n\n".join(doc["text"] for doc in generate_documents(300, seed=9)), encoding="utf-8")
+    args = tiny_args(tmp_path / "out", "--streaming", "true", "--tokenizer_sample_docs", "200",
+                     "--max_validation_docs", "30", "--validation_split", "0.1", steps=4)
+    args[args.index("--train_files") + 1] = str(corpus)
+    report = pretrain_main(args)
+    assert report["training"]["steps"] == 4
+    assert report["data"]["streaming"] is True
+    assert report["results"]["eval_bpb"] > 0
+    assert report["entropy_floor_bpb"] is None
+
+
+def test_streaming_without_max_steps_is_refused(tmp_path, capsys):
+    args = tiny_args(tmp_path / "out", "--streaming", "true")
+    args[args.index("--max_steps") + 1] = "-1"
+    assert cli_main(["pretrain", *args]) == 2
+    assert "--streaming needs --max_steps" in capsys.readouterr().err

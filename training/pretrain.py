@@ -61,9 +61,10 @@ CPU_TRAINING_DEFAULTS: dict[str, Any] = dict(
     include_num_input_tokens_seen=True,
     dataloader_num_workers=0,
     dataloader_pin_memory=torch.cuda.is_available(),
-    # Without use_cpu the Trainer ignores a torchrun launch on a CPU-only machine and trains each process alone.
+    # Without use_cpu and gloo the Trainer ignores a torchrun launch on a CPU-only machine and trains each
+    # process alone; gloo is named only when launched distributed, since naming it starts a process group.
     use_cpu=not torch.cuda.is_available(),
-    ddp_backend=None if torch.cuda.is_available() else "gloo",
+    ddp_backend="gloo" if not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1 else None,
     seed=42,
 )
 
@@ -233,6 +234,8 @@ def pretrain(model_args: ModelArguments, data_args: DataArguments, training_args
     # Before anything saves the arguments: the token must not reach training_args.bin, and only the validated
     # push at the end publishes (the Trainer's own hub sync is turned off).
     hub_push = take_hub_push_from_args(training_args)
+    if data_args.streaming and training_args.max_steps <= 0:
+        raise ValueError("--streaming needs --max_steps: the length of a streamed corpus is unknown in advance.")
     resume_from = check_output_dir(training_args)
     set_seed(training_args.seed)
     block_size = data_args.block_size
@@ -265,8 +268,6 @@ def pretrain(model_args: ModelArguments, data_args: DataArguments, training_args
     if isinstance(eval_dataset, datasets.IterableDataset):
         # The validation split is bounded (max_validation_docs); materialising it makes bits per byte exact.
         eval_dataset = datasets.Dataset.from_list(list(eval_dataset))
-    if isinstance(prepared.train, datasets.IterableDataset) and training_args.max_steps <= 0:
-        raise ValueError("--streaming needs --max_steps: the length of a streamed corpus is unknown in advance.")
     eval_bytes = count_bytes(eval_dataset, token_byte_lengths(tokenizer))
     bytes_per_token = eval_bytes / (len(eval_dataset) * (block_size - 1))
     prepared.report["tokenizer_stats_by_language"] = stats_by_language(tokenizer, prepared.validation_text)

@@ -25,7 +25,13 @@ import torch
 from hub_server import start_hub_server
 from safetensors.torch import load_file, save_file
 
-from wenlm.training.hub import push_folder, redact_secrets, validate_folder
+from wenlm.training.hub import (
+    push_folder,
+    redact_secrets,
+    take_hub_push_from_args,
+    take_hub_token_from_args,
+    validate_folder,
+)
 
 # Fresh per session, so a hit in a leak check can only come from this run.
 TOKEN = "hf_" + secrets.token_hex(16)
@@ -634,3 +640,21 @@ def test_wenlm_model_round_trips_through_remote_code(wenlm, published, downloade
     assert result["input_ids"] == wenlm["reference"]["input_ids"]
     assert (logits - wenlm["reference"]["logits"]).abs().max().item() <= 1e-5
     assert result["generated_ids"] == wenlm["reference"]["generated_ids"]
+
+
+def test_hub_token_is_moved_out_of_training_arguments(monkeypatch, tmp_path):
+    from transformers import TrainingArguments
+
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    args = TrainingArguments(output_dir=str(tmp_path / "run"), push_to_hub=True, hub_token=TOKEN,
+                             hub_model_id="user/run", hub_revision="dev", report_to="none", use_cpu=True)
+    plan = take_hub_push_from_args(args)
+    # The Trainer would pickle `args` into training_args.bin: neither the token nor its own hub sync stays there.
+    assert args.hub_token is None and args.push_to_hub is False
+    assert os.environ["HF_TOKEN"] == TOKEN
+    assert (plan.repo_id, plan.revision, plan.private) == ("user/run", "dev", False)
+    assert TOKEN not in args.to_json_string()
+    plain = TrainingArguments(output_dir=str(tmp_path / "plain"), report_to="none", use_cpu=True)
+    assert take_hub_push_from_args(plain) is None
+    take_hub_token_from_args(plain)  # no token given: HF_TOKEN is left as it was
+    assert os.environ["HF_TOKEN"] == TOKEN

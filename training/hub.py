@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
@@ -33,7 +34,12 @@ REDACTED = "hf_***"
 # Shorter "tokens" are not masked: replacing every occurrence of a short string would corrupt unrelated text.
 MIN_SECRET_LENGTH = 8
 REQUIRED_CARD_FIELDS = ("library_name", "pipeline_tag")
-REQUIRED_AUTO_CLASSES = ("AutoConfig", "AutoModelForCausalLM")
+REQUIRED_AUTO_CLASSES = ("AutoConfig",)
+# The Auto class a model folder must map, chosen by the architecture its config.json names.
+ARCHITECTURE_AUTO_CLASSES = (
+    ("ForSequenceClassification", "AutoModelForSequenceClassification"),
+    ("ForCausalLM", "AutoModelForCausalLM"),
+)
 TEXT_SUFFIXES = {".md", ".json", ".py", ".txt", ".yaml", ".yml", ".jinja", ".cfg", ".toml"}
 MAX_SCANNED_TEXT_BYTES = 20 * 1024 * 1024
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -74,6 +80,51 @@ def redact_secrets(text: str, extra_secrets: Iterable[str] = ()) -> str:
     return HF_TOKEN_PATTERN.sub(REDACTED, text)
 
 
+def take_hub_token_from_args(training_args) -> None:
+    """Moves `--hub_token` out of TrainingArguments into this process's HF_TOKEN environment variable.
+
+    The Trainer pickles its TrainingArguments into training_args.bin (in the output folder and every checkpoint);
+    a token left in them would be saved in plain bytes. huggingface_hub reads HF_TOKEN on every call, so the token
+    still authenticates this process, and only this process (the variable is not written anywhere).
+    """
+    token = getattr(training_args, "hub_token", None)
+    if token:
+        os.environ["HF_TOKEN"] = token
+        training_args.hub_token = None
+
+
+@dataclass(frozen=True)
+class HubPushPlan:
+    """Where a training run publishes its final folder (from --push_to_hub, --hub_model_id, ...)."""
+
+    repo_id: str
+    private: bool = False
+    revision: str | None = None
+
+    def push(self, folder: str | os.PathLike) -> str:
+        return push_folder(folder, self.repo_id, private=self.private, revision=self.revision)
+
+
+def take_hub_push_from_args(training_args) -> HubPushPlan | None:
+    """Takes the Hub settings out of TrainingArguments so that only wenlm publishes, once, at the end.
+
+    Moves the token out (see `take_hub_token_from_args`) and turns the Trainer's own hub sync off: that sync creates
+    the repo before training and uploads every checkpoint without validation, including training_args.bin and a
+    Trainer-written card. Returns where to push the finished folder with `HubPushPlan.push`, or None without
+    --push_to_hub.
+    """
+    take_hub_token_from_args(training_args)
+    if not training_args.push_to_hub:
+        return None
+    plan = HubPushPlan(
+        repo_id=training_args.hub_model_id or Path(training_args.output_dir).name,
+        private=bool(getattr(training_args, "hub_private_repo", False)),
+        revision=getattr(training_args, "hub_revision", None),
+    )
+    training_args.push_to_hub = False
+    return plan
+
+
 # --------------------------------------------------------------------------------------------------------------
 # Validation
 # --------------------------------------------------------------------------------------------------------------
@@ -82,6 +133,15 @@ def _uploadable_files(folder: Path) -> list[str]:
 
     relative = sorted(path.relative_to(folder).as_posix() for path in folder.rglob("*") if path.is_file())
     return list(filter_repo_objects(relative, ignore_patterns=PUSH_IGNORE_PATTERNS + DEFAULT_IGNORE_PATTERNS))
+
+
+def model_auto_class(config: dict) -> str:
+    """The Auto class that loads the model a config.json describes (causal LM unless it is a classifier)."""
+    for architecture in config.get("architectures") or []:
+        for suffix, auto_class in ARCHITECTURE_AUTO_CLASSES:
+            if str(architecture).endswith(suffix):
+                return auto_class
+    return "AutoModelForCausalLM"
 
 
 def _auto_map_modules(auto_map: dict) -> dict[str, str]:
@@ -154,7 +214,7 @@ def _check_config(folder: Path, problems: list[str]) -> None:
             " register_for_auto_class() on the config and model classes before save_pretrained()"
         )
         return
-    for auto_class in REQUIRED_AUTO_CLASSES:
+    for auto_class in (*REQUIRED_AUTO_CLASSES, model_auto_class(config)):
         if auto_class not in auto_map:
             problems.append(f"config.json auto_map has no {auto_class} entry")
     seen: set[str] = set()
@@ -250,10 +310,12 @@ else:
     raise SystemExit("internal error: wenlm is still importable in the clean load check")
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer
+import transformers
+from transformers import AutoTokenizer
 
+auto_class = getattr(transformers, sys.argv[3])
 tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=True)
-model = AutoModelForCausalLM.from_pretrained(folder, trust_remote_code=True)
+model = auto_class.from_pretrained(folder, trust_remote_code=True)
 model_class = type(model)
 if not model_class.__module__.startswith("transformers_modules"):
     raise SystemExit(
@@ -282,7 +344,9 @@ def _clean_load_problem(folder: Path, timeout: float) -> str | None:
             "TRANSFORMERS_VERBOSITY": "error",
             "TOKENIZERS_PARALLELISM": "false",
         }
-        command = [sys.executable, "-I", "-c", _CLEAN_LOAD_SCRIPT, str(REPO_ROOT), str(folder.resolve())]
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+        command = [sys.executable, "-I", "-c", _CLEAN_LOAD_SCRIPT, str(REPO_ROOT), str(folder.resolve()),
+                   model_auto_class(config)]
         try:
             result = subprocess.run(
                 command, cwd=scratch, env=env, capture_output=True, text=True, timeout=timeout
@@ -294,7 +358,7 @@ def _clean_load_problem(folder: Path, timeout: float) -> str | None:
     output = (result.stderr.strip() or result.stdout.strip())[-3000:]
     return (
         "the folder does not load for people without wenlm installed "
-        "(AutoModelForCausalLM/AutoTokenizer.from_pretrained(folder, trust_remote_code=True) in a clean Python):\n"
+        "(AutoModel.../AutoTokenizer.from_pretrained(folder, trust_remote_code=True) in a clean Python):\n"
         + redact_secrets(output)
     )
 
@@ -304,10 +368,11 @@ def validate_folder(
 ) -> list[str]:
     """Lists what keeps `folder` from being a loadable Hub model repo; an empty list means it is ready.
 
-    Checks config.json + auto_map (AutoConfig, AutoModelForCausalLM) and every remote code file it needs, safetensors
+    Checks config.json + auto_map (AutoConfig and the Auto class of the saved architecture: AutoModelForCausalLM, or
+    AutoModelForSequenceClassification for a classifier) and every remote code file it needs, safetensors
     weights (no pickled .bin), tokenizer files, a README.md card with parseable YAML metadata naming library_name and
     pipeline_tag, and no access token in text files. Then, if all that passed and `load_check` is true, loads the
-    folder with AutoModelForCausalLM/AutoTokenizer in a separate Python process where `wenlm` is not importable (the
+    folder with that Auto class and AutoTokenizer in a separate Python process where `wenlm` is not importable (the
     load takes seconds, and would only repeat the problems already found when there are some).
     """
     folder = Path(folder)
@@ -336,6 +401,7 @@ def push_folder(
     commit_message: str | None = None,
     token: str | None = None,
     validate: bool = True,
+    update_card: bool = True,
 ) -> str:
     """Uploads a saved model folder to the Hub and returns the commit URL.
 
@@ -343,6 +409,9 @@ def push_folder(
     (`private` only applies to a new repo), creates the branch `revision` from main if it does not exist, and
     uploads everything except checkpoints/, runs/, checkpoint-*/, optimizer/RNG states (*.pt, *.pth) and
     training_args.bin. `token` defaults to HF_TOKEN or the `hf auth login` token.
+
+    With `update_card`, a README.md that wenlm generated (see `model_card.is_generated_card`) is re-rendered with the
+    full repo id, so its usage code loads from the Hub; a hand-written card is uploaded as it is.
     """
     from huggingface_hub import HfApi, get_token
 
@@ -361,6 +430,8 @@ def push_folder(
         )
     api = HfApi(token=token)
     repo_id = api.create_repo(repo_id, private=private, exist_ok=True).repo_id
+    if update_card:
+        _refresh_generated_card(folder, repo_id)
     if revision is not None and revision != "main":
         api.create_branch(repo_id, branch=revision, exist_ok=True)
     message = redact_secrets(
@@ -376,3 +447,10 @@ def push_folder(
     )
     logger.info("pushed %s", commit.commit_url)
     return commit.commit_url
+
+
+def _refresh_generated_card(folder: Path, repo_id: str) -> None:
+    from .model_card import CARD_FILE, TRAINING_REPORT, is_generated_card, write_model_card
+
+    if (folder / TRAINING_REPORT).is_file() and is_generated_card(folder / CARD_FILE):
+        write_model_card(folder, repo_id=repo_id)

@@ -67,6 +67,10 @@ class WenLMConfig(PreTrainedConfig):
     rope_parameters: dict | None = None
     attention_dropout: float = 0.0
     dropout: float = 0.0
+    # Training speed options, both off by default (see BENCHMARKS.md): compute the training loss in chunks of this
+    # many tokens without materialising full-vocabulary logits, and torch.compile the decoder layers.
+    loss_chunk_size: int | None = None
+    compile_decoder_layers: bool = False
     pad_token_id: int | None = 0
     bos_token_id: int | None = 1
     eos_token_id: int | list[int] | None = 2
@@ -113,6 +117,14 @@ class WenLMConfig(PreTrainedConfig):
             value = getattr(self, name)
             if not 0.0 <= float(value) < 1.0:
                 raise ValueError(f"WenLMConfig: {name} must be in [0, 1), got {value!r}.")
+        if self.loss_chunk_size is not None and not (
+            isinstance(self.loss_chunk_size, int) and not isinstance(self.loss_chunk_size, bool)
+            and self.loss_chunk_size >= 0
+        ):
+            raise ValueError(
+                f"WenLMConfig: loss_chunk_size must be a positive integer (or 0/None to disable), "
+                f"got {self.loss_chunk_size!r}."
+            )
         if not float(self.rms_norm_eps) > 0:
             raise ValueError(f"WenLMConfig: rms_norm_eps must be positive, got {self.rms_norm_eps!r}.")
         if not float(self.rope_parameters.get("rope_theta", 0)) > 0:

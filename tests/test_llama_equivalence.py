@@ -120,3 +120,30 @@ def test_fused_training_loss_matches_llama_loss_and_gradients():
             keep = torch.arange(VOCAB) != wenlm.config.pad_token_id
             expected, got = expected[keep], got[keep]
         assert torch.allclose(got, expected, atol=1e-5, rtol=1e-4), name
+
+
+def test_fused_loss_honours_num_items_in_batch_and_stays_off_outside_training():
+    _, wenlm = paired_models(loss_chunk_size=7)
+    ids, mask = batch(seed=9)
+    labels = ids.masked_fill(mask == 0, -100)
+    wenlm.eval()
+    with torch.no_grad():
+        reference = wenlm(ids, attention_mask=mask, labels=labels, num_items_in_batch=torch.tensor(40))
+    assert reference.logits is not None, "evaluation must keep returning logits"
+    wenlm.train()
+    fused = wenlm(ids, attention_mask=mask, labels=labels, num_items_in_batch=torch.tensor(40))
+    assert fused.logits is None
+    assert torch.allclose(fused.loss, reference.loss, atol=1e-5)
+    assert wenlm(ids, attention_mask=mask).logits is not None, "without labels there is no fused path"
+    with torch.no_grad():
+        assert wenlm(ids, labels=labels).logits is not None, "no gradient, no fused path"
+
+
+def test_compile_flag_leaves_generation_and_evaluation_eager():
+    _, wenlm = paired_models(compile_decoder_layers=True)
+    wenlm.eval()
+    prompt = batch()[0][:1, :5]
+    wenlm.generate(prompt, max_new_tokens=3, do_sample=False, pad_token_id=0)
+    wenlm(prompt, labels=prompt)
+    assert wenlm.model._compiled_training_layers is None, "only training forwards may compile"
+    assert "_compiled" not in " ".join(wenlm.state_dict()), "compiled wrappers must not change weight names"

@@ -332,6 +332,7 @@ class WenLMModel(WenLMPreTrainedModel):
             compiled_layers = self._get_compiled_training_layers()
 
         if inputs_embeds is None:
+            _check_token_ids(input_ids, self.config.vocab_size)
             inputs_embeds = self.embed_tokens(input_ids)
         if use_cache and cache is None:
             cache = DynamicCache(config=self.config)
@@ -434,6 +435,21 @@ class WenLMModel(WenLMPreTrainedModel):
             stacklevel=3,
         )
         self._compiled_training_layers = []
+
+
+def _check_token_ids(input_ids: torch.Tensor, vocab_size: int) -> None:
+    """A tokenizer that does not match the model otherwise fails deep inside the embedding lookup. Checked on
+    CPU only: on an accelerator reading the maximum back would stall every step."""
+    if input_ids.device.type != "cpu" or input_ids.numel() == 0 or torch.compiler.is_compiling():
+        return
+    largest, smallest = int(input_ids.max()), int(input_ids.min())
+    if largest >= vocab_size or smallest < 0:
+        bad = largest if largest >= vocab_size else smallest
+        raise ValueError(
+            f"WenLMModel: token id {bad} is outside the model's vocabulary (vocab_size={vocab_size}). The tokenizer "
+            "does not match this model: use the tokenizer saved with it, or call "
+            "model.resize_token_embeddings(len(tokenizer)) before training."
+        )
 
 
 def _is_compiler_failure(error: Exception) -> bool:

@@ -275,3 +275,11 @@ def test_sequence_classification_trains_pools_last_token_and_round_trips(tmp_pat
     reloaded = AutoModelForSequenceClassification.from_pretrained(tmp_path).eval()
     assert reloaded.config.id2label == {0: "a", 1: "b", 2: "c"}
     assert torch.allclose(reloaded(ids).logits, plain_logits, atol=1e-6)
+
+
+def test_token_ids_outside_the_vocabulary_fail_clearly():
+    model = tiny_model()
+    with pytest.raises(ValueError, match=r"token id 97 is outside the model's vocabulary \(vocab_size=97\)"):
+        model(torch.tensor([[5, 97]]))
+    with pytest.raises(ValueError, match="resize_token_embeddings"):
+        model(torch.tensor([[-1, 5]]))

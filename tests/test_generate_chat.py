@@ -1,0 +1,71 @@
+"""`wenlm generate` (through pipeline) and `wenlm chat` (history, /reset, /exit, streaming)."""
+
+import io
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+from test_finetune import tiny_base, tokenizer  # noqa: F401  (session fixtures shared with it)
+from transformers import AutoModelForCausalLM
+
+from wenlm.training import chat as chat_cli
+from wenlm.training import generate as generate_cli
+
+
+def test_generate_greedy_and_seeded_sampling(tmp_path, tiny_base):  # noqa: F811
+    base = ["--model", str(tiny_base), "--max_new_tokens", "5"]
+    greedy = generate_cli.main([*base, "--greedy", "Once upon a time,", "小明在"])
+    assert len(greedy) == 2 and greedy[0].startswith("Once upon a time,") and greedy[1].startswith("小明在")
+    assert generate_cli.main([*base, "--greedy", "Once upon a time,"])[0] == greedy[0]
+
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("Tom said:\n\nLili\n", encoding="utf-8")
+    sampled = generate_cli.main([*base, "--seed", "3", "--temperature", "1.5", "--prompts_file", str(prompts)])
+    assert len(sampled) == 2
+    assert generate_cli.main([*base, "--seed", "3", "--temperature", "1.5", "--prompts_file", str(prompts)]) == sampled
+
+    replies = generate_cli.main([*base, "--greedy", "--chat", "Where is Lili?"])
+    assert isinstance(replies[0], str) and "Where is Lili?" not in replies[0]
+
+
+def test_generate_argument_errors(tiny_base):  # noqa: F811
+    with pytest.raises(ValueError, match="No prompts"):
+        generate_cli.main(["--model", str(tiny_base)])
+    with pytest.raises(ValueError, match="--temperature"):
+        generate_cli.main(["--model", str(tiny_base), "--temperature", "0", "x"])
+    with pytest.raises(SystemExit):  # argparse: the two modes exclude each other
+        generate_cli.main(["--model", str(tiny_base), "--greedy", "--do_sample", "x"])
+
+
+def test_chat_loop_keeps_history_resets_and_streams(tiny_base, tokenizer):  # noqa: F811
+    model = AutoModelForCausalLM.from_pretrained(tiny_base).eval()
+    kwargs = dict(max_new_tokens=4, do_sample=False, eos_token_id=[2, 6], pad_token_id=0)
+    output = io.StringIO()
+    history = chat_cli.chat_loop(model, tokenizer, io.StringIO("hello\nhow are you?\n/reset\nagain\n/exit\nlost\n"),
+                                 output, system="Be kind.", generate_kwargs=kwargs)
+    assert [m["role"] for m in history] == ["system", "user", "assistant"]
+    assert history[1]["content"] == "again"
+    transcript = output.getvalue()
+    assert transcript.count("model> ") == 3 and "(conversation cleared)" in transcript
+
+    # The streamed text is the reply the model generates for the same conversation.
+    encoded = tokenizer.apply_chat_template(history[:2], add_generation_prompt=True, return_dict=True,
+                                            return_tensors="pt")
+    with torch.no_grad():
+        expected = model.generate(**encoded, **kwargs)[0, encoded["input_ids"].shape[1]:]
+    reply = tokenizer.decode(expected, skip_special_tokens=True)
+    assert history[2]["content"] == reply.strip()
+    assert transcript.rstrip().endswith("you>") and reply.strip() in transcript.split("model> ")[-1]
+
+
+def test_chat_command_reads_stdin_until_eof(tiny_base):  # noqa: F811
+    environment = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    completed = subprocess.run(
+        [sys.executable, "-m", "wenlm.training.cli", "chat", "--model", str(tiny_base), "--greedy",
+         "--max_new_tokens", "3"],
+        input="你好\n", capture_output=True, text=True, timeout=300, env=environment,
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout.count("you> ") == 2 and completed.stdout.count("model> ") == 1

@@ -1,0 +1,351 @@
+"""Fine-tuning data: reading task rows with per-row problem reports, rendering chat rows with the chat template
+and masking everything but the assistant's tokens, classification rows, and a padding collator.
+
+Rows come from JSON Lines (line numbers are the file's 1-based lines) or any other file `datasets` loads
+(.json arrays, .csv, .parquet, ...; numbers are then 1-based row numbers). Every problem found in a row is
+collected as a :class:`BadRow`; :func:`raise_or_count_bad_rows` stops the run before training unless the user
+chose to skip them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+logger = logging.getLogger(__name__)
+
+IGNORE_INDEX = -100
+CHAT_ROLES = ("system", "user", "assistant")
+MAX_LISTED_BAD_ROWS = 20
+JSON_LINES_SUFFIXES = (".jsonl", ".jsonl.gz", ".ndjson")
+DATASETS_BUILDERS = {".json": "json", ".csv": "csv", ".tsv": "csv", ".parquet": "parquet", ".arrow": "arrow"}
+
+
+@dataclass(frozen=True)
+class BadRow:
+    number: int  # 1-based line (JSON Lines) or row (other formats)
+    problem: str
+    unit: str = "line"
+
+    def __str__(self) -> str:
+        return f"{self.unit} {self.number}: {self.problem}"
+
+
+@dataclass
+class RowSet:
+    """The usable rows of one file, in file order, with the number each had in the file."""
+
+    path: str
+    rows: list[dict] = field(default_factory=list)
+    numbers: list[int] = field(default_factory=list)
+    bad_rows: list[BadRow] = field(default_factory=list)
+    unit: str = "line"
+    rows_in_file: int = 0  # non-blank rows, usable or not
+
+    def add_bad(self, number: int, problem: str) -> None:
+        self.bad_rows.append(BadRow(number, problem, self.unit))
+
+
+def read_rows(path: str | Path) -> RowSet:
+    """Every row of a JSON Lines file (invalid JSON lines become bad rows) or of a `datasets`-loadable file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"Data file {path} does not exist.")
+    name = path.name.lower()
+    if name.endswith(JSON_LINES_SUFFIXES) or (name.endswith(".json") and _looks_like_json_lines(path)):
+        return _read_json_lines(path)
+    suffix = path.suffix.lower()
+    if suffix not in DATASETS_BUILDERS:
+        raise ValueError(
+            f"{path}: unsupported file type {suffix!r}. Use JSON Lines (.jsonl) or one of "
+            f"{', '.join(sorted(DATASETS_BUILDERS))}."
+        )
+    import datasets
+
+    kwargs = {"delimiter": "\t"} if suffix == ".tsv" else {}
+    try:
+        loaded = datasets.load_dataset(DATASETS_BUILDERS[suffix], data_files=str(path), split="train", **kwargs)
+    except Exception as error:  # datasets wraps parser errors in several types; all mean "cannot read this file"
+        raise ValueError(f"{path}: `datasets` could not read it as {DATASETS_BUILDERS[suffix]}: {error}") from error
+    row_set = RowSet(str(path), unit="row")
+    for index, row in enumerate(loaded):
+        row_set.rows.append(dict(row))
+        row_set.numbers.append(index + 1)
+    row_set.rows_in_file = len(loaded)
+    return row_set
+
+
+def _looks_like_json_lines(path: Path) -> bool:
+    with path.open("rb") as handle:
+        first = handle.read(4096).lstrip()
+    return not first.startswith(b"[")
+
+
+def _read_json_lines(path: Path) -> RowSet:
+    row_set = RowSet(str(path), unit="line")
+    opener = _gzip_open if path.name.lower().endswith(".gz") else _text_open
+    with opener(path) as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            row_set.rows_in_file += 1
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as error:
+                row_set.add_bad(number, f"invalid JSON ({error.msg} at column {error.colno})")
+                continue
+            if not isinstance(row, dict):
+                row_set.add_bad(number, f"expected a JSON object, got {type(row).__name__}")
+                continue
+            row_set.rows.append(row)
+            row_set.numbers.append(number)
+    return row_set
+
+
+def _text_open(path: Path):
+    return path.open("r", encoding="utf-8", errors="replace")
+
+
+def _gzip_open(path: Path):
+    import gzip
+
+    return gzip.open(path, "rt", encoding="utf-8", errors="replace")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Chat / instruction rows
+
+
+def row_messages(row: dict) -> list[dict]:
+    """The chat messages of an SFT row; raises ValueError naming the problem.
+
+    Accepted: ``{"messages": [{"role", "content"}, ...]}`` ending with an assistant message, or
+    ``{"prompt", "response"}`` (optionally with ``"system"``).
+    """
+    if "messages" in row and row["messages"] is not None:
+        messages = row["messages"]
+        if not isinstance(messages, list) or not messages:
+            raise ValueError("'messages' must be a non-empty list of {'role', 'content'} objects")
+        for position, message in enumerate(messages, start=1):
+            if not isinstance(message, dict):
+                raise ValueError(f"message {position} is not an object")
+            role, content = message.get("role"), message.get("content")
+            if role not in CHAT_ROLES:
+                raise ValueError(f"message {position} has role {role!r}; roles are {', '.join(CHAT_ROLES)}")
+            if role == "system" and position != 1:
+                raise ValueError(f"message {position} is a system message; only the first message may be one")
+            if not isinstance(content, str):
+                raise ValueError(f"message {position} ({role}) has non-string content ({type(content).__name__})")
+            if role == "assistant" and not content.strip():
+                raise ValueError(f"message {position} is an empty assistant response")
+        if messages[-1]["role"] != "assistant":
+            raise ValueError(f"the last message must be the assistant's, got {messages[-1]['role']!r}")
+        return [{"role": message["role"], "content": message["content"]} for message in messages]
+    missing = [name for name in ("prompt", "response") if row.get(name) is None]
+    if missing:
+        raise ValueError(f"missing field(s) {', '.join(map(repr, missing))} (rows need 'prompt' and 'response', "
+                         "or 'messages')")
+    for name in ("prompt", "response", "system"):
+        if name in row and row[name] is not None and not isinstance(row[name], str):
+            raise ValueError(f"'{name}' must be a string, got {type(row[name]).__name__}")
+    if not row["response"].strip():
+        raise ValueError("empty response")
+    messages = [{"role": "system", "content": row["system"]}] if row.get("system") else []
+    return messages + [{"role": "user", "content": row["prompt"]}, {"role": "assistant", "content": row["response"]}]
+
+
+def render_chat(tokenizer, messages: list[dict], block_size: int) -> dict:
+    """Token ids of a conversation rendered with the chat template, and labels that keep only the assistant
+    tokens (their content and the closing <|end|>); everything else is IGNORE_INDEX.
+
+    Longer conversations keep their first `block_size` tokens; ``truncated`` says whether that happened.
+    """
+    encoded = tokenizer.apply_chat_template(
+        messages, tokenize=True, return_dict=True, return_assistant_tokens_mask=True
+    )
+    input_ids = list(encoded["input_ids"])
+    mask = list(encoded["assistant_masks"])
+    if not any(mask):
+        raise ValueError(
+            "the chat template marks no assistant tokens: it needs {% generation %} around the assistant content "
+            "(wenlm tokenizers have it; other tokenizers may not)"
+        )
+    truncated = len(input_ids) > block_size
+    input_ids, mask = input_ids[:block_size], mask[:block_size]
+    labels = [token if keep else IGNORE_INDEX for token, keep in zip(input_ids, mask)]
+    return {"input_ids": input_ids, "attention_mask": [1] * len(input_ids), "labels": labels, "truncated": truncated}
+
+
+@dataclass
+class EncodedSplit:
+    """Tokenized rows of one file, plus the counts that go into the training report."""
+
+    examples: list[dict]
+    report: dict
+
+
+def encode_sft_rows(row_set: RowSet, tokenizer, block_size: int) -> EncodedSplit:
+    """Validate and tokenize SFT rows. Bad rows are added to ``row_set.bad_rows``; rows whose assistant tokens
+    were all cut off by truncation are counted and left out (they would carry no loss)."""
+    examples, truncated, no_target_rows = [], 0, []
+    tokens = target_tokens = 0
+    for row, number in zip(row_set.rows, row_set.numbers):
+        try:
+            messages = row_messages(row)
+        except ValueError as error:
+            row_set.add_bad(number, str(error))
+            continue
+        encoded = render_chat(tokenizer, messages, block_size)
+        truncated += encoded.pop("truncated")
+        kept_targets = sum(label != IGNORE_INDEX for label in encoded["labels"])
+        if kept_targets == 0:
+            no_target_rows.append(number)
+            continue
+        tokens += len(encoded["input_ids"])
+        target_tokens += kept_targets
+        examples.append(encoded)
+    if truncated:
+        logger.warning(
+            "%s: %d of %d rows are longer than --block_size %d tokens and were truncated (their beginning is kept).",
+            row_set.path, truncated, len(row_set.rows), block_size,
+        )
+    if no_target_rows:
+        logger.warning(
+            "%s: %d rows lost every assistant token to truncation and are not trained on (%s %s); raise "
+            "--block_size to keep them.", row_set.path, len(no_target_rows), row_set.unit,
+            ", ".join(map(str, no_target_rows[:MAX_LISTED_BAD_ROWS])),
+        )
+    report = {
+        "file": row_set.path,
+        "rows_in_file": row_set.rows_in_file,
+        "rows": len(examples),
+        "bad_rows": len(row_set.bad_rows),
+        "truncated": truncated,
+        "assistant_tokens_truncated_away": len(no_target_rows),
+        "tokens": tokens,
+        "assistant_tokens": target_tokens,
+    }
+    return EncodedSplit(examples, report)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Classification rows
+
+
+def encode_classification_text(tokenizer, text: str, max_length: int) -> list[int]:
+    """Token ids of a text to classify: its first `max_length - 1` tokens, then <|eos|>, so that the pooled
+    last token is always the same marker whatever the text (training and `wenlm evaluate` share this)."""
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"][: max_length - 1]
+    return ids + [tokenizer.eos_token_id]
+
+
+def label_problem(label: Any) -> str | None:
+    if label is None:
+        return "missing label"
+    if isinstance(label, bool) or not isinstance(label, (str, int)):
+        return f"label must be a string or an integer, got {type(label).__name__}"
+    if isinstance(label, str) and not label.strip():
+        return "empty label"
+    return None
+
+
+def collect_labels(row_set: RowSet, label_column: str) -> list:
+    """Sorted distinct labels of the well-formed rows; strings and integers must not be mixed."""
+    labels = {row.get(label_column) for row in row_set.rows if label_problem(row.get(label_column)) is None}
+    kinds = {type(label) for label in labels}
+    if len(kinds) > 1:
+        raise ValueError(f"{row_set.path}: labels mix strings and integers ({sorted(map(str, labels))[:10]}); "
+                         "use one kind.")
+    if len(labels) < 2:
+        raise ValueError(f"{row_set.path}: classification needs at least two distinct labels, found {sorted(labels)}.")
+    return sorted(labels)
+
+
+def encode_classification_rows(row_set: RowSet, tokenizer, block_size: int, label2id: dict,
+                               text_column: str = "text", label_column: str = "label") -> EncodedSplit:
+    examples, truncated, tokens = [], 0, 0
+    for row, number in zip(row_set.rows, row_set.numbers):
+        text, label = row.get(text_column), row.get(label_column)
+        if text is None:
+            row_set.add_bad(number, f"missing field {text_column!r}")
+            continue
+        if not isinstance(text, str):
+            row_set.add_bad(number, f"{text_column!r} must be a string, got {type(text).__name__}")
+            continue
+        if not text.strip():
+            row_set.add_bad(number, f"empty {text_column!r}")
+            continue
+        problem = label_problem(label)
+        if problem is None and str(label) not in label2id:
+            problem = f"label {label!r} does not occur in the training file"
+        if problem:
+            row_set.add_bad(number, problem if "label" in problem else f"{label_column!r}: {problem}")
+            continue
+        full_length = len(tokenizer(text, add_special_tokens=False)["input_ids"]) + 1
+        ids = encode_classification_text(tokenizer, text, block_size)
+        truncated += full_length > block_size
+        tokens += len(ids)
+        examples.append({"input_ids": ids, "attention_mask": [1] * len(ids), "labels": label2id[str(label)]})
+    if truncated:
+        logger.warning("%s: %d of %d texts are longer than --block_size %d tokens and were truncated.",
+                       row_set.path, truncated, len(row_set.rows), block_size)
+    report = {"file": row_set.path, "rows_in_file": row_set.rows_in_file, "rows": len(examples), "bad_rows": len(row_set.bad_rows),
+              "truncated": truncated, "tokens": tokens}
+    return EncodedSplit(examples, report)
+
+
+# ----------------------------------------------------------------------------------------------------------
+
+
+def raise_or_count_bad_rows(row_sets: Iterable[RowSet], skip_bad_rows: bool) -> dict:
+    """Stop with a listing of the bad rows, or (with --skip_bad_rows) log them and return them for the report."""
+    by_file = {row_set.path: row_set.bad_rows for row_set in row_sets if row_set.bad_rows}
+    total = sum(map(len, by_file.values()))
+    if not total:
+        return {"total": 0, "by_file": {}}
+    listed = [f"{path} {bad}" for path, bads in by_file.items() for bad in bads][:MAX_LISTED_BAD_ROWS]
+    listing = "\n  ".join(listed) + (f"\n  ... and {total - len(listed)} more" if total > len(listed) else "")
+    if not skip_bad_rows:
+        raise ValueError(
+            f"{total} bad row(s) in the fine-tuning data:\n  {listing}\n"
+            "Fix them, or pass --skip_bad_rows to train without them (they are counted in the training report)."
+        )
+    logger.warning("Skipping %d bad row(s):\n  %s", total, listing)
+    return {
+        "total": total,
+        "by_file": {path: [{"number": bad.number, "unit": bad.unit, "problem": bad.problem} for bad in bads]
+                    [:MAX_LISTED_BAD_ROWS] for path, bads in by_file.items()},
+    }
+
+
+class PaddingCollator:
+    """Right-pads a batch: input ids with the pad id, attention masks with 0, per-token labels with
+    IGNORE_INDEX (so padding costs nothing); one integer label per row is stacked as is."""
+
+    def __init__(self, pad_token_id: int):
+        self.pad_token_id = pad_token_id
+
+    def __call__(self, features: list[dict]) -> dict[str, torch.Tensor]:
+        longest = max(len(feature["input_ids"]) for feature in features)
+        batch: dict[str, torch.Tensor] = {}
+        pads = {"input_ids": self.pad_token_id, "attention_mask": 0, "labels": IGNORE_INDEX}
+        for key in features[0]:
+            values = [feature[key] for feature in features]
+            if isinstance(values[0], (list, tuple)):
+                pad = pads.get(key, 0)
+                values = [list(value) + [pad] * (longest - len(value)) for value in values]
+            batch[key] = torch.tensor(values, dtype=torch.long)
+        return batch
+
+
+__all__ = [
+    "IGNORE_INDEX", "BadRow", "EncodedSplit", "PaddingCollator", "RowSet", "collect_labels",
+    "encode_classification_rows", "encode_classification_text", "encode_sft_rows", "raise_or_count_bad_rows",
+    "read_rows", "render_chat", "row_messages",
+]

@@ -38,8 +38,8 @@ from .pretrain import (
     REPORT_FILE,
     LanguageModelTrainer,
     check_output_dir,
-    hardware_description,
     last_logged,
+    training_section,
     write_outputs,
 )
 from .sft import (
@@ -330,13 +330,6 @@ def build_finetune_report(*, args, training_args, model, tokenizer, data: TaskDa
     config = model.config
     n_params = config.num_parameters()
     n_non_embedding = config.num_parameters(exclude_embeddings=True)
-    tokens_seen = int(trainer.state.num_input_tokens_seen)
-    hyperparameters = {
-        key: value for key, value in training_args.to_dict().items()
-        if key in {"learning_rate", "lr_scheduler_type", "warmup_steps", "weight_decay", "adam_beta1", "adam_beta2",
-                   "max_grad_norm", "num_train_epochs", "max_steps", "per_device_train_batch_size",
-                   "gradient_accumulation_steps", "seed", "optim", "bf16", "fp16"}
-    }
     base_tokenizer = base_report.get("tokenizer", {})
     sources = [{"spec": path, "kind": "file", "files": [path]}
                for path in (args.train_file, args.validation_file) if path]
@@ -372,19 +365,7 @@ def build_finetune_report(*, args, training_args, model, tokenizer, data: TaskDa
             "rows": {"train": data.report["train"]["rows"],
                      "validation": data.report["validation"]["rows"] if data.report["validation"] else 0},
         },
-        "training": {
-            "hyperparameters": hyperparameters,
-            "world_size": training_args.world_size,
-            "steps": trainer.state.global_step,
-            "tokens_seen": tokens_seen,
-            "flops_estimate": 6 * n_non_embedding * tokens_seen,
-            "flops_formula": "6 * non-embedding parameters * training tokens",
-            "wall_time_seconds": round(wall_time, 1),
-            "train_runtime_seconds": train_metrics.get("train_runtime"),
-            "train_tokens_per_second": round(tokens_seen / train_metrics["train_runtime"], 1)
-            if train_metrics.get("train_runtime") else None,
-            "hardware": hardware_description(),
-        },
+        "training": training_section(training_args, trainer, train_metrics, n_non_embedding, wall_time),
         "results": results,
         "entropy_floor_bpb": None,
         "scaling_study": None,

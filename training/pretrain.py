@@ -317,13 +317,6 @@ def build_report(*, model, tokenizer, model_args, data_args, training_args, prep
     config: WenLMConfig = model.config
     n_params = config.num_parameters()
     n_non_embedding = config.num_parameters(exclude_embeddings=True)
-    tokens_seen = int(trainer.state.num_input_tokens_seen)
-    hyperparameters = {
-        key: value for key, value in training_args.to_dict().items()
-        if key in {"learning_rate", "lr_scheduler_type", "warmup_steps", "weight_decay", "adam_beta1", "adam_beta2",
-                   "max_grad_norm", "num_train_epochs", "max_steps", "per_device_train_batch_size",
-                   "gradient_accumulation_steps", "seed", "optim", "bf16", "fp16"}
-    }
     report = {
         "model": {
             "preset": model_args.preset,
@@ -343,19 +336,7 @@ def build_report(*, model, tokenizer, model_args, data_args, training_args, prep
             "scrub_pii": data_args.scrub_pii,
             **prepared.report,
         },
-        "training": {
-            "hyperparameters": hyperparameters,
-            "world_size": training_args.world_size,
-            "steps": trainer.state.global_step,
-            "tokens_seen": tokens_seen,
-            "flops_estimate": 6 * n_non_embedding * tokens_seen,
-            "flops_formula": "6 * non-embedding parameters * training tokens",
-            "wall_time_seconds": round(wall_time, 1),
-            "train_runtime_seconds": train_metrics.get("train_runtime"),
-            "train_tokens_per_second": round(tokens_seen / train_metrics["train_runtime"], 1)
-            if train_metrics.get("train_runtime") else None,
-            "hardware": hardware_description(),
-        },
+        "training": training_section(training_args, trainer, train_metrics, n_non_embedding, wall_time),
         "results": {
             "final_train_loss": last_logged(trainer.state.log_history, "loss"),
             "eval_loss": final_eval.get("eval_loss"),
@@ -392,6 +373,32 @@ def builtin_entropy_floor() -> float:
     from .corpus import exact_entropy_bits_per_byte
 
     return exact_entropy_bits_per_byte()["bits_per_byte"]
+
+
+REPORTED_HYPERPARAMETERS = (
+    "learning_rate", "lr_scheduler_type", "warmup_steps", "weight_decay", "adam_beta1", "adam_beta2", "max_grad_norm",
+    "num_train_epochs", "max_steps", "per_device_train_batch_size", "gradient_accumulation_steps", "seed", "optim",
+    "bf16", "fp16",
+)
+
+
+def training_section(training_args, trainer, train_metrics: dict, n_non_embedding: int, wall_time: float) -> dict:
+    """The report's "training" part, shared by pretraining and fine-tuning."""
+    tokens_seen = int(trainer.state.num_input_tokens_seen)
+    arguments = training_args.to_dict()
+    runtime = train_metrics.get("train_runtime")
+    return {
+        "hyperparameters": {key: arguments[key] for key in REPORTED_HYPERPARAMETERS if key in arguments},
+        "world_size": training_args.world_size,
+        "steps": trainer.state.global_step,
+        "tokens_seen": tokens_seen,
+        "flops_estimate": 6 * n_non_embedding * tokens_seen,
+        "flops_formula": "6 * non-embedding parameters * training tokens",
+        "wall_time_seconds": round(wall_time, 1),
+        "train_runtime_seconds": runtime,
+        "train_tokens_per_second": round(tokens_seen / runtime, 1) if runtime else None,
+        "hardware": hardware_description(),
+    }
 
 
 def last_logged(log_history: list[dict], key: str) -> float | None:

@@ -427,3 +427,26 @@ def test_classifier_folder_validates_through_its_own_auto_class(folders):
     del config["auto_map"]["AutoModelForSequenceClassification"]
     (broken / "config.json").write_text(json.dumps(config))
     assert validate_folder(broken) == ["config.json auto_map has no AutoModelForSequenceClassification entry"]
+
+
+def test_card_includes_a_scaling_study_table_and_plot(folders, tmp_path):
+    from wenlm.training.scaling_report import write_report
+
+    study = tmp_path / "study"
+    records = [
+        {"model": "nano", "n_params": 1000, "n_params_total": 2000, "tokens": tokens, "flops": 6 * 1000 * tokens,
+         "train_loss": 2.0 + 30 / tokens**0.3, "val_loss": 2.0 + 30 / tokens**0.3,
+         "val_bpb": 0.5 + 8 / tokens**0.3, "wall_time_s": 1.0, "tokens_per_s": 1000.0}
+        for tokens in (1e4, 3e4, 1e5, 3e5)
+    ]
+    write_report(study, records, bootstrap=20)
+    folder = tmp_path / "model"
+    folder.mkdir()
+    report = copy.deepcopy(folders["report"])
+    report["scaling_study"] = str(study)
+    (folder / "training_report.json").write_text(json.dumps(report))
+    card = render_model_card(folder)
+    section = next(body for heading, body in sections(card.text).items() if "Data-scale study" in heading)
+    assert section.count("| nano | 1,000 |") == 4
+    assert "![data-scale study](scaling.png)" in section
+    assert (folder / "scaling.png").read_bytes()[:4] == b"\x89PNG"

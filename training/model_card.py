@@ -399,7 +399,15 @@ def _scaling_section(report: dict, folder: Path) -> str:
     report_md = study_dir / "REPORT.md"
     if not report_md.is_file():
         raise FileNotFoundError(f"scaling_study {study}: {report_md} not found; run `wenlm scaling` first.")
-    text = f"From the data-scale study in `{study}` (its REPORT.md has the full table and the fitted laws)."
+    text = f"From the data-scale study in `{study}` (its REPORT.md has the fitted laws and their uncertainty)."
+    results_json = study_dir / "results.json"
+    if results_json.is_file():
+        from .scaling_report import load_records
+
+        rows = [[r["model"], r["n_params"], r["tokens"], r["val_loss"], r["val_bpb"]]
+                for r in load_records(study_dir)]
+        text += "\n\n" + _table(["model", "non-embedding params", "training tokens", "val loss (nats/token)",
+                                   "val bits per byte"], rows)
     plot = study_dir / SCALING_PLOT_FILE
     if plot.is_file():
         # The card links the plot by a relative path, so it must travel with the model folder.

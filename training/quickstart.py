@@ -36,7 +36,7 @@ def generate_samples(model_dir: str | Path, prompts=PROMPTS, max_new_tokens: int
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(prog="wenlm quickstart", description=__doc__)
     parser.add_argument("--output_dir", default="wenlm-quickstart", help="where the model folder is written")
-    parser.add_argument("--num_docs", type=int, default=24000, help="built-in corpus documents to generate")
+    parser.add_argument("--num_docs", type=int, default=32000, help="built-in corpus documents to generate")
     parser.add_argument("--num_train_epochs", type=float, default=1.0)
     args, extra = parser.parse_known_args(argv)
     pretrain_args = [

@@ -12,8 +12,8 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, pipeline
 
 from wenlm.modeling import WenLMConfig, WenLMForCausalLM
-from wenlm.training.corpus import generate_documents
 from wenlm.tokenization import train_tokenizer
+from wenlm.training.corpus import generate_documents
 
 PROBE_TEXT = "小明在公园里看书。Tom reads a book in the park."
 
@@ -65,19 +65,18 @@ WITHOUT_WENLM = textwrap.dedent(
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, pipeline
 
-    folder, expected = sys.argv[2], json.loads(open(sys.argv[3]).read())
+    folder, expected, probe = sys.argv[2], json.loads(open(sys.argv[3]).read()), sys.argv[4]
     tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=False)
     model = AutoModelForCausalLM.from_pretrained(folder, trust_remote_code=True).eval()
     assert type(model).__module__.startswith("transformers_modules"), type(model).__module__
-    ids = tokenizer(%r, return_tensors="pt").input_ids
+    ids = tokenizer(probe, return_tensors="pt").input_ids
     assert ids[0].tolist() == expected["input_ids"], "tokenizer differs from the one that was saved"
     with torch.no_grad():
         diff = (model(ids).logits[0] - torch.tensor(expected["logits"])).abs().max().item()
     generator = pipeline("text-generation", model=folder, trust_remote_code=True)
-    text = generator(%r, max_new_tokens=12, do_sample=False, return_full_text=True)[0]["generated_text"]
+    text = generator(probe, max_new_tokens=12, do_sample=False, return_full_text=True)[0]["generated_text"]
     print(json.dumps({"max_abs_diff": diff, "pipeline_text": text, "model_class": type(model).__name__}))
     """
-    % (PROBE_TEXT, PROBE_TEXT)
 )
 
 
@@ -86,7 +85,7 @@ def test_folder_loads_and_generates_without_wenlm(saved_folder, tmp_path):
     site_packages = sysconfig.get_paths()["purelib"]
     result = subprocess.run(
         [sys.executable, "-I", "-S", "-c", WITHOUT_WENLM, site_packages, str(folder),
-         str(folder.parent / f"{folder.name}-expected.json")],
+         str(folder.parent / f"{folder.name}-expected.json"), PROBE_TEXT],
         capture_output=True, text=True, timeout=300, cwd=tmp_path,
         env={"HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf"), "PATH": "/usr/bin:/bin"},
     )

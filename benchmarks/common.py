@@ -96,7 +96,8 @@ def median(values: list[float]) -> float:
 
 
 def write_json(name: str, payload: dict) -> Path:
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    path = RESULTS_DIR / name
+    # A bare file name lands in benchmarks/results/; a path with folders is taken as given.
+    path = Path(name) if Path(name).parent != Path(".") else RESULTS_DIR / name
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(payload, indent=2) + "\n")
     return path

@@ -192,6 +192,13 @@ class WenLMAttention(nn.Module):
         return self.o_proj(attn_output), attn_weights
 
 
+def _dropout(hidden_states: torch.Tensor, probability: float, training: bool) -> torch.Tensor:
+    # A plain function instead of nn.Dropout modules: with dropout off (the default) decoding pays no module calls.
+    if probability and training:
+        return F.dropout(hidden_states, p=probability, training=True)
+    return hidden_states
+
+
 class WenLMDecoderLayer(GradientCheckpointingLayer):
     def __init__(self, config: WenLMConfig, layer_idx: int):
         super().__init__()
@@ -200,7 +207,7 @@ class WenLMDecoderLayer(GradientCheckpointingLayer):
         self.mlp = WenLMMLP(config)
         self.input_layernorm = WenLMRMSNorm(config.hidden_size, eps=config.rms_norm_eps)
         self.post_attention_layernorm = WenLMRMSNorm(config.hidden_size, eps=config.rms_norm_eps)
-        self.residual_dropout = nn.Dropout(config.dropout)
+        self.residual_dropout = config.dropout
 
     def forward(
         self,
@@ -219,9 +226,9 @@ class WenLMDecoderLayer(GradientCheckpointingLayer):
             output_attentions=output_attentions,
             **kwargs,
         )
-        hidden_states = hidden_states + self.residual_dropout(attn_output)
+        hidden_states = hidden_states + _dropout(attn_output, self.residual_dropout, self.training)
         mlp_output = self.mlp(self.post_attention_layernorm(hidden_states))
-        hidden_states = hidden_states + self.residual_dropout(mlp_output)
+        hidden_states = hidden_states + _dropout(mlp_output, self.residual_dropout, self.training)
         return hidden_states, attn_weights
 
 
@@ -282,7 +289,7 @@ class WenLMModel(WenLMPreTrainedModel):
         super().__init__(config)
         self.vocab_size = config.vocab_size
         self.embed_tokens = nn.Embedding(config.vocab_size, config.hidden_size)
-        self.embed_dropout = nn.Dropout(config.dropout)
+        self.embed_dropout = config.dropout
         self.layers = nn.ModuleList(
             [WenLMDecoderLayer(config, layer_idx) for layer_idx in range(config.num_hidden_layers)]
         )
@@ -361,7 +368,7 @@ class WenLMModel(WenLMPreTrainedModel):
             position_ids=position_ids,
         )
 
-        hidden_states = self.embed_dropout(inputs_embeds)
+        hidden_states = _dropout(inputs_embeds, self.embed_dropout, self.training)
         position_embeddings = self.rotary_emb(hidden_states, position_ids)
         all_hidden_states = [] if output_hidden_states else None
         all_attentions = [] if output_attentions else None
@@ -442,7 +449,7 @@ def _check_token_ids(input_ids: torch.Tensor, vocab_size: int) -> None:
     CPU only: on an accelerator reading the maximum back would stall every step."""
     if input_ids.device.type != "cpu" or input_ids.numel() == 0 or torch.compiler.is_compiling():
         return
-    largest, smallest = int(input_ids.max()), int(input_ids.min())
+    smallest, largest = (int(value) for value in torch.aminmax(input_ids))
     if largest >= vocab_size or smallest < 0:
         bad = largest if largest >= vocab_size else smallest
         raise ValueError(

@@ -283,3 +283,12 @@ def test_token_ids_outside_the_vocabulary_fail_clearly():
         model(torch.tensor([[5, 97]]))
     with pytest.raises(ValueError, match="resize_token_embeddings"):
         model(torch.tensor([[-1, 5]]))
+
+
+def test_dropout_applies_in_training_only():
+    model = tiny_model(dropout=0.3)
+    ids = random_ids(2, 8)
+    model.train()
+    assert not torch.allclose(model(ids).logits, model(ids).logits)
+    model.eval()
+    assert torch.equal(model(ids).logits, model(ids).logits)

@@ -5,9 +5,12 @@ implementation, and it guards the speed work in modeling_wenlm.py: any "optimisa
 fails here.
 """
 
+import importlib.util
+from pathlib import Path
+
 import pytest
 import torch
-from transformers import LlamaConfig, LlamaForCausalLM
+from transformers import LlamaForCausalLM
 
 from wenlm.modeling import WenLMConfig, WenLMForCausalLM
 
@@ -22,17 +25,17 @@ def wenlm_config(**overrides) -> WenLMConfig:
     return WenLMConfig(**{**fields, **overrides})
 
 
-def llama_config_like(config: WenLMConfig) -> LlamaConfig:
-    return LlamaConfig(
-        vocab_size=config.vocab_size, hidden_size=config.hidden_size,
-        intermediate_size=config.intermediate_size, num_hidden_layers=config.num_hidden_layers,
-        num_attention_heads=config.num_attention_heads, num_key_value_heads=config.num_key_value_heads,
-        head_dim=config.head_dim, max_position_embeddings=config.max_position_embeddings,
-        rope_theta=config.rope_parameters["rope_theta"], rms_norm_eps=config.rms_norm_eps,
-        hidden_act=config.hidden_act, tie_word_embeddings=config.tie_word_embeddings,
-        attention_bias=False, mlp_bias=False, pad_token_id=config.pad_token_id,
-        bos_token_id=config.bos_token_id, eos_token_id=config.eos_token_id,
-    )
+def _benchmark_helpers():
+    """benchmarks/common.py builds the Llama twin that the speed benchmarks compare against; testing that very
+    function proves the benchmarks compare identical math."""
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "common.py"
+    spec = importlib.util.spec_from_file_location("wenlm_benchmark_common", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+llama_config_like = _benchmark_helpers().llama_like
 
 
 def paired_models(**overrides) -> tuple[LlamaForCausalLM, WenLMForCausalLM]:

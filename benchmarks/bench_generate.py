@@ -13,26 +13,32 @@ import argparse
 import time
 
 import torch
-from common import BENCH_VOCAB, build_pair, machine_info, median, wenlm_config, write_json
+from common import BENCH_VOCAB, build_pair, machine_info, median, place, synchronize, wenlm_config, write_json
 
 
 def timed_generate(model, prompt: torch.Tensor, new_tokens: int) -> float:
+    synchronize(prompt.device)
     start = time.perf_counter()
     output = model.generate(
         input_ids=prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=new_tokens,
         min_new_tokens=new_tokens, do_sample=False, use_cache=True, pad_token_id=0,
     )
+    synchronize(prompt.device)
     elapsed = time.perf_counter() - start
     assert output.shape[1] == prompt.shape[1] + new_tokens
     return elapsed
 
 
-def bench_case(preset: str, batch_size: int, prompt_len: int, new_tokens: int, repeats: int) -> dict:
+def bench_case(preset: str, batch_size: int, prompt_len: int, new_tokens: int, repeats: int, *,
+               device: str | torch.device = "cpu", dtype: torch.dtype | None = None,
+               attn_implementation: str | None = None) -> dict:
+    """The keyword arguments serve bench_gpu.py; their defaults are this script's CPU float32 run."""
     config = wenlm_config(preset, prompt_len + new_tokens)
     wenlm, llama = build_pair(config)
-    models = {"llama": llama.eval(), "wenlm": wenlm.eval()}
+    models = {name: place(model, device, dtype, attn_implementation).eval()
+              for name, model in (("llama", llama), ("wenlm", wenlm))}
     generator = torch.Generator().manual_seed(0)
-    prompt = torch.randint(3, BENCH_VOCAB, (batch_size, prompt_len), generator=generator)
+    prompt = torch.randint(3, BENCH_VOCAB, (batch_size, prompt_len), generator=generator).to(device)
     for model in models.values():
         timed_generate(model, prompt, 4)  # warm-up: allocator, kernel selection
     totals = {name: [] for name in models}

@@ -20,6 +20,8 @@ from common import (
     machine_info,
     matmul_peak_gflops,
     median,
+    place,
+    synchronize,
     wenlm_config,
     write_json,
 )
@@ -36,8 +38,8 @@ BATCH = {
 VARIANTS = {
     "llama": None,
     "wenlm": {},
-    "wenlm-fused-loss": {"loss_chunk_size": 1024},
-    "wenlm-fast": {"loss_chunk_size": 1024, "compile_decoder_layers": True},
+    "wenlm-fused-loss": {"loss_chunk_size": 256},
+    "wenlm-fast": {"loss_chunk_size": 256, "compile_decoder_layers": True},
 }
 
 
@@ -55,30 +57,67 @@ def make_step(model, batch: torch.Tensor):
     return step
 
 
+GEMM_OPS = {"aten::mm", "aten::addmm", "aten::addmm_", "aten::bmm", "aten::baddbmm"}
+
+
+def time_breakdown(step) -> dict:
+    """Shares of one profiled step: matrix multiplications, attention kernels, the optimizer, and the rest.
+
+    GEMMs and attention kernels already run near the machine's limits and identical math needs the same ones,
+    so 1 / (their share + the optimizer's) of the reference model bounds what any same-math implementation can
+    gain at the same kernel speed.
+    """
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as profiler:
+        started = time.perf_counter()
+        step()
+        wall = time.perf_counter() - started
+    gemm = attention = optimizer = 0.0
+    for event in profiler.key_averages():
+        if event.key in GEMM_OPS:
+            gemm += event.self_cpu_time_total
+        elif "scaled_dot_product" in event.key or "flash_attention" in event.key:
+            attention += event.self_cpu_time_total
+        elif event.key.startswith("Optimizer.step"):
+            optimizer += event.cpu_time_total
+    shares = {name: value / 1e6 / wall for name, value in
+              (("gemm", gemm), ("attention", attention), ("optimizer", optimizer))}
+    shares["other"] = max(0.0, 1.0 - sum(shares.values()))
+    return {"profiled_step_s": wall, "shares": shares}
+
+
 def bench_case(preset: str, seq_len: int, variants: list[str], repeats: int, warmup: int,
-               steps_per_repeat: int) -> dict:
-    batch_size = BATCH.get((preset, seq_len), 1)
+               steps_per_repeat: int, *, batch_size: int | None = None, device: str | torch.device = "cpu",
+               dtype: torch.dtype | None = None, attn_implementation: str | None = None,
+               breakdown: bool = False) -> dict:
+    """The keyword arguments serve bench_gpu.py; their defaults are this script's CPU float32 run."""
+    batch_size = batch_size or BATCH.get((preset, seq_len), 1)
     base_config = wenlm_config(preset, seq_len)
     generator = torch.Generator().manual_seed(0)
-    batch = torch.randint(3, BENCH_VOCAB, (batch_size, seq_len), generator=generator)
+    batch = torch.randint(3, BENCH_VOCAB, (batch_size, seq_len), generator=generator).to(device)
     steps = {}
     compile_seconds = {}
     for name in variants:
         overrides = VARIANTS[name]
         config = wenlm_config(preset, seq_len, **(overrides or {}))
         wenlm, llama = build_pair(config)
-        model = llama if overrides is None else wenlm
+        model = place(llama if overrides is None else wenlm, device, dtype, attn_implementation)
         steps[name] = make_step(model, batch)
+        synchronize(device)
         start = time.perf_counter()
         for _ in range(warmup):
             steps[name]()
+        synchronize(device)
         compile_seconds[name] = time.perf_counter() - start
     times = {name: [] for name in variants}
     for _ in range(repeats):
         for name in variants:
+            synchronize(device)
             start = time.perf_counter()
             for _ in range(steps_per_repeat):
                 steps[name]()
+            synchronize(device)
             times[name].append((time.perf_counter() - start) / steps_per_repeat)
     flops, formula = flops_per_token(base_config, seq_len)
     tokens = batch_size * seq_len
@@ -96,11 +135,29 @@ def bench_case(preset: str, seq_len: int, variants: list[str], repeats: int, war
             "achieved_gflops": flops * tokens / step_time / 1e9,
             "warmup_s": compile_seconds[name],
         }
+        if breakdown:
+            result["variants"][name]["breakdown"] = time_breakdown(steps[name])
     if "llama" in variants:
         llama_time = result["variants"]["llama"]["median_step_s"]
         for name in variants:
             result["variants"][name]["speedup_vs_llama"] = llama_time / result["variants"][name]["median_step_s"]
     return result
+
+
+def print_case(case: dict, label: str = "") -> None:
+    print(f"\n{case['preset']} seq {case['seq_len']} batch {case['batch_size']}{label} "
+          f"({case['flops_per_token'] / 1e6:.1f} MFLOP/token)")
+    print(f"  {'variant':18} {'step ms':>9} {'tok/s':>10} {'MFU':>6} {'vs llama':>8} {'warm-up s':>9}")
+    for name, v in case["variants"].items():
+        speedup = v.get("speedup_vs_llama", float("nan"))
+        print(f"  {name:18} {v['median_step_s'] * 1e3:9.2f} {v['tokens_per_s']:10.0f} {v['mfu']:6.1%} "
+              f"{speedup:8.2f} {v['warmup_s']:9.1f}")
+    for name, v in case["variants"].items():
+        if "breakdown" in v:
+            shares = v["breakdown"]["shares"]
+            bound = 1.0 / max(1e-9, shares["gemm"] + shares["attention"] + shares["optimizer"])
+            print(f"  {name:18} profiled step: " + ", ".join(f"{k} {x:.0%}" for k, x in shares.items())
+                  + f"; same-math bound {bound:.2f}x its own step")
 
 
 def main() -> None:
@@ -115,6 +172,8 @@ def main() -> None:
                         help="torch threads (default: torch's choice). On a shared, overloaded machine 1 thread avoids "
                              "OpenMP threads waiting on descheduled peers, which slowed 2-thread steps ~5x here")
     parser.add_argument("--quick", action="store_true", help="nano, seq 256, 3 repeats: a smoke run")
+    parser.add_argument("--breakdown", action="store_true",
+                        help="profile one extra step per variant: GEMM / attention / optimizer / other shares")
     parser.add_argument("--output", default="train_throughput.json")
     args = parser.parse_args()
     if args.quick:
@@ -129,7 +188,8 @@ def main() -> None:
     cases = []
     for preset in args.presets:
         for seq_len in args.seq_lens:
-            case = bench_case(preset, seq_len, args.variants, args.repeats, args.warmup, args.steps_per_repeat)
+            case = bench_case(preset, seq_len, args.variants, args.repeats, args.warmup, args.steps_per_repeat,
+                              breakdown=args.breakdown)
             # On a shared machine one peak measurement can land in a busy moment and understate the peak (MFU
             # above 100% happened); the best peak seen so far in this run is the denominator.
             peak = max(peak, matmul_peak_gflops())
@@ -143,13 +203,7 @@ def main() -> None:
                 "repeats": args.repeats, "warmup_steps": args.warmup, "steps_per_repeat": args.steps_per_repeat,
                 "variants": {name: VARIANTS[name] for name in args.variants}, "cases": cases,
             })
-            print(f"\n{preset} seq {seq_len} batch {case['batch_size']} "
-                  f"({case['flops_per_token'] / 1e6:.1f} MFLOP/token)")
-            print(f"  {'variant':18} {'step s':>8} {'tok/s':>9} {'MFU':>6} {'vs llama':>8} {'warm-up s':>9}")
-            for name, v in case["variants"].items():
-                speedup = v.get("speedup_vs_llama", float("nan"))
-                print(f"  {name:18} {v['median_step_s']:8.3f} {v['tokens_per_s']:9.0f} {v['mfu']:6.1%} "
-                      f"{speedup:8.2f} {v['warmup_s']:9.1f}")
+            print_case(case)
     print(f"\nwrote {path}")
 
 

@@ -54,15 +54,34 @@ def flops_per_token(config: WenLMConfig, seq_len: int) -> tuple[int, str]:
     return 6 * n + attention, "6*(N_non_embedding + d*V) + 12*L*(heads*head_dim)*T"
 
 
-def matmul_peak_gflops(size: int = 2048, repeats: int = 5) -> float:
-    """Best float32 GFLOP/s of a square torch.mm at the current thread count: the MFU denominator."""
-    a = torch.randn(size, size)
-    b = torch.randn(size, size)
+def place(model: torch.nn.Module, device: str | torch.device = "cpu", dtype: torch.dtype | None = None,
+          attn_implementation: str | None = None) -> torch.nn.Module:
+    """`model` moved to `device`/`dtype`, with the attention implementation set after the move (transformers checks
+    flash-attention against the weights' device and dtype). The defaults leave a CPU float32 model as it is."""
+    model = model.to(device=device, dtype=dtype)
+    if attn_implementation is not None:
+        model.set_attn_implementation(attn_implementation)
+    return model
+
+
+def synchronize(device: str | torch.device = "cpu") -> None:
+    """Wait for queued GPU work so wall-clock timings cover it; a no-op on CPU, where ops run eagerly."""
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def matmul_peak_gflops(size: int = 2048, repeats: int = 5, device: str | torch.device = "cpu",
+                       dtype: torch.dtype = torch.float32) -> float:
+    """Best GFLOP/s of a square torch.mm (float32 at the current thread count by default): the MFU denominator."""
+    a = torch.randn(size, size, device=device, dtype=dtype)
+    b = torch.randn(size, size, device=device, dtype=dtype)
     torch.mm(a, b)
     best = float("inf")
     for _ in range(repeats):
+        synchronize(device)
         start = time.perf_counter()
         torch.mm(a, b)
+        synchronize(device)
         best = min(best, time.perf_counter() - start)
     return 2 * size**3 / best / 1e9
 

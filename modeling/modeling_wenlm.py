@@ -502,9 +502,14 @@ class WenLMForCausalLM(WenLMPreTrainedModel, GenerationMixin):
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
         logits_to_keep: int | torch.Tensor = 0,
+        loss_chunk_size: int | None = None,
         **kwargs,
     ) -> CausalLMOutputWithPast | tuple:
-        """`labels` are the input ids themselves (shifted inside); positions labelled -100 are ignored."""
+        """`labels` are the input ids themselves (shifted inside); positions labelled -100 are ignored.
+
+        `loss_chunk_size` overrides `config.loss_chunk_size` for this call (0 turns the fused loss off): a trainer
+        can use the fused loss without writing it into the config that is saved with the model.
+        """
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         outputs = self.model(
             input_ids=input_ids,
@@ -519,12 +524,13 @@ class WenLMForCausalLM(WenLMPreTrainedModel, GenerationMixin):
             **_model_kwargs(kwargs),
         )
         hidden_states = outputs.last_hidden_state
-        if self._uses_fused_loss(labels, logits_to_keep):
+        chunk_size = getattr(self.config, "loss_chunk_size", None) if loss_chunk_size is None else loss_chunk_size
+        if self._uses_fused_loss(labels, logits_to_keep, chunk_size):
             # Training-only fast path (opt-in): the loss and its gradients come chunk by chunk, and the
             # full (batch, seq, vocab) logits are never built, so `logits` is None.
             logits = None
             loss = fused_linear_causal_lm_loss(
-                hidden_states, self.lm_head.weight, labels, self.config.loss_chunk_size, **_loss_kwargs(kwargs)
+                hidden_states, self.lm_head.weight, labels, chunk_size, **_loss_kwargs(kwargs)
             )
         else:
             if isinstance(logits_to_keep, int):
@@ -548,11 +554,10 @@ class WenLMForCausalLM(WenLMPreTrainedModel, GenerationMixin):
         return output if return_dict else output.to_tuple()
 
 
-    def _uses_fused_loss(self, labels, logits_to_keep) -> bool:
+    def _uses_fused_loss(self, labels, logits_to_keep, chunk_size: int | None) -> bool:
         """Only where nobody can need the logits: a gradient-enabled training forward with labels, a plain
         Linear head (no adapters, hooks or bias) and no logits_to_keep selection. Evaluation (model.eval())
         always returns logits, so the Trainer's prediction loop is unaffected."""
-        chunk_size = getattr(self.config, "loss_chunk_size", None)
         if not chunk_size or labels is None or not self.training or not torch.is_grad_enabled():
             return False
         if not isinstance(logits_to_keep, int) or logits_to_keep != 0:
@@ -584,14 +589,15 @@ class _ChunkedLinearCrossEntropy(torch.autograd.Function):
         for start in range(0, hidden.shape[0], chunk_size):
             block = hidden[start : start + chunk_size]
             block_targets = targets[start : start + chunk_size]
-            logits = (block @ weight.t()).float()
-            log_norm = torch.logsumexp(logits, dim=-1)
-            target_logits = logits.gather(1, block_targets[:, None]).squeeze(1)
-            loss_sum += (log_norm - target_logits).sum()
+            # One fused log_softmax pass, then exp_ in place for the gradient: logsumexp plus a subtraction and an
+            # exponential made three more passes over the (rows, vocab) block, which dominates at small widths.
+            log_probs = torch.log_softmax((block @ weight.t()).float(), dim=-1)
+            target_log_probs = log_probs.gather(1, block_targets[:, None])
+            loss_sum -= target_log_probs.sum()
             if need_hidden_grad or need_weight_grad:
-                # softmax - one_hot, computed in place over the block's float32 logits.
-                grad_logits = logits.sub_(log_norm[:, None]).exp_()
-                grad_logits.scatter_add_(1, block_targets[:, None], torch.full_like(target_logits[:, None], -1.0))
+                # softmax - one_hot, computed in place over the block's float32 log-probabilities.
+                grad_logits = log_probs.exp_()
+                grad_logits.scatter_add_(1, block_targets[:, None], torch.full_like(target_log_probs, -1.0))
                 if need_hidden_grad:
                     grad_hidden[start : start + chunk_size] = grad_logits.to(hidden.dtype) @ weight
                 if need_weight_grad:

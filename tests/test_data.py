@@ -396,13 +396,14 @@ def test_tokenize_and_pack_makes_exact_blocks_and_counts_remainder(tmp_path, tok
     assert expected.count(tokenizer.eos_token_id) == len(texts)
 
 
-def test_packing_spans_map_batches_and_processes(tmp_path, tokenizer):
+def test_packing_spans_tokenizer_batches(tmp_path, tokenizer, monkeypatch):
+    monkeypatch.setattr(data_module, "_ARROW_BATCH_ROWS", 1000)
     texts = [SAMPLE_TEXTS[i % len(SAMPLE_TEXTS)] + f" #{i}" for i in range(2500)]
     dataset = datasets.Dataset.from_dict({"text": texts})
     stats = {}
-    packed = tokenize_and_pack(dataset, tokenizer, block_size=64, num_proc=2, cache_dir=tmp_path, stats=stats)
+    packed = tokenize_and_pack(dataset, tokenizer, block_size=64, cache_dir=tmp_path, stats=stats)
     expected = _expected_stream(texts, tokenizer)
-    # Only the final remainder is dropped, even though map ran in 3 batches over 2 processes.
+    # Only the final remainder is dropped, even though the documents were tokenized in 3 batches.
     assert stats["dropped_remainder_tokens"] == len(expected) % 64
     flat = np.asarray(packed.with_format("numpy")["input_ids"]).reshape(-1)
     assert flat.tolist() == expected[: len(flat)]
@@ -411,13 +412,13 @@ def test_packing_spans_map_batches_and_processes(tmp_path, tokenizer):
 def test_second_pack_is_served_from_cache_without_tokenizing(tmp_path, tokenizer, monkeypatch):
     dataset = datasets.Dataset.from_dict({"text": SAMPLE_TEXTS})
     calls = []
-    original_call = PreTrainedTokenizerFast.__call__
+    original_encode = data_module._encode_documents
 
-    def counting_call(self, *args, **kwargs):
+    def counting_encode(*args, **kwargs):
         calls.append(1)
-        return original_call(self, *args, **kwargs)
+        return original_encode(*args, **kwargs)
 
-    monkeypatch.setattr(PreTrainedTokenizerFast, "__call__", counting_call)
+    monkeypatch.setattr(data_module, "_encode_documents", counting_encode)
     first_stats, second_stats = {}, {}
     first = tokenize_and_pack(dataset, tokenizer, block_size=8, cache_dir=tmp_path, stats=first_stats)
     assert len(calls) == 1
@@ -451,6 +452,69 @@ def test_streaming_packing_yields_the_same_blocks(tmp_path, tokenizer):
     assert [ex["input_ids"] for ex in streamed] == packed["input_ids"]
     assert stream_stats["dropped_remainder_tokens"] == len(_expected_stream(texts, tokenizer)) % 32
     assert stream_stats["documents"] == len(texts)
+
+
+JOIN_TEST_TEXTS = SAMPLE_TEXTS + [
+    "",
+    "  leading and trailing spaces  ",
+    "line one\n\nline two after a blank line",
+    "春眠不觉晓 " * 3000,  # longer than one joined run
+    "x",
+]
+
+
+def _encode_alone(tokenizer, texts):
+    ids = [tokenizer(text, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id] for text in texts]
+    return [t for row in ids for t in row], [len(row) for row in ids]
+
+
+def test_joined_encoding_equals_encoding_each_document(tokenizer, monkeypatch):
+    joined_calls = []
+    original = data_module._encode_joined
+
+    def recording(*args, **kwargs):
+        result = original(*args, **kwargs)
+        joined_calls.append(result is not None)
+        return result
+
+    monkeypatch.setattr(data_module, "_encode_joined", recording)
+    monkeypatch.setattr(data_module, "_JOINED_BELOW_MEAN_CHARS", 10**9)  # join even the long document
+    flat, lengths = data_module._encode_documents(tokenizer, JOIN_TEST_TEXTS, tokenizer.eos_token_id)
+    assert joined_calls == [True]  # the fast path was taken, and it must still give the per-document result
+    expected_flat, expected_lengths = _encode_alone(tokenizer, JOIN_TEST_TEXTS)
+    assert flat.tolist() == expected_flat and lengths.tolist() == expected_lengths
+
+
+def test_document_containing_the_eos_text_falls_back_to_per_document_encoding(tokenizer):
+    assert all(len(text) < data_module._JOINED_BELOW_MEAN_CHARS for text in SAMPLE_TEXTS)  # short: joined path
+    texts = ["first document", "a document that mentions <|eos|> in its text", "last"]
+    flat, lengths = data_module._encode_documents(tokenizer, texts, tokenizer.eos_token_id)
+    expected_flat, expected_lengths = _encode_alone(tokenizer, texts)
+    assert flat.tolist() == expected_flat and lengths.tolist() == expected_lengths
+    assert expected_flat.count(tokenizer.eos_token_id) == 4  # the mentioned EOS is a real EOS, as when alone
+
+
+def test_tokenizers_where_joining_differs_are_encoded_per_document():
+    from tokenizers import AddedToken
+
+    # A Metaspace pre-tokenizer that marks only the start of a string: joining would drop the marker of every
+    # later document, which the check on the first documents catches.
+    backend = Tokenizer(models.BPE())
+    backend.pre_tokenizer = pre_tokenizers.Metaspace(prepend_scheme="first")
+    trainer = trainers.BpeTrainer(vocab_size=300, special_tokens=["<pad>", "<eos>"], show_progress=False)
+    backend.train_from_iterator(stories(50), trainer)
+    metaspace = PreTrainedTokenizerFast(tokenizer_object=backend, eos_token="<eos>", pad_token="<pad>")
+    # An EOS that swallows neighbouring spaces is never joined.
+    stripping = _train_tokenizer(SAMPLE_TEXTS)
+    stripping.backend_tokenizer.add_special_tokens([AddedToken("<|eos|>", rstrip=True, lstrip=True, special=True)])
+    texts = ["one story", " two stories ", "three"] + stories(20)
+    for tok in (metaspace, stripping):
+        assert data_module._encode_joined(
+            tok.backend_tokenizer, tok.backend_tokenizer.encode_batch, texts, tok.eos_token_id
+        ) is None
+        flat, lengths = data_module._encode_documents(tok, texts, tok.eos_token_id)
+        expected_flat, expected_lengths = _encode_alone(tok, texts)
+        assert flat.tolist() == expected_flat and lengths.tolist() == expected_lengths
 
 
 def test_tokenizer_without_eos_is_rejected(tokenizer):

@@ -150,3 +150,19 @@ def test_compile_flag_leaves_generation_and_evaluation_eager():
     wenlm(prompt, labels=prompt)
     assert wenlm.model._compiled_training_layers is None, "only training forwards may compile"
     assert "_compiled" not in " ".join(wenlm.state_dict()), "compiled wrappers must not change weight names"
+
+
+def test_per_call_chunk_size_overrides_the_config_both_ways():
+    llama, wenlm = paired_models()  # config: stock loss
+    ids, mask = batch(seed=11)
+    labels = ids.masked_fill(mask == 0, -100)
+    llama.train()
+    wenlm.train()
+    reference = llama(ids, attention_mask=mask, labels=labels).loss
+    fused = wenlm(ids, attention_mask=mask, labels=labels, loss_chunk_size=5)
+    assert fused.logits is None and abs(fused.loss.item() - reference.item()) <= 1e-5
+    assert wenlm.config.loss_chunk_size is None, "a per-call chunk size must not leak into the saved config"
+    wenlm.config.loss_chunk_size = 5
+    stock = wenlm(ids, attention_mask=mask, labels=labels, loss_chunk_size=0)
+    assert stock.logits is not None, "loss_chunk_size=0 turns the fused loss off for that call"
+    assert abs(stock.loss.item() - reference.item()) <= 1e-5

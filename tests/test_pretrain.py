@@ -202,3 +202,35 @@ def test_streaming_without_max_steps_is_refused(tmp_path, capsys):
     args[args.index("--max_steps") + 1] = "-1"
     assert cli_main(["pretrain", *args]) == 2
     assert "--streaming needs --max_steps" in capsys.readouterr().err
+
+
+def test_trainer_uses_the_fused_loss_without_saving_it_in_the_config(trained, tmp_path, monkeypatch):
+    import torch
+    from transformers import TrainingArguments
+
+    from wenlm.modeling import WenLMConfig, WenLMForCausalLM
+    from wenlm.training.pretrain import DEFAULT_LOSS_CHUNK_SIZE, LanguageModelTrainer
+
+    output_dir, _ = trained
+    assert DEFAULT_LOSS_CHUNK_SIZE > 0
+    assert json.loads((output_dir / "config.json").read_text()).get("loss_chunk_size") is None
+    model = WenLMForCausalLM(WenLMConfig(vocab_size=50, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                                         num_attention_heads=2, num_key_value_heads=1))
+    chunk_sizes = []
+    forward = WenLMForCausalLM.forward
+
+    def recording_forward(self, *args, **kwargs):
+        chunk_sizes.append(kwargs.get("loss_chunk_size"))
+        return forward(self, *args, **kwargs)
+
+    monkeypatch.setattr(WenLMForCausalLM, "forward", recording_forward)
+    args = TrainingArguments(str(tmp_path), use_cpu=True, report_to=[])
+    trainer = LanguageModelTrainer(model=model, args=args, loss_chunk_size=8)
+    ids = torch.randint(3, 50, (2, 12), generator=torch.Generator().manual_seed(0))
+    model.train()
+    fused = trainer.compute_loss(model, {"input_ids": ids, "labels": ids})
+    model.eval()
+    with torch.no_grad():
+        stock = model(input_ids=ids, labels=ids).loss
+    assert chunk_sizes[0] == 8
+    assert abs(fused.item() - stock.item()) < 1e-5

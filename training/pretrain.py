@@ -69,6 +69,10 @@ CPU_TRAINING_DEFAULTS: dict[str, Any] = dict(
 )
 
 
+# Rows of logits per chunk of the fused training loss: fast on CPU at every preset (BENCHMARKS.md, section 1).
+DEFAULT_LOSS_CHUNK_SIZE = 256
+
+
 @dataclass
 class ModelArguments:
     preset: str = field(default="micro", metadata={"help": f"Model size: one of {', '.join(PRESETS)}."})
@@ -88,6 +92,14 @@ class ModelArguments:
         default=None, metadata={"help": "Folder of a `wenlm scaling` study whose table and plot go into the model card."}
     )
     license: str = field(default="apache-2.0", metadata={"help": "License written into the model card metadata."})
+    loss_chunk_size: int = field(
+        default=DEFAULT_LOSS_CHUNK_SIZE,
+        metadata={
+            "help": "Training loss computed this many token rows at a time, with its gradients, never building the "
+            "full logits (measured 1.0-1.4x faster steps on CPU; see BENCHMARKS.md). 0: the stock loss. Not saved "
+            "in the model's config."
+        },
+    )
 
 
 def parse_override_value(text: str) -> Any:
@@ -133,12 +145,21 @@ def check_tokenizer_matches(tokenizer: PreTrainedTokenizerBase, config: WenLMCon
 
 
 class LanguageModelTrainer(Trainer):
-    """The stock Trainer, adding perplexity, bits per byte and tokens/second to what it logs."""
+    """The stock Trainer, adding perplexity, bits per byte and tokens/second to what it logs, and training wenlm
+    models with the fused chunked loss (``loss_chunk_size`` rows of logits at a time; 0 or None: the stock loss).
+    The chunk size is passed per call, so the saved config keeps returning logits for whoever trains it next."""
 
-    def __init__(self, *args, eval_bytes_per_token: float | None = None, **kwargs):
+    def __init__(self, *args, eval_bytes_per_token: float | None = None, loss_chunk_size: int | None = None,
+                 **kwargs):
         super().__init__(*args, **kwargs)
         self.eval_bytes_per_token = eval_bytes_per_token
+        self.loss_chunk_size = loss_chunk_size
         self._last_log = (time.perf_counter(), 0)
+
+    def compute_loss(self, model, inputs, *args, **kwargs):
+        if self.loss_chunk_size and _is_wenlm(self.accelerator.unwrap_model(model)):
+            inputs = {**inputs, "loss_chunk_size": self.loss_chunk_size}
+        return super().compute_loss(model, inputs, *args, **kwargs)
 
     def log(self, logs: dict[str, float], *args, **kwargs) -> None:
         if "eval_loss" in logs:
@@ -152,6 +173,11 @@ class LanguageModelTrainer(Trainer):
                 logs["tokens_per_second"] = round((tokens - last_tokens) / (now - last_time), 1)
             self._last_log = (now, tokens)
         super().log(logs, *args, **kwargs)
+
+
+def _is_wenlm(model) -> bool:
+    # A PEFT wrapper forwards `config` and extra forward kwargs to the wenlm model inside it.
+    return getattr(getattr(model, "config", None), "model_type", None) == WenLMConfig.model_type
 
 
 def parse_pretrain_args(argv: list[str] | None = None) -> tuple[ModelArguments, DataArguments, TrainingArguments]:
@@ -282,6 +308,7 @@ def pretrain(model_args: ModelArguments, data_args: DataArguments, training_args
         processing_class=tokenizer,
         data_collator=DataCollatorForLanguageModeling(tokenizer, mlm=False),
         eval_bytes_per_token=bytes_per_token,
+        loss_chunk_size=model_args.loss_chunk_size,
     )
     train_result = trainer.train(resume_from_checkpoint=resume_from)
     final_eval = trainer.evaluate() if eval_dataset is not None else {}

@@ -496,7 +496,7 @@ def train_cell(spec: ModelSpec, data_size: int, data: StudyData, options: StudyO
 
     from wenlm.modeling import WenLMForCausalLM
 
-    from .pretrain import LanguageModelTrainer
+    from .pretrain import DEFAULT_LOSS_CHUNK_SIZE, LanguageModelTrainer
 
     started = time.perf_counter()
     load_before = os.getloadavg()[0]
@@ -539,6 +539,7 @@ def train_cell(spec: ModelSpec, data_size: int, data: StudyData, options: StudyO
             processing_class=data.tokenizer,
             data_collator=DataCollatorForLanguageModeling(data.tokenizer, mlm=False),
             eval_bytes_per_token=data.validation_bytes_per_token,
+            loss_chunk_size=DEFAULT_LOSS_CHUNK_SIZE,
         )
         train_result = trainer.train()
         evaluation = trainer.evaluate()

@@ -312,6 +312,16 @@ def test_pii_scrubbing_in_pipeline_is_counted(tmp_path, tokenizer):
     )
 
 
+def test_pii_scrubbing_with_two_processes_gives_the_same_data(tmp_path, tokenizer):
+    docs = [f"{text} mail{i}@example.com" for i, text in enumerate(stories(40))]
+    path = write_jsonl(tmp_path / "d.jsonl", [{"text": t} for t in docs])
+    one = prepare_datasets(make_args(tmp_path / "one", [path], scrub_pii=True), tokenizer=tokenizer)
+    two = prepare_datasets(make_args(tmp_path / "two", [path], scrub_pii=True, num_proc=2), tokenizer=tokenizer)
+    assert one.report["pii"]["email"] == two.report["pii"]["email"] == 40
+    assert all_texts(one) == all_texts(two)
+    assert one.train["input_ids"] == two.train["input_ids"]
+
+
 def test_empty_corpus_after_cleaning_is_an_error(tmp_path, tokenizer):
     path = write_jsonl(tmp_path / "d.jsonl", [{"text": "  "}, {"text": "ab"}])
     with pytest.raises(

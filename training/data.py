@@ -22,7 +22,7 @@ Decisions worth knowing:
   so a fraction selects each document by a seeded hash of its content and an integer count takes the first
   documents of the stream.  Both splits keep the corpus order inside each part.
 * Packing concatenates all documents of a split (EOS after each) and cuts the stream into blocks; only the
-  final remainder (< block_size tokens) is dropped, not one remainder per ``map`` batch.  Streaming mode
+  final remainder (< block_size tokens) is dropped, not one remainder per tokenizer batch.  Streaming mode
   packs the same way, lazily, so on the same documents it yields exactly the same blocks.
 * Streaming mode reads nothing up front except a peek at the first documents and blocks (to fail early on an
   empty corpus).  Its report therefore holds live cleaning/PII counters of the latest pass over the stream

@@ -1253,12 +1253,15 @@ def prepare_datasets(
 
     train_stats: dict = {}
     validation_stats: dict = {}
-    train = tokenize_and_pack(
-        train_text, tokenizer, args.block_size, cache_dir, stats=train_stats
-    )
-    validation = tokenize_and_pack(
-        validation_text, tokenizer, args.block_size, cache_dir, stats=validation_stats
-    )
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        # The bytes-per-token table needs only the tokenizer: it is built in Python while the Rust backend
+        # encodes with the GIL released, instead of after packing (a tenth of the time on a 1.6 MB corpus).
+        byte_lengths_future = pool.submit(token_byte_lengths, tokenizer)
+        train = tokenize_and_pack(train_text, tokenizer, args.block_size, cache_dir, stats=train_stats)
+        validation = tokenize_and_pack(
+            validation_text, tokenizer, args.block_size, cache_dir, stats=validation_stats
+        )
+        byte_lengths = byte_lengths_future.result()
     for name, packed, split_stats in (
         ("training", train, train_stats),
         ("validation", validation, validation_stats),
@@ -1272,7 +1275,6 @@ def prepare_datasets(
                 + (" (or a larger --validation_split)" if name == "validation" else "")
             )
 
-    byte_lengths = token_byte_lengths(tokenizer)
     if args.streaming:
         report["documents"] = report["tokens"] = report["blocks"] = report["bytes"] = None
         report["dropped_remainder_tokens"] = None

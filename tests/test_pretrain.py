@@ -234,3 +234,14 @@ def test_trainer_uses_the_fused_loss_without_saving_it_in_the_config(trained, tm
         stock = model(input_ids=ids, labels=ids).loss
     assert chunk_sizes[0] == 8
     assert abs(fused.item() - stock.item()) < 1e-5
+
+
+def test_pretrain_with_jieba_segmentation(tmp_path):
+    # The jieba step is a Python pre-tokenizer that tokenizer.json cannot hold; the data cache keys once
+    # failed on it, so run the whole command.
+    pytest.importorskip("jieba")
+    output_dir = tmp_path / "model"
+    report = pretrain_main(tiny_args(output_dir, "--use_jieba", "true", docs=300, steps=10))
+    assert report["training"]["steps"] == 10
+    config = json.loads((output_dir / "tokenizer_config.json").read_text())
+    assert "WenLMJiebaTokenizerFast" in json.dumps(config)

@@ -615,3 +615,23 @@ def test_missing_jieba_gives_install_hint(monkeypatch):
     monkeypatch.setitem(sys.modules, "jieba", None)  # makes `import jieba` raise ImportError
     with pytest.raises(ImportError, match=r"pip install 'wenlm\[zh\]'"):
         train_tokenizer(MIXED_CORPUS, vocab_size=500, use_jieba=True)
+
+
+def test_data_pipeline_tokenizes_with_jieba_exactly_as_the_tokenizer_does(jieba_tokenizer, tmp_path):
+    # The pipeline calls the Rust backend from a worker thread and joins short documents with the EOS token;
+    # jieba is a Python pre-tokenizer inside that backend, so check every document's ids, not just a sample.
+    import datasets
+
+    from wenlm.training.data import tokenize_and_pack
+
+    documents = [line for text in MIXED_CORPUS for line in text.splitlines() if line.strip()] * 3
+    documents = [f"{line} {index}" for index, line in enumerate(documents)]
+    expected = []
+    for text in documents:
+        expected += jieba_tokenizer(text, add_special_tokens=False)["input_ids"] + [jieba_tokenizer.eos_token_id]
+    stats = {}
+    packed = tokenize_and_pack(datasets.Dataset.from_dict({"text": documents}), jieba_tokenizer, block_size=8,
+                               cache_dir=tmp_path, stats=stats)
+    flat = [token for block in packed["input_ids"] for token in block]
+    assert stats["tokens"] == len(expected)
+    assert flat == expected[: len(flat)] and len(expected) - len(flat) < 8

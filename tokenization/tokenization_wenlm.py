@@ -139,12 +139,13 @@ class WenLMJiebaTokenizerFast(PreTrainedTokenizerFast):
         # exactly the serialisable pipeline this class expects, so always load it as is.
         return super().convert_to_native_format(trust_remote_code=True, **kwargs)
 
-    def _serialisable_backend(self) -> Tokenizer:
-        """A copy of the backend tokenizer without the (unserialisable) jieba step."""
+    def serialisable_json(self) -> str:
+        """The backend's tokenizer.json content without the jieba step, which `to_str()` refuses (a Python
+        pre-tokenizer cannot be serialised): what caches key on, and what pickling ships."""
         jieba_step = self._tokenizer.pre_tokenizer
         self._tokenizer.pre_tokenizer = self._serialisable_pre_tokenizer
         try:
-            return Tokenizer.from_str(self._tokenizer.to_str())
+            return self._tokenizer.to_str()
         finally:
             self._tokenizer.pre_tokenizer = jieba_step
 
@@ -162,7 +163,7 @@ class WenLMJiebaTokenizerFast(PreTrainedTokenizerFast):
     # tokenizer, which fails with a custom pre-tokenizer: ship the serialisable form and re-install jieba.
     def __getstate__(self):
         state = self.__dict__.copy()
-        state["_tokenizer"] = self._serialisable_backend().to_str()
+        state["_tokenizer"] = self.serialisable_json()
         state.pop("_serialisable_pre_tokenizer", None)
         return state
 

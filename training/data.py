@@ -832,8 +832,11 @@ def split_by_document(
 
 
 def tokenizer_fingerprint(tokenizer) -> str:
-    """Hash of the tokenizer.json content (plus EOS id), which determines every token id produced."""
-    return _digest(tokenizer.backend_tokenizer.to_str(), tokenizer.eos_token_id)
+    """Hash of the tokenizer.json content (plus class and EOS id), which determines every token id produced."""
+    serialisable_json = getattr(tokenizer, "serialisable_json", None)
+    # wenlm's jieba tokenizer holds a Python pre-tokenizer that to_str() refuses; its class name stands for it.
+    content = serialisable_json() if callable(serialisable_json) else tokenizer.backend_tokenizer.to_str()
+    return _digest(type(tokenizer).__name__, content, tokenizer.eos_token_id)
 
 
 def _tokenize_batch(batch: dict, tokenizer, eos_token_id: int, text_column: str) -> dict:

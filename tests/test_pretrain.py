@@ -105,6 +105,11 @@ def test_bad_arguments_fail_before_training_with_a_clear_message(tmp_path, capsy
     assert not (tmp_path / "out" / "model.safetensors").exists()
 
 
+def test_negative_loss_chunk_size_is_refused_by_name(tmp_path, capsys):
+    assert cli_main(["pretrain", *tiny_args(tmp_path / "out"), "--loss_chunk_size", "-5"]) == 2
+    assert "--loss_chunk_size must be a positive number" in capsys.readouterr().err
+
+
 def test_arguments_from_a_yaml_file(tmp_path):
     args = tiny_args(tmp_path / "out", steps=4)
     options = {flag[2:]: value for flag, value in zip(args[::2], args[1::2])}

@@ -267,6 +267,11 @@ def pretrain(model_args: ModelArguments, data_args: DataArguments, training_args
     block_size = data_args.block_size
     if model_args.preset not in PRESETS:
         raise ValueError(f"--preset {model_args.preset!r} is unknown. Valid presets: {', '.join(PRESETS)}.")
+    if model_args.loss_chunk_size < 0:
+        raise ValueError(
+            f"--loss_chunk_size must be a positive number of token rows, or 0 for the stock loss; "
+            f"got {model_args.loss_chunk_size}."
+        )
 
     tokenizer, tokenizer_trainer = load_or_train_tokenizer(model_args, data_args, block_size)
     # A resumed run continues with the tokenizer it started with; a fresh one trains it once, in the main process,

@@ -193,9 +193,11 @@ def main() -> None:
             # On a shared machine one peak measurement can land in a busy moment and understate the peak (MFU
             # above 100% happened); the best peak seen so far in this run is the denominator.
             peak = max(peak, matmul_peak_gflops())
-            for variant in case["variants"].values():
-                variant["mfu"] = variant["achieved_gflops"] / peak
             cases.append(case)
+            # Every case's MFU uses the best peak seen so far, so all cases of one JSON share one denominator.
+            for done in cases:
+                for variant in done["variants"].values():
+                    variant["mfu"] = variant["achieved_gflops"] / peak
             # Rewritten after every case so an interrupted run on the shared machine still leaves results.
             path = write_json(args.output, {
                 "benchmark": "training step (forward+backward+AdamW step+zero_grad), float32",
@@ -204,7 +206,8 @@ def main() -> None:
                 "variants": {name: VARIANTS[name] for name in args.variants}, "cases": cases,
             })
             print_case(case)
-    print(f"\nwrote {path}")
+    print(f"\nMFU in the JSON uses the run's best matmul peak, {peak:.1f} GFLOP/s (cases printed earlier may show "
+          f"a lower one); wrote {path}")
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from hub_server import start_hub_server
+from hub_server import HIDE_WENLM, start_hub_server
 from safetensors.torch import load_file, save_file
 
 from wenlm.training.hub import (
@@ -50,17 +50,6 @@ CARD = textwrap.dedent(
     Random weights, for tests only.
     """
 )
-
-# Shared by the client scripts: hides wenlm exactly as a user without wenlm installed would experience it.
-HIDE_WENLM = """
-import importlib.abc, sys
-class HideWenlm(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path=None, target=None):
-        if name == "wenlm" or name.startswith("wenlm."):
-            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
-        return None
-sys.meta_path.insert(0, HideWenlm())
-"""
 
 PUSH_SCRIPT = """
 import json, logging, os, sys

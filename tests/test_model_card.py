@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from hub_server import start_hub_server
+from hub_server import HIDE_WENLM, start_hub_server
 from huggingface_hub import ModelCard, metadata_load
 from huggingface_hub.repocard_data import model_index_to_eval_results
 from safetensors.torch import load_file, save_file
@@ -39,16 +39,6 @@ PRETRAIN_ARGS = [
     "--per_device_train_batch_size", "4", "--max_steps", "2", "--eval_steps", "2", "--save_steps", "1",
     "--logging_steps", "1",
 ]
-
-HIDE_WENLM = """
-import importlib.abc, sys
-class HideWenlm(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path=None, target=None):
-        if name == "wenlm" or name.startswith("wenlm."):
-            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
-        return None
-sys.meta_path.insert(0, HideWenlm())
-"""
 
 # Loads main and dev from the Hub the way a user without wenlm does and saves their logits on PROBE_IDS.
 LOAD_BACK_SCRIPT = HIDE_WENLM + """

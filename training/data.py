@@ -728,7 +728,7 @@ def _iter_clean_stream(stream, min_doc_chars: int, dedup: bool, scrub: bool, sta
             continue
         _count(stats["min_doc_chars"], len(text), len(text))
         if dedup:
-            key = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+            key = content_hash(text)
             if key in seen:
                 _count(stats["dedup"], len(text), None)
                 continue

@@ -33,7 +33,7 @@ DEFAULT_CORPORA = [
 
 
 def corpus_documents(path: Path, mode: str, separator: str | None) -> list[str]:
-    from wenlm.training.data import read_txt_documents
+    from wenlm.training.data.pipeline import read_txt_documents
 
     return [d for d in read_txt_documents(str(path), mode=mode, separator=separator) if d.strip()]
 
@@ -47,7 +47,8 @@ def raw_encode_seconds(tokenizer, documents: list[str], method: str, batch_size:
 
 
 def pipeline_seconds(path: Path, mode: str, separator: str | None, tokenizer, block_size: int) -> float:
-    from wenlm.training.data import DataArguments, prepare_datasets
+    from wenlm.training.args import DataArguments
+    from wenlm.training.data.pipeline import prepare_datasets
 
     with tempfile.TemporaryDirectory(prefix="wenlm-bench-cache-") as cache:
         args = DataArguments(train_files=[str(path)], block_size=block_size, cache_dir=cache, validation_split=0.05,

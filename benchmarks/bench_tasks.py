@@ -21,9 +21,9 @@ from pathlib import Path
 
 import torch
 
-from wenlm.training import evaluate as evaluate_cli
 from wenlm.training import finetune as finetune_cli
-from wenlm.training.corpus import write_jsonl
+from wenlm.training.corpus.grammar import write_jsonl
+from wenlm.training.evaluation import evaluate as evaluate_cli
 from wenlm.training.pretrain import hardware_description
 
 RESULTS = Path(__file__).resolve().parent / "results" / "tasks.json"

@@ -1,1 +1,1 @@
-"""Jinja templates of wenlm model cards (rendered by `wenlm.training.model_card`)."""
+"""Jinja templates of wenlm model cards (rendered by `wenlm.training.hub.card`)."""

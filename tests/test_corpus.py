@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from wenlm.training import corpus
+from wenlm.training.corpus import grammar as corpus
 
 CJK = re.compile(r"[\u4e00-\u9fff]")
 ASCII_LETTER = re.compile(r"[A-Za-z]")

@@ -9,9 +9,9 @@ import pytest
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import HfArgumentParser, PreTrainedTokenizerFast
 
-from wenlm.training import data as data_module
-from wenlm.training.data import (
-    DataArguments,
+from wenlm.training.args import DataArguments
+from wenlm.training.data import pipeline as data_module
+from wenlm.training.data.pipeline import (
     count_bytes,
     prepare_datasets,
     read_txt_documents,
@@ -644,7 +644,7 @@ def test_hub_source_calls_load_dataset_with_name_config_split_and_streaming(tmp_
 
 
 def _fake_corpus_module(tmp_path):
-    module = types.ModuleType("wenlm.training.corpus")
+    module = types.ModuleType("wenlm.training.corpus.grammar")
     module.__file__ = str(tmp_path / "fake_corpus.py")
     (tmp_path / "fake_corpus.py").write_text("# fake\n")
 
@@ -659,8 +659,8 @@ def _fake_corpus_module(tmp_path):
 
 def test_builtin_source_with_fake_generator(tmp_path, tokenizer, monkeypatch):
     fake = _fake_corpus_module(tmp_path)
-    monkeypatch.setitem(sys.modules, "wenlm.training.corpus", fake)
-    monkeypatch.setattr(sys.modules["wenlm.training"], "corpus", fake, raising=False)
+    monkeypatch.setitem(sys.modules, "wenlm.training.corpus.grammar", fake)
+    monkeypatch.setattr(sys.modules["wenlm.training.corpus"], "grammar", fake, raising=False)
     prepared = prepare_datasets(make_args(tmp_path, ["builtin:10"], corpus_seed=5), tokenizer=tokenizer)
     expected = [d["text"] for d in fake.generate_documents(10, seed=5)]
     assert sorted(all_texts(prepared)) == sorted(expected)
@@ -669,9 +669,9 @@ def test_builtin_source_with_fake_generator(tmp_path, tokenizer, monkeypatch):
 
 def test_builtin_source_with_real_corpus(tmp_path, tokenizer):
     try:
-        corpus = importlib.import_module("wenlm.training.corpus")
+        corpus = importlib.import_module("wenlm.training.corpus.grammar")
     except ImportError:
-        pytest.skip("wenlm.training.corpus is not available yet")
+        pytest.skip("wenlm.training.corpus.grammar is not available yet")
     expected = [d["text"] for d in corpus.generate_documents(30, seed=2)]
     prepared = prepare_datasets(
         make_args(tmp_path, ["builtin:30"], corpus_seed=2, validation_split=3, block_size=16),
@@ -686,9 +686,9 @@ def test_pipeline_with_project_tokenizer_and_builtin_corpus(tmp_path):
     try:
         from wenlm.tokenization import PII_PLACEHOLDERS, train_tokenizer
 
-        importlib.import_module("wenlm.training.corpus")
+        importlib.import_module("wenlm.training.corpus.grammar")
     except ImportError:
-        pytest.skip("wenlm.tokenization.train_tokenizer or wenlm.training.corpus is not available yet")
+        pytest.skip("wenlm.tokenization.train_tokenizer or wenlm.training.corpus.grammar is not available yet")
     args = make_args(tmp_path, ["builtin:200"], scrub_pii=True, block_size=32, validation_split=10)
     prepared = prepare_datasets(args, tokenizer_trainer=lambda texts: train_tokenizer(texts, vocab_size=400))
     tok = prepared.tokenizer

@@ -13,7 +13,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, pipeline
 
 from wenlm.modeling import WenLMConfig, WenLMForCausalLM
 from wenlm.tokenization import train_tokenizer
-from wenlm.training.corpus import generate_documents
+from wenlm.training.corpus.grammar import generate_documents
 
 PROBE_TEXT = "小明在公园里看书。Tom reads a book in the park."
 

@@ -10,8 +10,8 @@ import torch
 from test_finetune import tiny_base, tokenizer, write_lines  # noqa: F401  (session fixtures shared with it)
 from transformers import AutoModelForCausalLM
 
-from wenlm.training import evaluate as evaluate_cli
-from wenlm.training.evaluate import document_windows, generate_answers, prompt_and_reference
+from wenlm.training.evaluation import evaluate as evaluate_cli
+from wenlm.training.evaluation.evaluate import document_windows, generate_answers, prompt_and_reference
 
 
 def test_windows_predict_every_token_once_including_the_final_eos():

@@ -9,10 +9,9 @@ import torch
 
 from wenlm.modeling import WenLMConfig, WenLMForCausalLM
 from wenlm.tokenization import train_tokenizer
-from wenlm.training import evaluate as evaluate_cli
 from wenlm.training import finetune as finetune_cli
-from wenlm.training.corpus import generate_documents, make_task_rows, write_jsonl
-from wenlm.training.sft import (
+from wenlm.training.corpus.grammar import generate_documents, make_task_rows, write_jsonl
+from wenlm.training.data.tasks import (
     IGNORE_INDEX,
     PaddingCollator,
     encode_sft_rows,
@@ -20,6 +19,7 @@ from wenlm.training.sft import (
     read_rows,
     render_chat,
 )
+from wenlm.training.evaluation import evaluate as evaluate_cli
 
 END_TOKEN = "<|end|>"
 QUICK_TRAINING = ["--disable_tqdm", "true", "--save_strategy", "no", "--eval_strategy", "no",

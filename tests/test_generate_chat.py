@@ -10,8 +10,8 @@ import torch
 from test_finetune import tiny_base, tokenizer  # noqa: F401  (session fixtures shared with it)
 from transformers import AutoModelForCausalLM
 
-from wenlm.training import chat as chat_cli
-from wenlm.training import generate as generate_cli
+from wenlm.training.evaluation import chat as chat_cli
+from wenlm.training.evaluation import generate as generate_cli
 
 
 def test_generate_greedy_and_seeded_sampling(tmp_path, tiny_base):  # noqa: F811

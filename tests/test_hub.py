@@ -25,7 +25,7 @@ import torch
 from hub_server import HIDE_WENLM, start_hub_server
 from safetensors.torch import load_file, save_file
 
-from wenlm.training.hub import (
+from wenlm.training.hub.publish import (
     push_folder,
     redact_secrets,
     take_hub_push_from_args,
@@ -62,7 +62,7 @@ hub_logging.set_verbosity_debug()
 from transformers import AutoModelForCausalLM, AutoTokenizer
 from transformers.utils import logging as transformers_logging
 transformers_logging.set_verbosity_debug()
-from wenlm.training.hub import push_folder
+from wenlm.training.hub.publish import push_folder
 
 spec = json.loads(Path(sys.argv[1]).read_text())
 results = {}

@@ -1,4 +1,4 @@
-"""Tests for the local evaluate metrics in wenlm.training.metrics, with hand-computed expected values."""
+"""Tests for the local evaluate metrics in wenlm.training.evaluation.metrics, with hand-computed expected values."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from wenlm.training.metrics import METRIC_NAMES, compute_metric, load_metric, metric_path
-from wenlm.training.metrics.text import contains_cjk, lcs_length, qa_tokens, rouge_tokens
+from wenlm.training.evaluation.metrics import METRIC_NAMES, compute_metric, load_metric, metric_path
+from wenlm.training.evaluation.metrics.text import contains_cjk, lcs_length, qa_tokens, rouge_tokens
 
 
 @pytest.fixture(scope="module")
@@ -356,7 +356,7 @@ def test_loads_offline_into_fresh_module_cache_without_network(tmp_path):
 
         socket.socket.connect = refuse
         socket.create_connection = refuse
-        from wenlm.training.metrics import METRIC_NAMES, load_metric
+        from wenlm.training.evaluation.metrics import METRIC_NAMES, load_metric
 
         score_keys = {"qa": "f1", "bleu": "bleu", "chrf": "chrf", "rouge_l": "rougeL"}
         scores = {}

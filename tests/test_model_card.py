@@ -27,8 +27,8 @@ from huggingface_hub.repocard_data import model_index_to_eval_results
 from safetensors.torch import load_file, save_file
 
 from wenlm.training.cli import main as cli_main
-from wenlm.training.hub import validate_folder
-from wenlm.training.model_card import GENERATED_MARKER, render_model_card, write_model_card
+from wenlm.training.hub.card import GENERATED_MARKER, render_model_card, write_model_card
+from wenlm.training.hub.publish import validate_folder
 
 # 30 random characters after hf_, fresh per session: a hit in a leak check can only come from this run.
 TOKEN = "hf_" + secrets.token_hex(15)
@@ -199,8 +199,8 @@ def test_pushed_card_is_rendered_for_the_repo_id(published):
 
 
 def test_wenlm_generate_reads_the_dev_revision_from_the_hub(hub, published, tmp_path):
-    generate_module = Path(__file__).resolve().parent.parent / "training" / "generate.py"
-    assert generate_module.is_file(), "training/generate.py is missing"
+    generate_module = Path(__file__).resolve().parent.parent / "training" / "evaluation" / "generate.py"
+    assert generate_module.is_file(), "training/evaluation/generate.py is missing"
     dev_sha = hub.repos[REPO_ID].branches["dev"]
     before = len(hub.requests)
     wenlm = str(Path(sys.executable).with_name("wenlm"))
@@ -420,7 +420,7 @@ def test_classifier_folder_validates_through_its_own_auto_class(folders):
 
 
 def test_card_includes_a_scaling_study_table_and_plot(folders, tmp_path):
-    from wenlm.training.scaling_report import write_report
+    from wenlm.training.scaling.report import write_report
 
     study = tmp_path / "study"
     records = [

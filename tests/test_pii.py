@@ -1,6 +1,12 @@
 import pytest
 
-from wenlm.training.pii import PII_KINDS, is_card_number, is_valid_chinese_id, pii_placeholders, scrub_pii
+from wenlm.training.data.pii import (
+    PII_KINDS,
+    is_card_number,
+    is_valid_chinese_id,
+    pii_placeholders,
+    scrub_pii,
+)
 
 PLACEHOLDERS = pii_placeholders()
 

@@ -13,7 +13,7 @@ import pytest
 from transformers import pipeline
 
 from wenlm.training.cli import main as cli_main
-from wenlm.training.corpus import exact_entropy_bits_per_byte
+from wenlm.training.corpus.grammar import exact_entropy_bits_per_byte
 from wenlm.training.pretrain import main as pretrain_main
 
 TINY_MODEL = "hidden_size=32,intermediate_size=64,num_hidden_layers=2,num_attention_heads=2,num_key_value_heads=1"
@@ -189,7 +189,7 @@ def test_tokenizer_larger_than_the_model_vocabulary_is_refused(trained, tmp_path
 
 def test_streaming_run_trains_from_an_iterable_dataset(tmp_path):
     corpus = tmp_path / "corpus.txt"
-    from wenlm.training.corpus import generate_documents
+    from wenlm.training.corpus.grammar import generate_documents
 
     corpus.write_text("\n\n".join(doc["text"] for doc in generate_documents(300, seed=9)), encoding="utf-8")
     args = tiny_args(tmp_path / "out", "--streaming", "true", "--tokenizer_sample_docs", "200",
@@ -214,7 +214,8 @@ def test_trainer_uses_the_fused_loss_without_saving_it_in_the_config(trained, tm
     from transformers import TrainingArguments
 
     from wenlm.modeling import WenLMConfig, WenLMForCausalLM
-    from wenlm.training.pretrain import DEFAULT_LOSS_CHUNK_SIZE, LanguageModelTrainer
+    from wenlm.training.args import DEFAULT_LOSS_CHUNK_SIZE
+    from wenlm.training.trainer import LanguageModelTrainer
 
     output_dir, _ = trained
     assert DEFAULT_LOSS_CHUNK_SIZE > 0

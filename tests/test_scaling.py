@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from wenlm.training import scaling
 from wenlm.training.cli import main as cli_main
-from wenlm.training.corpus import exact_entropy_bits_per_byte
+from wenlm.training.corpus.grammar import exact_entropy_bits_per_byte
+from wenlm.training.scaling import study as scaling
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 BLOCK = 32
@@ -114,7 +114,8 @@ def test_cells_train_on_nested_prefixes_of_one_shuffled_stream(study, cache_dir)
     assert all(len(row) == BLOCK for row in large["input_ids"])
 
     # The stream is the training documents in a seeded random order, not in corpus order.
-    from wenlm.training.data import DataArguments, prepare_datasets
+    from wenlm.training.args import DataArguments
+    from wenlm.training.data.pipeline import prepare_datasets
 
     unshuffled = prepare_datasets(
         DataArguments(

@@ -1,4 +1,4 @@
-"""Scaling-law fits, extrapolations, plots and the study report (wenlm.training.scaling_fit / scaling_report)."""
+"""Scaling-law fits, extrapolations, plots and the study report (wenlm.training.scaling.fit / scaling_report)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from scipy.optimize import minimize_scalar
 
-from wenlm.training.scaling_fit import (
+from wenlm.training.scaling.fit import (
     compute_optimal_split,
     fit_data_law,
     fit_joint_law,
@@ -20,7 +20,7 @@ from wenlm.training.scaling_fit import (
     predict_loss,
     tokens_for_target_loss,
 )
-from wenlm.training.scaling_report import load_records, write_report
+from wenlm.training.scaling.report import load_records, write_report
 
 TRUE_DATA = {"E": 1.7, "B": 400.0, "beta": 0.3}
 TRUE_JOINT = {"E": 1.7, "A": 400.0, "alpha": 0.34, "B": 400.0, "beta": 0.3}

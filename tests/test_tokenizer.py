@@ -622,7 +622,7 @@ def test_data_pipeline_tokenizes_with_jieba_exactly_as_the_tokenizer_does(jieba_
     # jieba is a Python pre-tokenizer inside that backend, so check every document's ids, not just a sample.
     import datasets
 
-    from wenlm.training.data import tokenize_and_pack
+    from wenlm.training.data.pipeline import tokenize_and_pack
 
     documents = [line for text in MIXED_CORPUS for line in text.splitlines() if line.strip()] * 3
     documents = [f"{line} {index}" for index, line in enumerate(documents)]

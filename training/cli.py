@@ -11,14 +11,14 @@ import sys
 COMMANDS: dict[str, tuple[str, str]] = {
     "quickstart": ("wenlm.training.quickstart", "the main job: tokenizer + model on the built-in corpus, then generate"),
     "pretrain": ("wenlm.training.pretrain", "train a tokenizer and a model on a corpus with the stock Trainer"),
-    "corpus": ("wenlm.training.corpus_cli", "write the built-in corpus or a built-in task set to a JSONL file"),
+    "corpus": ("wenlm.training.corpus.command", "write the built-in corpus or a built-in task set to a JSONL file"),
     "finetune": ("wenlm.training.finetune", "fine-tune a wenlm model: chat/instruction SFT or classification"),
-    "evaluate": ("wenlm.training.evaluate", "measure a model: language modelling, QA, translation, summaries, classes"),
-    "generate": ("wenlm.training.generate", "generate continuations of prompts through pipeline('text-generation')"),
-    "chat": ("wenlm.training.chat", "chat with a model in the terminal, streaming its replies"),
-    "scaling": ("wenlm.training.scaling", "data-scale study: train a grid of (model, data) cells, fit and plot laws"),
-    "push": ("wenlm.training.push_cli", "validate a model folder and upload it to the Hugging Face Hub"),
-    "card": ("wenlm.training.card_cli", "re-render a model folder's model card from its reports"),
+    "evaluate": ("wenlm.training.evaluation.evaluate", "measure a model: language modelling, QA, translation, summaries, classes"),
+    "generate": ("wenlm.training.evaluation.generate", "generate continuations of prompts through pipeline('text-generation')"),
+    "chat": ("wenlm.training.evaluation.chat", "chat with a model in the terminal, streaming its replies"),
+    "scaling": ("wenlm.training.scaling.study", "data-scale study: train a grid of (model, data) cells, fit and plot laws"),
+    "push": ("wenlm.training.hub.push", "validate a model folder and upload it to the Hugging Face Hub"),
+    "card": ("wenlm.training.hub.card_command", "re-render a model folder's model card from its reports"),
 }
 
 # Errors a user can fix from the message alone: shown without a traceback (WENLM_DEBUG=1 shows it).

@@ -33,16 +33,8 @@ from transformers import (
 )
 from transformers.trainer_utils import IntervalStrategy
 
-from .pretrain import (
-    CPU_TRAINING_DEFAULTS,
-    REPORT_FILE,
-    LanguageModelTrainer,
-    check_output_dir,
-    last_logged,
-    training_section,
-    write_outputs,
-)
-from .sft import (
+from wenlm.training.args import CPU_TRAINING_DEFAULTS
+from wenlm.training.data.tasks import (
     PaddingCollator,
     collect_labels,
     encode_classification_rows,
@@ -50,6 +42,14 @@ from .sft import (
     raise_or_count_bad_rows,
     read_rows,
 )
+from wenlm.training.pretrain import (
+    REPORT_FILE,
+    check_output_dir,
+    last_logged,
+    training_section,
+    write_outputs,
+)
+from wenlm.training.trainer import LanguageModelTrainer
 
 logger = logging.getLogger(__name__)
 
@@ -171,7 +171,7 @@ def count_parameters(model) -> tuple[int, int]:
 
 
 def classification_metrics(id2label: dict[int, str]):
-    from .metrics import compute_metric
+    from wenlm.training.evaluation.metrics import compute_metric
 
     labels = sorted(id2label)
 
@@ -258,7 +258,7 @@ def finetune(args: FinetuneArguments, training_args: TrainingArguments) -> dict:
     check_arguments(args)
     resume_from = check_output_dir(training_args)
     adjust_training_arguments(training_args, args)
-    from .hub import take_hub_push_from_args
+    from wenlm.training.hub.publish import take_hub_push_from_args
 
     # Moves --hub_token out of the arguments the Trainer pickles, and publishes once at the end, validated.
     hub_push = take_hub_push_from_args(training_args)
@@ -325,7 +325,7 @@ def save_model_folder(model, tokenizer, output_dir: Path, args: FinetuneArgument
 
 def build_finetune_report(*, args, training_args, model, tokenizer, data: TaskData, trainer, train_metrics,
                           final_eval, wall_time, base_report, parameters) -> dict:
-    from .hub import redact_secrets
+    from wenlm.training.hub.publish import redact_secrets
 
     config = model.config
     n_params = config.num_parameters()

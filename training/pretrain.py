@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import platform
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +16,7 @@ import torch
 from transformers import (
     AutoTokenizer,
     DataCollatorForLanguageModeling,
-    HfArgumentParser,
     PreTrainedTokenizerBase,
-    Trainer,
     TrainingArguments,
     set_seed,
 )
@@ -28,8 +24,9 @@ from transformers.trainer_utils import get_last_checkpoint
 
 from wenlm.modeling import PRESETS, WenLMConfig, WenLMForCausalLM
 from wenlm.tokenization import tokenizer_stats, train_tokenizer
-
-from .data import DataArguments, count_bytes, prepare_datasets, token_byte_lengths
+from wenlm.training.args import CPU_TRAINING_DEFAULTS, DataArguments, ModelArguments, parse_options
+from wenlm.training.data.pipeline import count_bytes, prepare_datasets, token_byte_lengths
+from wenlm.training.trainer import LanguageModelTrainer
 
 LANGUAGE_SAMPLE_DOCS = 2000
 
@@ -37,70 +34,6 @@ logger = logging.getLogger(__name__)
 
 REPORT_FILE = "training_report.json"
 LOSS_CURVE_FILE = "loss_curve.png"
-
-# Defaults suited to a small model on a CPU; any of them can still be set on the command line.
-CPU_TRAINING_DEFAULTS: dict[str, Any] = dict(
-    per_device_train_batch_size=16,
-    per_device_eval_batch_size=16,
-    learning_rate=2e-3,
-    lr_scheduler_type="cosine",
-    warmup_steps=0.05,
-    weight_decay=0.1,
-    adam_beta2=0.95,
-    max_grad_norm=1.0,
-    num_train_epochs=1.0,
-    logging_steps=10,
-    logging_first_step=True,
-    eval_strategy="steps",
-    eval_steps=100,
-    save_strategy="steps",
-    save_steps=100,
-    save_total_limit=2,
-    prediction_loss_only=True,
-    report_to="none",
-    include_num_input_tokens_seen=True,
-    dataloader_num_workers=0,
-    dataloader_pin_memory=torch.cuda.is_available(),
-    # Without use_cpu and gloo the Trainer ignores a torchrun launch on a CPU-only machine and trains each
-    # process alone; gloo is named only when launched distributed, since naming it starts a process group.
-    use_cpu=not torch.cuda.is_available(),
-    ddp_backend="gloo" if not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1 else None,
-    seed=42,
-)
-
-
-# Rows of logits per chunk of the fused training loss: fast on CPU at every preset (BENCHMARKS.md, section 1).
-DEFAULT_LOSS_CHUNK_SIZE = 256
-
-
-@dataclass
-class ModelArguments:
-    preset: str = field(default="micro", metadata={"help": f"Model size: one of {', '.join(PRESETS)}."})
-    config_overrides: str | None = field(
-        default=None,
-        metadata={"help": "Comma-separated config fields overriding the preset, e.g. 'num_hidden_layers=4,dropout=0.1'."},
-    )
-    tokenizer: str | None = field(
-        default=None,
-        metadata={"help": "An existing tokenizer (folder or Hub id). Without it a byte-level BPE is trained on the corpus."},
-    )
-    vocab_size: int = field(default=8192, metadata={"help": "Vocabulary size of the tokenizer trained here."})
-    tokenizer_min_frequency: int = field(default=2, metadata={"help": "Minimum pair frequency for a BPE merge."})
-    use_jieba: bool = field(default=False, metadata={"help": "Pre-segment Chinese with jieba (needs wenlm[zh])."})
-    attn_implementation: str = field(default="sdpa", metadata={"help": "sdpa, eager, flash_attention_2 or flex_attention."})
-    scaling_study: str | None = field(
-        default=None, metadata={"help": "Folder of a `wenlm scaling` study whose table and plot go into the model card."}
-    )
-    license: str = field(default="apache-2.0", metadata={"help": "License written into the model card metadata."})
-    loss_chunk_size: int = field(
-        default=DEFAULT_LOSS_CHUNK_SIZE,
-        metadata={
-            "help": "Training loss computed this many token rows at a time, with its gradients, never building the "
-            "full logits (measured 1.0-1.4x faster steps on CPU; see BENCHMARKS.md). 0: the stock loss. Not saved "
-            "in the model's config."
-        },
-    )
-
 
 def parse_override_value(text: str) -> Any:
     try:
@@ -144,68 +77,8 @@ def check_tokenizer_matches(tokenizer: PreTrainedTokenizerBase, config: WenLMCon
         )
 
 
-class LanguageModelTrainer(Trainer):
-    """The stock Trainer, adding perplexity, bits per byte and tokens/second to what it logs, and training wenlm
-    models with the fused chunked loss (``loss_chunk_size`` rows of logits at a time; 0 or None: the stock loss).
-    The chunk size is passed per call, so the saved config keeps returning logits for whoever trains it next."""
-
-    def __init__(self, *args, eval_bytes_per_token: float | None = None, loss_chunk_size: int | None = None,
-                 **kwargs):
-        super().__init__(*args, **kwargs)
-        self.eval_bytes_per_token = eval_bytes_per_token
-        self.loss_chunk_size = loss_chunk_size
-        self._last_log = (time.perf_counter(), 0)
-
-    def compute_loss(self, model, inputs, *args, **kwargs):
-        if self.loss_chunk_size and _is_wenlm(self.accelerator.unwrap_model(model)):
-            inputs = {**inputs, "loss_chunk_size": self.loss_chunk_size}
-        return super().compute_loss(model, inputs, *args, **kwargs)
-
-    def log(self, logs: dict[str, float], *args, **kwargs) -> None:
-        if "eval_loss" in logs:
-            logs["eval_perplexity"] = math.exp(min(logs["eval_loss"], 50.0))
-            if self.eval_bytes_per_token:
-                logs["eval_bpb"] = logs["eval_loss"] / self.eval_bytes_per_token / math.log(2)
-        if "loss" in logs:
-            now, tokens = time.perf_counter(), self.state.num_input_tokens_seen
-            last_time, last_tokens = self._last_log
-            if tokens > last_tokens and now > last_time:
-                logs["tokens_per_second"] = round((tokens - last_tokens) / (now - last_time), 1)
-            self._last_log = (now, tokens)
-        super().log(logs, *args, **kwargs)
-
-
-def _is_wenlm(model) -> bool:
-    # A PEFT wrapper forwards `config` and extra forward kwargs to the wenlm model inside it.
-    return getattr(getattr(model, "config", None), "model_type", None) == WenLMConfig.model_type
-
-
 def parse_pretrain_args(argv: list[str] | None = None) -> tuple[ModelArguments, DataArguments, TrainingArguments]:
-    """Command-line options, optionally preceded by a YAML/JSON file of them (later command-line options win)."""
-    parser = HfArgumentParser((ModelArguments, DataArguments, TrainingArguments))
-    parser.set_defaults(**CPU_TRAINING_DEFAULTS)
-    argv = list(argv or [])
-    if argv and argv[0].endswith((".json", ".yaml", ".yml")):
-        argv = options_file_to_argv(Path(argv[0])) + argv[1:]
-    return parser.parse_args_into_dataclasses(args=argv)
-
-
-def options_file_to_argv(path: Path) -> list[str]:
-    if not path.is_file():
-        raise FileNotFoundError(f"Options file {path} does not exist.")
-    import yaml  # JSON is a subset of YAML
-
-    try:
-        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as error:
-        raise ValueError(f"{path}: not valid YAML/JSON: {error}") from None
-    if not isinstance(loaded, dict):
-        raise ValueError(f"{path}: expected a mapping of option names to values, e.g. 'output_dir: my-model'.")
-    argv: list[str] = []
-    for name, value in loaded.items():
-        values = value if isinstance(value, list) else [value]
-        argv += [f"--{name}", *(str(item).lower() if isinstance(item, bool) else str(item) for item in values)]
-    return argv
+    return parse_options((ModelArguments, DataArguments, TrainingArguments), argv, defaults=CPU_TRAINING_DEFAULTS)
 
 
 def check_output_dir(training_args: TrainingArguments) -> str | None:
@@ -254,7 +127,7 @@ def load_or_train_tokenizer(model_args: ModelArguments, data_args: DataArguments
 
 def pretrain(model_args: ModelArguments, data_args: DataArguments, training_args: TrainingArguments) -> dict:
     """Run the whole job and return the training report (also written to the output folder)."""
-    from .hub import take_hub_push_from_args
+    from wenlm.training.hub.publish import take_hub_push_from_args
 
     started = time.time()
     # Before anything saves the arguments: the token must not reach training_args.bin, and only the validated
@@ -344,7 +217,7 @@ def pretrain(model_args: ModelArguments, data_args: DataArguments, training_args
 
 def build_report(*, model, tokenizer, model_args, data_args, training_args, prepared, trainer, train_metrics,
                  final_eval, wall_time, eval_bytes) -> dict:
-    from .hub import redact_secrets
+    from wenlm.training.hub.publish import redact_secrets
 
     config: WenLMConfig = model.config
     n_params = config.num_parameters()
@@ -402,7 +275,7 @@ def stats_by_language(tokenizer, texts) -> dict:
 
 
 def builtin_entropy_floor() -> float:
-    from .corpus import exact_entropy_bits_per_byte
+    from wenlm.training.corpus.grammar import exact_entropy_bits_per_byte
 
     return exact_entropy_bits_per_byte()["bits_per_byte"]
 
@@ -452,8 +325,8 @@ def hardware_description() -> dict:
 
 
 def write_outputs(output_dir: Path, report: dict, log_history: list[dict], model_args: ModelArguments) -> None:
-    from .model_card import write_model_card
-    from .plots import plot_loss_curve
+    from wenlm.training.hub.card import write_model_card
+    from wenlm.training.plots import plot_loss_curve
 
     (output_dir / REPORT_FILE).write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
     (output_dir / "log_history.json").write_text(json.dumps(log_history, indent=1) + "\n")
@@ -465,9 +338,6 @@ def main(argv: list[str] | None = None) -> dict:
     model_args, data_args, training_args = parse_pretrain_args(argv)
     return pretrain(model_args, data_args, training_args)
 
-
-__all__ = ["ModelArguments", "CPU_TRAINING_DEFAULTS", "LanguageModelTrainer", "pretrain", "parse_pretrain_args",
-           "build_config", "main"]
 
 if __name__ == "__main__":
     main()

@@ -7,7 +7,7 @@ import argparse
 import json
 from pathlib import Path
 
-from .pretrain import main as pretrain_main
+from wenlm.training.pretrain import main as pretrain_main
 
 PROMPTS = ("小明在", "一天早上，", "Once upon a time,", "Tom said:")
 

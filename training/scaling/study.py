@@ -1,8 +1,8 @@
 """`wenlm scaling`: a data-scale study.
 
 Trains a grid of (model size, training tokens D) cells with the stock Trainer, evaluates every cell on the
-same held-out documents, then fits and plots scaling laws with :mod:`wenlm.training.scaling_fit` and
-:mod:`wenlm.training.scaling_report`.
+same held-out documents, then fits and plots scaling laws with :mod:`wenlm.training.scaling.fit` and
+:mod:`wenlm.training.scaling.report`.
 
 Design decisions:
 
@@ -13,7 +13,7 @@ Design decisions:
   (a smaller cell's data is a prefix of a larger cell's), which removes data-sampling noise from the
   comparison between data sizes.  The shuffle matters for real corpora, whose files are usually ordered
   (by author, era, topic), so a prefix of the raw order would not be a sample of the corpus.
-* Validation documents are held out by document (see wenlm.training.data) and are identical for every cell.
+* Validation documents are held out by document (see wenlm.training.data.pipeline) and are identical for every cell.
 * Each cell runs ``epochs`` passes (default 1: every token seen once) with a cosine schedule whose warmup is a
   fraction of that cell's own steps, i.e. the schedule is scaled to the run length (Hoffmann et al. 2022
   showed that a schedule tuned for a longer run overestimates the loss of shorter ones).
@@ -37,8 +37,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .scaling_fit import METRIC_UNITS, PUBLISHED_EXPONENTS, fit_study
-from .scaling_report import load_records, write_report
+from wenlm.training.scaling.fit import METRIC_UNITS, PUBLISHED_EXPONENTS, fit_study
+from wenlm.training.scaling.report import load_records, write_report
 
 logger = logging.getLogger(__name__)
 
@@ -152,8 +152,7 @@ def parse_data_sizes(text: str) -> list[int]:
 def parse_model_specs(text: str) -> list[ModelSpec]:
     """``"nano,micro:num_hidden_layers=3"``: presets, each optionally followed by ``:field=value`` overrides."""
     from wenlm.modeling import PRESETS
-
-    from .pretrain import parse_override_value
+    from wenlm.training.pretrain import parse_override_value
 
     specs = []
     for entry in (part.strip() for part in str(text).split(",")):
@@ -374,7 +373,7 @@ def cell_dataset(train, tokens: int, block_size: int):
 
 
 def _data_arguments(options: StudyOptions):
-    from .data import DataArguments
+    from wenlm.training.args import DataArguments
 
     if options.validation_split is not None:
         validation, max_docs = options.validation_split, options.validation_docs
@@ -399,8 +398,12 @@ def prepare_study_data(options: StudyOptions, study_dir: Path) -> StudyData:
     from transformers import AutoTokenizer
 
     from wenlm.tokenization import train_tokenizer
-
-    from .data import count_bytes, prepare_datasets, token_byte_lengths, tokenize_and_pack
+    from wenlm.training.data.pipeline import (
+        count_bytes,
+        prepare_datasets,
+        token_byte_lengths,
+        tokenize_and_pack,
+    )
 
     data_args = _data_arguments(options)
     tokenizer_dir = study_dir / TOKENIZER_DIR
@@ -470,7 +473,8 @@ def cell_path(study_dir: Path, spec: ModelSpec, data_size: int) -> Path:
 
 
 def build_model_config(spec: ModelSpec, options: StudyOptions, tokenizer):
-    from .pretrain import ModelArguments, build_config
+    from wenlm.training.args import ModelArguments
+    from wenlm.training.pretrain import build_config
 
     # The model's own overrides come last so they win over the study-wide ones; values travel as JSON, which
     # is how build_config parses them back.
@@ -495,8 +499,8 @@ def train_cell(spec: ModelSpec, data_size: int, data: StudyData, options: StudyO
     from transformers import DataCollatorForLanguageModeling, TrainingArguments, set_seed
 
     from wenlm.modeling import WenLMForCausalLM
-
-    from .pretrain import DEFAULT_LOSS_CHUNK_SIZE, LanguageModelTrainer
+    from wenlm.training.args import DEFAULT_LOSS_CHUNK_SIZE
+    from wenlm.training.trainer import LanguageModelTrainer
 
     started = time.perf_counter()
     load_before = os.getloadavg()[0]
@@ -734,7 +738,7 @@ def entropy_floor(metric: str, train_files, bytes_per_token: float | None) -> tu
     """The built-in corpus's entropy floor in the units of ``metric`` (None for other corpora)."""
     if not uses_builtin_corpus(train_files):
         return None, "entropy floor"
-    from .corpus import exact_entropy_bits_per_byte
+    from wenlm.training.corpus.grammar import exact_entropy_bits_per_byte
 
     bits_per_byte = exact_entropy_bits_per_byte()["bits_per_byte"]
     if metric == "val_bpb":

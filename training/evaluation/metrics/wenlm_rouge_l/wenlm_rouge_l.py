@@ -8,8 +8,8 @@ On ASCII text the tokens, and therefore the scores, equal ``rouge_score``'s ``ro
 
 import evaluate
 
-from wenlm.training.metrics import common
-from wenlm.training.metrics.text import lcs_length, rouge_tokens
+from wenlm.training.evaluation.metrics import common
+from wenlm.training.evaluation.metrics.text import lcs_length, rouge_tokens
 
 _CITATION = """\
 @inproceedings{lin-2004-rouge,

@@ -5,7 +5,7 @@ from collections import Counter
 import datasets
 import evaluate
 
-from wenlm.training.metrics import common
+from wenlm.training.evaluation.metrics import common
 
 _CITATION = """\
 @article{sokolova-lapalme-2009-systematic,

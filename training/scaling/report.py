@@ -1,6 +1,6 @@
 """Write and read back the artefacts of a wenlm data-scale study.
 
-``write_report`` turns result records plus fits (from :func:`wenlm.training.scaling_fit.fit_study`) into
+``write_report`` turns result records plus fits (from :func:`wenlm.training.scaling.fit.fit_study`) into
 results.csv, results.json, fit.json, scaling.png, loss_vs_compute.png and REPORT.md. Every sentence of the
 report's conclusions is computed from the numbers; where a number cannot be computed (too few points, no
 floor given) the report says so instead of printing a placeholder.
@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from .scaling_fit import (
+from wenlm.training.scaling.fit import (
     CHINCHILLA_TOKENS_PER_PARAM,
     METRIC_UNITS,
     PUBLISHED_EXPONENTS,

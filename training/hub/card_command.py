@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .model_card import write_model_card
+from wenlm.training.hub.card import write_model_card
 
 
 def build_parser() -> argparse.ArgumentParser:

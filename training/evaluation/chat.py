@@ -9,7 +9,11 @@ from typing import TextIO
 
 from transformers import TextStreamer
 
-from .generate import add_sampling_arguments, check_sampling_arguments, generation_kwargs
+from wenlm.training.evaluation.generate import (
+    add_sampling_arguments,
+    check_sampling_arguments,
+    generation_kwargs,
+)
 
 RESET, EXIT = "/reset", "/exit"
 

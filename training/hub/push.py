@@ -9,7 +9,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from .hub import push_folder, take_hub_token_from_args, validate_folder
+from wenlm.training.hub.publish import push_folder, take_hub_token_from_args, validate_folder
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -2,8 +2,8 @@
 
 import evaluate
 
-from wenlm.training.metrics import common
-from wenlm.training.metrics.text import contains_cjk
+from wenlm.training.evaluation.metrics import common
+from wenlm.training.evaluation.metrics.text import contains_cjk
 
 _CITATION = """\
 @inproceedings{papineni-etal-2002-bleu,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .corpus import TASK_KINDS, write_jsonl
+from wenlm.training.corpus.grammar import TASK_KINDS, write_jsonl
 
 
 def main(argv: list[str] | None = None) -> None:

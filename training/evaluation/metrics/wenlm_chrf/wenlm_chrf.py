@@ -2,7 +2,7 @@
 
 import evaluate
 
-from wenlm.training.metrics import common
+from wenlm.training.evaluation.metrics import common
 
 _CITATION = """\
 @inproceedings{popovic-2015-chrf,

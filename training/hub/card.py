@@ -402,7 +402,7 @@ def _scaling_section(report: dict, folder: Path) -> str:
     text = f"From the data-scale study in `{study}` (its REPORT.md has the fitted laws and their uncertainty)."
     results_json = study_dir / "results.json"
     if results_json.is_file():
-        from .scaling_report import load_records
+        from wenlm.training.scaling.report import load_records
 
         rows = [[r["model"], r["n_params"], r["tokens"], r["val_loss"], r["val_bpb"]]
                 for r in load_records(study_dir)]

@@ -4,8 +4,8 @@ from collections import Counter
 
 import evaluate
 
-from wenlm.training.metrics import common
-from wenlm.training.metrics.text import qa_tokens
+from wenlm.training.evaluation.metrics import common
+from wenlm.training.evaluation.metrics.text import qa_tokens
 
 _CITATION = """\
 @inproceedings{rajpurkar-etal-2016-squad,

@@ -1,6 +1,6 @@
 """Pieces shared by the wenlm metric modules: input checks, reference handling, the sacrebleu import.
 
-The metric modules import this file as ``from wenlm.training.metrics import common`` and subclass
+The metric modules import this file as ``from wenlm.training.evaluation.metrics import common`` and subclass
 ``common.CheckedMetric`` through the module attribute. They must not import the class name itself:
 ``evaluate.load`` picks the *first* ``evaluate.Metric`` subclass in the loaded module's namespace, which
 would then be this base class instead of the real metric.

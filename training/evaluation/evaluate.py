@@ -14,7 +14,7 @@ Tasks:
   ``source``/``target`` (translate), ``document``|``text``/``summary`` (summarize).
 - ``classification``: accuracy and macro-F1 of a sequence-classification model on ``text``/``label`` rows.
 
-All scores come from the local `evaluate` modules in :mod:`wenlm.training.metrics` (0-100). The metrics are printed
+All scores come from the local `evaluate` modules in :mod:`wenlm.training.evaluation.metrics` (0-100). The metrics are printed
 as JSON; for a local model folder they are merged into its ``eval_results.json`` and the model card is re-rendered
 when the folder has a training report.
 """
@@ -30,7 +30,7 @@ from pathlib import Path
 
 import torch
 
-from .sft import encode_classification_text, read_rows
+from wenlm.training.data.tasks import encode_classification_text, read_rows
 
 logger = logging.getLogger(__name__)
 
@@ -98,7 +98,7 @@ def check_rows(row_set, max_samples: int | None) -> list[tuple[int, dict]]:
 
 def read_documents(path: str, text_column: str, max_samples: int | None) -> list[str]:
     if Path(path).suffix.lower() == ".txt":
-        from .data import read_txt_documents
+        from wenlm.training.data.pipeline import read_txt_documents
 
         if not Path(path).is_file():
             raise FileNotFoundError(f"--data {path}: no such file.")
@@ -228,7 +228,7 @@ def generate_answers(model, tokenizer, prompts: list[str], chat: bool, batch_siz
 
 
 def generation_metrics(task: str, predictions: list[str], references: list[str]) -> dict:
-    from .metrics import compute_metric
+    from wenlm.training.evaluation.metrics import compute_metric
 
     if task == "qa":
         scores = compute_metric("qa", predictions, references)
@@ -264,7 +264,7 @@ def evaluate_generation(args, model, tokenizer) -> tuple[dict, list[dict]]:
 def evaluate_classification(args) -> dict:
     from transformers import AutoModelForSequenceClassification
 
-    from .metrics import compute_metric
+    from wenlm.training.evaluation.metrics import compute_metric
 
     model = AutoModelForSequenceClassification.from_pretrained(args.model, revision=args.revision,
                                                                trust_remote_code=True).eval()
@@ -308,7 +308,7 @@ def record_results(folder: Path, task: str, metrics: dict, data: str, num_sample
                      "data": data, "task_type": TASK_TYPES[task], "num_samples": num_samples}
     path.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     if (folder / "training_report.json").is_file():
-        from .model_card import write_model_card
+        from wenlm.training.hub.card import write_model_card
 
         write_model_card(folder)
     return path

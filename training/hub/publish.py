@@ -177,7 +177,7 @@ def _check_remote_code_file(folder: Path, module: str, seen: set[str], problems:
         elif isinstance(node, ast.ImportFrom):
             if node.level > 1 or node.module is None:
                 problems.append(
-                    f"{path.name} line {node.lineno}: transformers only ships files named by `from .module import"
+                    f"{path.name} line {node.lineno}: transformers only ships files named by `from wenlm.training.module import"
                     " name` next to the config; rewrite this import in that form"
                 )
             elif "." in node.module:
@@ -450,7 +450,7 @@ def push_folder(
 
 
 def _refresh_generated_card(folder: Path, repo_id: str) -> None:
-    from .model_card import CARD_FILE, TRAINING_REPORT, is_generated_card, write_model_card
+    from wenlm.training.hub.card import CARD_FILE, TRAINING_REPORT, is_generated_card, write_model_card
 
     if (folder / TRAINING_REPORT).is_file() and is_generated_card(folder / CARD_FILE):
         write_model_card(folder, repo_id=repo_id)

@@ -40,7 +40,6 @@ import hashlib
 import itertools
 import json
 import logging
-import math
 import os
 import re
 from collections.abc import Callable, Iterable, Iterator
@@ -52,6 +51,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+
+from wenlm.training.args import DataArguments, validation_spec
 
 logger = logging.getLogger(__name__)
 
@@ -70,87 +71,6 @@ _PIPELINE_VERSION = "wenlm-data-2"
 _READ_CHUNK_BYTES = 8 << 20
 _ARROW_BATCH_ROWS = 10_000
 _ESCAPED_BYTE = re.compile("[\udc80-\udcff]")
-
-
-@dataclass
-class DataArguments:
-    train_files: list[str] = field(
-        default_factory=lambda: ["builtin"],
-        metadata={
-            "help": "Text sources: .txt/.jsonl/.json/.parquet/.csv paths, globs, directories, 'hub:NAME' or "
-            "'hub:NAME:CONFIG' (Hugging Face Hub), 'builtin' or 'builtin:N' (synthetic corpus). Several "
-            "sources are concatenated in the given order."
-        },
-    )
-    text_column: str = field(
-        default="text", metadata={"help": "Column holding the text in jsonl/json/csv/parquet/hub."}
-    )
-    txt_document_mode: str = field(
-        default="block",
-        metadata={"help": "How .txt files split into documents: 'block' (blank-line separated) or 'line'."},
-    )
-    txt_document_separator: str | None = field(
-        default=None,
-        metadata={"help": "Extra .txt document boundary: a line equal to this marker, e.g. '<|endoftext|>'."},
-    )
-    min_doc_chars: int = field(
-        default=1, metadata={"help": "Drop documents shorter than this after stripping."}
-    )
-    dedup: bool = field(default=True, metadata={"help": "Drop exact duplicate documents (keep the first)."})
-    scrub_pii: bool = field(
-        default=False,
-        metadata={"help": "Replace e-mails, phones, ID/card numbers and IPs with placeholder tokens."},
-    )
-    validation_split: float = field(
-        default=0.05,
-        metadata={"help": "Held-out documents: a fraction (< 1) or an integer count (>= 1) of documents."},
-    )
-    max_validation_docs: int | None = field(
-        default=None, metadata={"help": "Upper bound on the number of validation documents."}
-    )
-    streaming: bool = field(
-        default=False,
-        metadata={"help": "Read sources lazily as IterableDatasets instead of materialising them."},
-    )
-    tokenizer_sample_docs: int = field(
-        default=100000,
-        metadata={"help": "In streaming mode, train the tokenizer on at most this many training documents."},
-    )
-    num_proc: int = field(
-        default=1,
-        metadata={
-            "help": "Processes for PII scrubbing. Tokenization always runs on all cores in the tokenizer's own "
-            "thread pool."
-        },
-    )
-    strict_utf8: bool = field(
-        default=False,
-        metadata={"help": "Fail on invalid UTF-8 instead of replacing the bytes with U+FFFD."},
-    )
-    block_size: int = field(default=256, metadata={"help": "Tokens per packed training block."})
-    corpus_seed: int = field(
-        default=0, metadata={"help": "Seed for the validation split and the builtin corpus."}
-    )
-    cache_dir: str | None = field(
-        default=None,
-        metadata={
-            "help": "Cache folder for loaded, cleaned and packed data (default: <HF datasets cache>/wenlm)."
-        },
-    )
-    hub_split: str = field(default="train", metadata={"help": "Split to load from 'hub:' sources."})
-
-    def __post_init__(self):
-        if isinstance(self.train_files, str):
-            self.train_files = [self.train_files]
-        if self.txt_document_mode not in ("block", "line"):
-            raise ValueError(f"txt_document_mode must be 'block' or 'line', got {self.txt_document_mode!r}")
-        if self.block_size < 2:
-            raise ValueError(
-                f"block_size must be at least 2 (a causal LM predicts tokens 1..n-1), got {self.block_size}"
-            )
-        if self.num_proc < 1:
-            raise ValueError(f"num_proc must be >= 1, got {self.num_proc}")
-        _validation_spec(self.validation_split)
 
 
 @dataclass
@@ -206,23 +126,6 @@ def _resolve_cache_dir(cache_dir: str | os.PathLike | None) -> Path:
 def _file_signature(path: str) -> tuple:
     stat = os.stat(path)
     return (os.path.abspath(path), stat.st_size, stat.st_mtime_ns)
-
-
-def _validation_spec(validation_split: float) -> tuple[str, float]:
-    """Return ('fraction', f) or ('count', n) for a validation_split value, or raise."""
-    if validation_split is None or validation_split <= 0 or math.isnan(validation_split):
-        raise ValueError(
-            f"validation_split must be a fraction in (0, 1) or a document count >= 1, got {validation_split!r}; "
-            "bits-per-byte evaluation needs held-out documents"
-        )
-    if validation_split < 1:
-        return "fraction", float(validation_split)
-    if float(validation_split) != int(validation_split):
-        raise ValueError(
-            f"validation_split={validation_split} is >= 1, so it must be a whole number of documents "
-            "(use a value below 1 for a fraction)"
-        )
-    return "count", int(validation_split)
 
 
 # ------------------------------------------------------------------------------------- UTF-8 handling
@@ -398,7 +301,7 @@ def read_txt_documents(path: str, mode: str = "block", separator: str | None = N
 
 def _iter_builtin_documents(num_docs: int, seed: int, signature: str) -> Iterator[dict]:
     del signature
-    from wenlm.training.corpus import generate_documents
+    from wenlm.training.corpus.grammar import generate_documents
 
     for document in generate_documents(num_docs, seed=seed):
         yield {"text": document["text"]}
@@ -406,10 +309,10 @@ def _iter_builtin_documents(num_docs: int, seed: int, signature: str) -> Iterato
 
 def _builtin_signature() -> str:
     try:
-        import wenlm.training.corpus as corpus_module
+        import wenlm.training.corpus.grammar as corpus_module
     except ImportError as error:
         raise ImportError(
-            "train_files uses 'builtin' but wenlm.training.corpus is not available; give real files instead"
+            "train_files uses 'builtin' but wenlm.training.corpus.grammar is not available; give real files instead"
         ) from error
     return _digest(Path(corpus_module.__file__).read_bytes())
 
@@ -610,7 +513,7 @@ def _normalized_dataset(dataset, cache_dir: Path):
 
 
 def _scrub_batch(batch: dict) -> dict:
-    from wenlm.training.pii import PII_KINDS, scrub_pii
+    from wenlm.training.data.pii import PII_KINDS, scrub_pii
 
     output: dict[str, list] = {"text": [], **{f"pii_{kind}": [] for kind in PII_KINDS}}
     for text in batch["text"]:
@@ -627,7 +530,7 @@ def _column_sum(dataset, column: str) -> int:
 
 def clean_dataset(dataset, args: DataArguments) -> tuple[Any, dict, dict]:
     """Clean a map-style Dataset with a 'text' column; return (dataset, step_counts, pii_counts)."""
-    from wenlm.training.pii import PII_KINDS
+    from wenlm.training.data.pii import PII_KINDS
 
     steps = {name: _empty_step() for name in CLEANING_STEPS}
     normalized = _normalized_dataset(dataset, _resolve_cache_dir(args.cache_dir))
@@ -698,7 +601,7 @@ def clean_dataset(dataset, args: DataArguments) -> tuple[Any, dict, dict]:
 
 
 def _placeholder_signature() -> str:
-    from wenlm.training.pii import pii_placeholders
+    from wenlm.training.data.pii import pii_placeholders
 
     return _digest(sorted(pii_placeholders().items()))
 
@@ -710,7 +613,7 @@ def _proc_count(num_proc: int, rows: int) -> int | None:
 
 
 def _iter_clean_stream(stream, min_doc_chars: int, dedup: bool, scrub: bool, stats: dict) -> Iterator[dict]:
-    from wenlm.training.pii import PII_KINDS, scrub_pii
+    from wenlm.training.data.pii import PII_KINDS, scrub_pii
 
     # A new pass starts fresh: counters describe the latest (possibly partial) pass over the data.  They are
     # reset in place so references handed out earlier (the report) stay live.
@@ -781,7 +684,7 @@ def split_by_document(
     """Hold out whole documents: return (train, validation), deterministic for a given seed."""
     import datasets
 
-    kind, amount = _validation_spec(validation_split)
+    kind, amount = validation_spec(validation_split)
     if max_validation_docs is not None and max_validation_docs < 1:
         raise ValueError(f"max_validation_docs must be >= 1 or None, got {max_validation_docs}")
     if isinstance(dataset, datasets.IterableDataset):

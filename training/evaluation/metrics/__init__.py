@@ -63,7 +63,7 @@ def metric_path(name: str) -> Path:
     if not script.is_file():
         raise FileNotFoundError(
             f"The wenlm metric script {script} is missing; the wenlm installation is incomplete. "
-            "Reinstall wenlm (its wheel ships training/metrics/*/*.py as package data)."
+            "Reinstall wenlm (its wheel ships training/evaluation/metrics/*/*.py as package data)."
         )
     return folder
 

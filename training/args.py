@@ -192,6 +192,21 @@ def validation_spec(validation_split: float) -> tuple[str, float]:
 
 
 
+# ==== finetune (section owned by the finetune work; add its dataclasses here) ====
+
+
+# ==== quickstart (section owned by the quickstart work; add its dataclasses here) ====
+
+
+# ==== evaluate, generate, chat (section owned by the evaluate, generate, chat work; add its dataclasses here) ====
+
+
+# ==== scaling (section owned by the scaling work; add its dataclasses here) ====
+
+
+# ==== push, card, corpus (section owned by the push, card, corpus work; add its dataclasses here) ====
+
+
 # ----------------------------------------------------------------------------------------------- parsing
 
 

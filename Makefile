@@ -5,7 +5,7 @@ PYTHON ?= python3
 TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
 
-.PHONY: install quickstart test lint
+.PHONY: install quickstart test test-fast lint
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,9 +19,16 @@ install: $(VENV)/.installed
 quickstart: $(VENV)/.installed
 	$(BIN)/wenlm quickstart --output_dir wenlm-quickstart
 
-# Offline like a user without internet; pytest's exit code 5 (no tests collected) fails the target.
+# Offline like a user without internet, one pytest worker per core (pytest-xdist); pytest's exit code 5 (no tests
+# collected) fails the target like any other failure.
+PYTEST := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(BIN)/python -m pytest -q -p no:cacheprovider -n auto
+
 test: $(VENV)/.installed
-	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(BIN)/python -m pytest -q -p no:cacheprovider tests
+	$(PYTEST) tests
+
+# Quick iterations: everything but the tests marked slow (training runs, subprocesses).
+test-fast: $(VENV)/.installed
+	$(PYTEST) -m "not slow" tests
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .

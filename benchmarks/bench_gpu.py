@@ -134,6 +134,29 @@ def print_generate(case: dict) -> None:
               f"{speedup:8.2f}")
 
 
+def run_train_case(args, preset, seq_len, attn, device, dtype, info, peak) -> dict:
+    case = train_case(preset, seq_len, args.variants, args.repeats, args.warmup, args.steps_per_repeat,
+                      batch_size=train_batch(args, seq_len), device=device, dtype=dtype, attn_implementation=attn)
+    case["attn_implementation"], case["dtype"] = attn, info["dtype"]
+    for variant in case["variants"].values():
+        variant["mfu"] = variant["achieved_gflops"] / peak
+    print_case(case, f" {case['attn_implementation']}")
+    return case
+
+
+def run_generate_case(args, preset, shape, attn, device, dtype, info, print_header: bool) -> dict:
+    batch_size, prompt_len = shape
+    case = generate_case(preset, batch_size, prompt_len, args.new_tokens, args.generate_repeats,
+                         device=device, dtype=dtype, attn_implementation=attn)
+    case["attn_implementation"], case["dtype"] = attn, info["dtype"]
+    if print_header:
+        print(f"\ngreedy generate(), KV cache, {attn}, {args.new_tokens} new tokens, median of {args.generate_repeats}")
+        print(f"{'preset':6} {'batch':>5} {'prompt':>6} {'model':6} {'total s':>8} {'TTFT ms':>8} "
+              f"{'tok/s':>8} {'decode tok/s':>12} {'vs llama':>8}")
+    print_generate(case)
+    return case
+
+
 def main() -> None:
     args = parse_args()
     device = check_device(args)
@@ -176,7 +199,6 @@ def main() -> None:
             "budget_s": args.budget_s, "elapsed_s": time.perf_counter() - start, "skipped": skipped, "errors": errors,
         }
 
-    printed_generate_header = False
     for kind, attn, preset, shape in jobs:
         label = f"{kind} {preset} {attn} {shape}"
         if time.perf_counter() - start > args.budget_s:
@@ -184,27 +206,10 @@ def main() -> None:
             continue
         try:
             if kind == "train":
-                case = train_case(preset, shape, args.variants, args.repeats, args.warmup, args.steps_per_repeat,
-                                  batch_size=train_batch(args, shape), device=device, dtype=dtype,
-                                  attn_implementation=attn)
-                case["attn_implementation"], case["dtype"] = attn, info["dtype"]
-                for variant in case["variants"].values():
-                    variant["mfu"] = variant["achieved_gflops"] / peak
-                train_cases.append(case)
-                print_case(case, f" {case['attn_implementation']}")
+                train_cases.append(run_train_case(args, preset, shape, attn, device, dtype, info, peak))
             else:
-                batch_size, prompt_len = shape
-                case = generate_case(preset, batch_size, prompt_len, args.new_tokens, args.generate_repeats,
-                                     device=device, dtype=dtype, attn_implementation=attn)
-                case["attn_implementation"], case["dtype"] = attn, info["dtype"]
-                generate_cases.append(case)
-                if not printed_generate_header:
-                    print(f"\ngreedy generate(), KV cache, {attn}, {args.new_tokens} new tokens, "
-                          f"median of {args.generate_repeats}")
-                    print(f"{'preset':6} {'batch':>5} {'prompt':>6} {'model':6} {'total s':>8} {'TTFT ms':>8} "
-                          f"{'tok/s':>8} {'decode tok/s':>12} {'vs llama':>8}")
-                    printed_generate_header = True
-                print_generate(case)
+                generate_cases.append(run_generate_case(args, preset, shape, attn, device, dtype, info,
+                                                        print_header=not generate_cases))
         except Exception as error:
             # The device run is one shot: a failing case (a flash-attention kernel, memory) is recorded and the
             # rest still run. The smoke run exists to surface such errors, so there it stops.

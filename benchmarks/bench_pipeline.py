@@ -21,7 +21,13 @@ import tempfile
 import time
 from pathlib import Path
 
+import datasets
 from common import machine_info, median, write_json
+
+from wenlm.tokenization import train_tokenizer
+from wenlm.training.args import DataArguments
+from wenlm.training.data.pipeline import prepare_datasets
+from wenlm.training.data.sources import read_txt_documents
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 # (file, txt_document_mode, separator): one English file of long documents, two Chinese files of short ones.
@@ -33,8 +39,6 @@ DEFAULT_CORPORA = [
 
 
 def corpus_documents(path: Path, mode: str, separator: str | None) -> list[str]:
-    from wenlm.training.data.pipeline import read_txt_documents
-
     return [d for d in read_txt_documents(str(path), mode=mode, separator=separator) if d.strip()]
 
 
@@ -47,9 +51,6 @@ def raw_encode_seconds(tokenizer, documents: list[str], method: str, batch_size:
 
 
 def pipeline_seconds(path: Path, mode: str, separator: str | None, tokenizer, block_size: int) -> float:
-    from wenlm.training.args import DataArguments
-    from wenlm.training.data.pipeline import prepare_datasets
-
     with tempfile.TemporaryDirectory(prefix="wenlm-bench-cache-") as cache:
         args = DataArguments(train_files=[str(path)], block_size=block_size, cache_dir=cache, validation_split=0.05,
                              txt_document_mode=mode, txt_document_separator=separator)
@@ -60,10 +61,6 @@ def pipeline_seconds(path: Path, mode: str, separator: str | None, tokenizer, bl
 
 def worker(options: argparse.Namespace) -> None:
     """One core count: time the raw encoders and the pipeline on every corpus, print one JSON line."""
-    import datasets
-
-    from wenlm.tokenization import train_tokenizer
-
     datasets.disable_progress_bars()
     rows = []
     for path, mode, separator in options.corpora:
@@ -150,8 +147,6 @@ def main() -> None:
                   f"{row['pipeline_mb_per_s']:5.2f} MB/s; raw encode_batch {row['raw_encode_batch_mb_per_s']:5.2f} "
                   f"({row['share_of_encode_batch']:.0%}), encode_batch_fast {row['raw_encode_batch_fast_mb_per_s']:5.2f} "
                   f"({row['share_of_encode_batch_fast']:.0%})")
-
-    from wenlm.tokenization import train_tokenizer
 
     training = []
     documents = corpus_documents(*options.corpora[0])

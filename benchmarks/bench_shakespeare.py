@@ -103,7 +103,7 @@ def validation_bits_per_char(model, ids: torch.Tensor, context: int, batch_size:
     return total_nats / predicted / math.log(2), predicted
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--budget-s", type=float, default=600.0)
@@ -118,12 +118,62 @@ def main() -> None:
     parser.add_argument("--warmup-s", type=float, default=10.0)
     parser.add_argument("--weight-decay", type=float, default=0.1)
     parser.add_argument("--dropout", type=float, default=0.0)
-    parser.add_argument("--compile", action="store_true", help="config.compile_decoder_layers=True")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the model (the Trainer's torch_compile)")
     parser.add_argument("--loop", choices=["trainer", "minimal"], default="trainer")
     parser.add_argument("--threads", type=int, default=None, help="torch threads; 1 is faster on an overloaded machine")
     parser.add_argument("--seed", type=int, default=1337)
     parser.add_argument("--output", default="shakespeare.json")
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def build_model(args: argparse.Namespace, vocab_size: int) -> WenLMForCausalLM:
+    mlp = args.mlp or 32 * round(8 * args.width / 3 / 32)
+    torch.manual_seed(args.seed)
+    config = WenLMConfig(
+        vocab_size=vocab_size, hidden_size=args.width, intermediate_size=mlp, num_hidden_layers=args.layers,
+        num_attention_heads=args.heads, num_key_value_heads=args.kv_heads,
+        max_position_embeddings=args.context + 1, dropout=args.dropout, pad_token_id=None, bos_token_id=None,
+        eos_token_id=None, use_cache=False,
+    )
+    return WenLMForCausalLM(config)
+
+
+def train_with_trainer(args, model, dataset, optimizer, scheduler) -> int:
+    stopper = StopAtBudget(args.budget_s)
+    training_args = TrainingArguments(
+        output_dir="/tmp/wenlm_bench_shakespeare", per_device_train_batch_size=args.batch_size,
+        max_steps=10**9, logging_steps=200, save_strategy="no", eval_strategy="no", report_to=[],
+        use_cpu=True, dataloader_num_workers=0, disable_tqdm=True, max_grad_norm=1.0, seed=args.seed,
+        torch_compile=args.compile,
+    )
+    trainer = Trainer(model=model, args=training_args, train_dataset=dataset,
+                      optimizers=(optimizer, scheduler), callbacks=[stopper])
+    trainer.train()
+    return stopper.steps
+
+
+def train_minimal(args, model, dataset, optimizer, scheduler, start: float) -> int:
+    """nanoGPT's loop shape: forward, backward, clip, step, until the budget is spent."""
+    model.train()
+    forward = torch.compile(model) if args.compile else model
+    steps = 0
+    for batch in torch.utils.data.DataLoader(dataset, batch_size=args.batch_size):
+        loss = forward(**batch).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        steps += 1
+        if steps % 200 == 0:
+            print(f"step {steps} loss {loss.item():.4f} {time.perf_counter() - start:.0f} s", flush=True)
+        if time.perf_counter() - start >= args.budget_s:
+            break
+    return steps
+
+
+def main() -> None:
+    args = parse_args()
     if not args.data.is_file():
         raise FileNotFoundError(f"{args.data} not found; pass --data PATH to tiny Shakespeare's input.txt.")
 
@@ -136,15 +186,7 @@ def main() -> None:
     split = int(0.9 * len(ids))
     train_ids, val_ids = ids[:split], ids[split:]
 
-    mlp = args.mlp or 32 * round(8 * args.width / 3 / 32)
-    torch.manual_seed(args.seed)
-    config = WenLMConfig(
-        vocab_size=len(chars), hidden_size=args.width, intermediate_size=mlp, num_hidden_layers=args.layers,
-        num_attention_heads=args.heads, num_key_value_heads=args.kv_heads,
-        max_position_embeddings=args.context + 1, dropout=args.dropout, pad_token_id=None, bos_token_id=None,
-        eos_token_id=None, compile_decoder_layers=args.compile, use_cache=False,
-    )
-    model = WenLMForCausalLM(config)
+    model = build_model(args, len(chars))
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": args.weight_decay},
@@ -157,32 +199,9 @@ def main() -> None:
           f"{model.num_parameters():,} parameters, vocab {len(chars)}, {args.loop} loop, budget {args.budget_s:.0f} s")
     start = time.perf_counter()
     if args.loop == "trainer":
-        stopper = StopAtBudget(args.budget_s)
-        training_args = TrainingArguments(
-            output_dir="/tmp/wenlm_bench_shakespeare", per_device_train_batch_size=args.batch_size,
-            max_steps=10**9, logging_steps=200, save_strategy="no", eval_strategy="no", report_to=[],
-            use_cpu=True, dataloader_num_workers=0, disable_tqdm=True, max_grad_norm=1.0, seed=args.seed,
-        )
-        trainer = Trainer(model=model, args=training_args, train_dataset=dataset,
-                          optimizers=(optimizer, scheduler), callbacks=[stopper])
-        trainer.train()
-        steps = stopper.steps
+        steps = train_with_trainer(args, model, dataset, optimizer, scheduler)
     else:
-        model.train()
-        batches = torch.utils.data.DataLoader(dataset, batch_size=args.batch_size)
-        steps = 0
-        for batch in batches:
-            loss = model(**batch).loss
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            steps += 1
-            if steps % 200 == 0:
-                print(f"step {steps} loss {loss.item():.4f} {time.perf_counter() - start:.0f} s", flush=True)
-            if time.perf_counter() - start >= args.budget_s:
-                break
+        steps = train_minimal(args, model, dataset, optimizer, scheduler, start)
     train_s = time.perf_counter() - start
     tokens = steps * args.batch_size * args.context
     bits, characters = validation_bits_per_char(model, val_ids, args.context)

@@ -20,11 +20,12 @@ import time
 from pathlib import Path
 
 import torch
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from wenlm.training import finetune as finetune_cli
 from wenlm.training.corpus.grammar import write_jsonl
 from wenlm.training.evaluation import evaluate as evaluate_cli
-from wenlm.training.pretrain import hardware_description
+from wenlm.training.report import hardware_description
 
 RESULTS = Path(__file__).resolve().parent / "results" / "tasks.json"
 # task kind -> (finetune task, evaluate task, headline metrics)
@@ -37,8 +38,6 @@ TASKS = {
 
 def untuned_classifier(base: Path, train_file: Path, folder: Path) -> Path:
     """The base model with a fresh (untrained) classification head over the task's labels: the 'before' score."""
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
     labels = sorted({json.loads(line)["label"] for line in train_file.read_text(encoding="utf-8").splitlines()})
     id2label = dict(enumerate(labels))
     torch.manual_seed(0)
@@ -51,8 +50,8 @@ def untuned_classifier(base: Path, train_file: Path, folder: Path) -> Path:
 
 
 def score(model: Path, task: str, data: Path, samples: int, chat: bool) -> dict:
-    argv = ["--model", str(model), "--task", task, "--data", str(data), "--max_samples", str(samples),
-            "--batch_size", "32", "--max_new_tokens", "48", "--no_save"]
+    argv = ["--model", str(model), "--task", task, "--validation_files", str(data), "--max_samples", str(samples),
+            "--per_device_eval_batch_size", "32", "--max_new_tokens", "48", "--save_results", "false"]
     if chat:
         argv += ["--prompt_format", "chat"]
     return evaluate_cli.main(argv)
@@ -73,8 +72,8 @@ def run_task(kind: str, args, work: Path) -> dict:
     shutil.rmtree(output, ignore_errors=True)
     started = time.perf_counter()
     report = finetune_cli.main([
-        "--model", str(args.base), "--task", finetune_task, "--train_file", str(train),
-        "--validation_file", str(validation), "--output_dir", str(output), "--max_steps", str(args.steps[kind]),
+        "--model", str(args.base), "--task", finetune_task, "--train_files", str(train),
+        "--validation_files", str(validation), "--output_dir", str(output), "--max_steps", str(args.steps[kind]),
         "--learning_rate", str(args.learning_rate), "--per_device_train_batch_size", "16",
         "--eval_strategy", "no", "--save_strategy", "no", "--logging_steps", "10", "--disable_tqdm", "true",
     ])

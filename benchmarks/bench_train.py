@@ -26,6 +26,8 @@ from common import (
     write_json,
 )
 
+from wenlm.training.trainer import fused_training_loss
+
 # Batch sizes that make one float32 step take roughly 0.1-1 s on a 2-core CPU.
 BATCH = {
     ("nano", 256): 8, ("nano", 1024): 2,
@@ -34,21 +36,27 @@ BATCH = {
     ("base", 256): 2, ("base", 1024): 1,
 }
 
-# Opt-in speed features of wenlm (see BENCHMARKS.md); plain "wenlm" is the default configuration.
+# Training speed options (see BENCHMARKS.md), applied the way `wenlm pretrain` applies them: the trainer's fused
+# loss (--loss_chunk_size) and torch.compile of the whole model (--torch_compile true). None: Llama, stock loss.
 VARIANTS = {
     "llama": None,
     "wenlm": {},
     "wenlm-fused-loss": {"loss_chunk_size": 256},
-    "wenlm-fast": {"loss_chunk_size": 256, "compile_decoder_layers": True},
+    "wenlm-fast": {"loss_chunk_size": 256, "torch_compile": True},
 }
 
 
-def make_step(model, batch: torch.Tensor):
+def make_step(model, batch: torch.Tensor, loss_chunk_size: int = 0, torch_compile: bool = False):
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
     model.train()
+    forward = torch.compile(model) if torch_compile else model
+    inputs = {"input_ids": batch, "labels": batch}
 
     def step() -> float:
-        loss = model(input_ids=batch, labels=batch).loss
+        if loss_chunk_size:
+            loss, _ = fused_training_loss(forward, model.lm_head.weight, inputs, loss_chunk_size)
+        else:
+            loss = forward(**inputs).loss
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
@@ -99,11 +107,10 @@ def bench_case(preset: str, seq_len: int, variants: list[str], repeats: int, war
     steps = {}
     compile_seconds = {}
     for name in variants:
-        overrides = VARIANTS[name]
-        config = wenlm_config(preset, seq_len, **(overrides or {}))
-        wenlm, llama = build_pair(config)
-        model = place(llama if overrides is None else wenlm, device, dtype, attn_implementation)
-        steps[name] = make_step(model, batch)
+        options = VARIANTS[name]
+        wenlm, llama = build_pair(base_config)
+        model = place(llama if options is None else wenlm, device, dtype, attn_implementation)
+        steps[name] = make_step(model, batch, **(options or {}))
         synchronize(device)
         start = time.perf_counter()
         for _ in range(warmup):

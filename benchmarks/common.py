@@ -10,9 +10,10 @@ import time
 from pathlib import Path
 
 import torch
-from transformers import LlamaConfig, LlamaForCausalLM
+from transformers import LlamaForCausalLM
 
 from wenlm.modeling import PRESETS, WenLMConfig, WenLMForCausalLM
+from wenlm.training.export import llama_twin
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 BENCH_VOCAB = 8192
@@ -23,27 +24,11 @@ def wenlm_config(preset: str, max_positions: int, vocab_size: int = BENCH_VOCAB,
     return WenLMConfig(vocab_size=vocab_size, **{**fields, **overrides})
 
 
-def llama_like(config: WenLMConfig) -> LlamaConfig:
-    """A LlamaConfig with wenlm's shapes: same widths, GQA, rope theta, RMSNorm eps, SwiGLU, tied embeddings."""
-    return LlamaConfig(
-        vocab_size=config.vocab_size, hidden_size=config.hidden_size,
-        intermediate_size=config.intermediate_size, num_hidden_layers=config.num_hidden_layers,
-        num_attention_heads=config.num_attention_heads, num_key_value_heads=config.num_key_value_heads,
-        head_dim=config.head_dim, max_position_embeddings=config.max_position_embeddings,
-        rope_theta=config.rope_parameters["rope_theta"], rms_norm_eps=config.rms_norm_eps,
-        hidden_act=config.hidden_act, tie_word_embeddings=config.tie_word_embeddings,
-        attention_bias=False, mlp_bias=False, pad_token_id=config.pad_token_id,
-        bos_token_id=config.bos_token_id, eos_token_id=config.eos_token_id,
-    )
-
-
 def build_pair(config: WenLMConfig, seed: int = 0) -> tuple[WenLMForCausalLM, LlamaForCausalLM]:
-    """wenlm and Llama models holding the same weights (the state-dict names are identical)."""
+    """wenlm and Llama models holding the same weights (wenlm.training.export.llama_twin)."""
     torch.manual_seed(seed)
     wenlm = WenLMForCausalLM(config)
-    llama = LlamaForCausalLM(llama_like(config))
-    llama.load_state_dict(wenlm.state_dict(), strict=True)
-    return wenlm, llama
+    return wenlm, llama_twin(wenlm)
 
 
 def flops_per_token(config: WenLMConfig, seq_len: int) -> tuple[int, str]:

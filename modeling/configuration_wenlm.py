@@ -20,6 +20,10 @@ PRESETS: dict[str, dict[str, int]] = {
                  num_key_value_heads=4, max_position_embeddings=2048),
 }
 
+# Keys that training options wrote into config.json in earlier wenlm versions; folders saved then still load, and
+# saving them again drops the keys.
+_TRAINING_ONLY_KEYS = ("loss_chunk_size", "compile_decoder_layers")
+
 _POSITIVE_INT_FIELDS = (
     "vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
     "num_key_value_heads", "max_position_embeddings", "head_dim",
@@ -67,15 +71,13 @@ class WenLMConfig(PreTrainedConfig):
     rope_parameters: dict | None = None
     attention_dropout: float = 0.0
     dropout: float = 0.0
-    # Training speed options, both off by default (see BENCHMARKS.md): compute the training loss in chunks of this
-    # many tokens without materialising full-vocabulary logits, and torch.compile the decoder layers.
-    loss_chunk_size: int | None = None
-    compile_decoder_layers: bool = False
     pad_token_id: int | None = 0
     bos_token_id: int | None = 1
     eos_token_id: int | list[int] | None = 2
 
     def __post_init__(self, **kwargs):
+        for key in _TRAINING_ONLY_KEYS:
+            kwargs.pop(key, None)
         if self.num_key_value_heads is None:
             self.num_key_value_heads = self.num_attention_heads
         if self.head_dim is None and _is_positive_int(self.num_attention_heads):
@@ -89,10 +91,16 @@ class WenLMConfig(PreTrainedConfig):
         if self.rope_parameters is None and "rope_theta" not in kwargs and "rope_scaling" not in kwargs:
             self.rope_parameters = {"rope_type": "default", "rope_theta": 10000.0}
         super().__post_init__(**kwargs)
-        self.validate_wenlm()
+        self.validate_architecture()
 
-    def validate_wenlm(self) -> None:
-        """Raise ValueError naming the offending parameter and its valid choices."""
+    def validate(self) -> None:
+        # transformers runs its own validators before saving; a field changed after construction is checked too.
+        super().validate()
+        self.validate_architecture()
+
+    def validate_architecture(self) -> None:
+        """Raise ValueError naming the offending parameter and its valid choices (transformers' validator hook,
+        called at construction so the error is a plain ValueError rather than a wrapped strict-dataclass one)."""
         for name in _POSITIVE_INT_FIELDS:
             value = getattr(self, name)
             if not _is_positive_int(value):
@@ -117,14 +125,6 @@ class WenLMConfig(PreTrainedConfig):
             value = getattr(self, name)
             if not 0.0 <= float(value) < 1.0:
                 raise ValueError(f"WenLMConfig: {name} must be in [0, 1), got {value!r}.")
-        if self.loss_chunk_size is not None and not (
-            isinstance(self.loss_chunk_size, int) and not isinstance(self.loss_chunk_size, bool)
-            and self.loss_chunk_size >= 0
-        ):
-            raise ValueError(
-                f"WenLMConfig: loss_chunk_size must be a positive integer (or 0/None to disable), "
-                f"got {self.loss_chunk_size!r}."
-            )
         if not float(self.rms_norm_eps) > 0:
             raise ValueError(f"WenLMConfig: rms_norm_eps must be positive, got {self.rms_norm_eps!r}.")
         if not float(self.rope_parameters.get("rope_theta", 0)) > 0:

@@ -1,4 +1,9 @@
-"""wenlm decoder-only Transformer for transformers 5.
+"""wenlm decoder-only Transformer for transformers 5, laid out like transformers' modeling_llama.py.
+
+What wenlm adds to Llama's computation: RMSNorm through torch's fused kernel, optional embedding/residual
+dropout, depth-scaled initialisation of the residual-branch outputs, clear errors for token ids outside the
+vocabulary and positions beyond the trained context, eager attention whenever attention weights are requested,
+and classification pooling that follows the attention mask.
 
 This file is also shipped next to saved weights as Hub remote code, so it imports only torch, transformers
 and its sibling `configuration_wenlm` (relative import: transformers copies sibling modules it finds that way).
@@ -6,7 +11,6 @@ and its sibling `configuration_wenlm` (relative import: transformers copies sibl
 
 import copy
 import math
-import warnings
 from collections.abc import Callable
 
 import torch
@@ -17,15 +21,19 @@ from transformers.activations import ACT2FN
 from transformers.cache_utils import Cache, DynamicCache
 from transformers.generation import GenerationMixin
 from transformers.masking_utils import create_causal_mask
-from transformers.modeling_layers import GradientCheckpointingLayer
+from transformers.modeling_layers import GenericForSequenceClassification, GradientCheckpointingLayer
 from transformers.modeling_outputs import (
     BaseModelOutputWithPast,
     CausalLMOutputWithPast,
     SequenceClassifierOutputWithPast,
 )
 from transformers.modeling_rope_utils import ROPE_INIT_FUNCTIONS, dynamic_rope_update
-from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS, PreTrainedModel
+from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS, PreTrainedModel, slice_logits_to_keep
+from transformers.processing_utils import Unpack
+from transformers.utils import TransformersKwargs, can_return_tuple, is_tracing
 from transformers.utils.deprecation import deprecate_kwarg
+from transformers.utils.generic import merge_with_config_defaults
+from transformers.utils.output_capturing import capture_outputs
 
 from .configuration_wenlm import WenLMConfig
 
@@ -58,9 +66,9 @@ class WenLMRMSNorm(nn.Module):
 class WenLMRotaryEmbedding(nn.Module):
     def __init__(self, config: WenLMConfig):
         super().__init__()
-        self.config = config
         self.max_seq_len_cached = config.max_position_embeddings
         self.original_max_seq_len = config.max_position_embeddings
+        self.config = config
         self.rope_type = config.rope_parameters.get("rope_type", "default")
         rope_init_fn: Callable = self.compute_default_rope_parameters
         if self.rope_type != "default":
@@ -97,6 +105,23 @@ def apply_rotary_pos_emb(q, k, cos, sin, unsqueeze_dim: int = 1):
     return (q * cos) + (rotate_half(q) * sin), (k * cos) + (rotate_half(k) * sin)
 
 
+class WenLMMLP(nn.Module):
+    """SwiGLU feed-forward: down(act(gate(x)) * up(x))."""
+
+    def __init__(self, config: WenLMConfig):
+        super().__init__()
+        self.hidden_size = config.hidden_size
+        self.intermediate_size = config.intermediate_size
+        self.gate_proj = nn.Linear(config.hidden_size, config.intermediate_size, bias=False)
+        self.up_proj = nn.Linear(config.hidden_size, config.intermediate_size, bias=False)
+        self.down_proj = nn.Linear(config.intermediate_size, config.hidden_size, bias=False)
+        self.down_proj._is_residual_output = True
+        self.act_fn = ACT2FN[config.hidden_act]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.down_proj(self.act_fn(self.gate_proj(x)) * self.up_proj(x))
+
+
 def repeat_kv(hidden_states: torch.Tensor, n_rep: int) -> torch.Tensor:
     """(batch, kv_heads, seq, dim) -> (batch, kv_heads * n_rep, seq, dim) without copying when n_rep == 1."""
     if n_rep == 1:
@@ -118,22 +143,6 @@ def eager_attention_forward(module, query, key, value, attention_mask, scaling, 
     return output, weights
 
 
-class WenLMMLP(nn.Module):
-    """SwiGLU feed-forward: down(act(gate(x)) * up(x))."""
-
-    def __init__(self, config: WenLMConfig):
-        super().__init__()
-        self.hidden_size = config.hidden_size
-        self.intermediate_size = config.intermediate_size
-        self.gate_proj = nn.Linear(config.hidden_size, config.intermediate_size, bias=False)
-        self.up_proj = nn.Linear(config.hidden_size, config.intermediate_size, bias=False)
-        self.down_proj = nn.Linear(config.intermediate_size, config.hidden_size, bias=False)
-        self.act_fn = ACT2FN[config.hidden_act]
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.down_proj(self.act_fn(self.gate_proj(x)) * self.up_proj(x))
-
-
 class WenLMAttention(nn.Module):
     """Grouped-query self-attention dispatched through transformers' attention interface."""
 
@@ -150,15 +159,16 @@ class WenLMAttention(nn.Module):
         self.k_proj = nn.Linear(config.hidden_size, config.num_key_value_heads * self.head_dim, bias=False)
         self.v_proj = nn.Linear(config.hidden_size, config.num_key_value_heads * self.head_dim, bias=False)
         self.o_proj = nn.Linear(config.num_attention_heads * self.head_dim, config.hidden_size, bias=False)
+        self.o_proj._is_residual_output = True
 
+    @deprecate_kwarg("past_key_values", "5.40.0", new_name="cache")
     def forward(
         self,
         hidden_states: torch.Tensor,
-        position_embeddings: tuple[torch.Tensor, torch.Tensor],
+        position_embeddings: tuple[torch.Tensor, torch.Tensor] | None = None,
         attention_mask: torch.Tensor | None = None,
         cache: Cache | None = None,
-        output_attentions: bool = False,
-        **kwargs,
+        **kwargs: Unpack[TransformersKwargs],
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         input_shape = hidden_states.shape[:-1]
         hidden_shape = (*input_shape, -1, self.head_dim)
@@ -170,11 +180,11 @@ class WenLMAttention(nn.Module):
         query_states, key_states = apply_rotary_pos_emb(query_states, key_states, cos, sin)
 
         if cache is not None:
-            key_states, value_states = cache.update(key_states, value_states, self.layer_idx)
+            key_states, value_states = cache.update(key_states, value_states, self.layer_idx, kwargs=kwargs)
 
-        # Attention weights exist only in the eager path; the model builds the matching eager mask.
-        attention_interface = eager_attention_forward
-        if not output_attentions:
+        # Attention weights exist only in the eager kernel; WenLMModel builds the matching eager mask.
+        attention_interface: Callable = eager_attention_forward
+        if not kwargs.get("output_attentions"):
             attention_interface = ALL_ATTENTION_FUNCTIONS.get_interface(
                 self.config._attn_implementation, eager_attention_forward
             )
@@ -209,27 +219,29 @@ class WenLMDecoderLayer(GradientCheckpointingLayer):
         self.post_attention_layernorm = WenLMRMSNorm(config.hidden_size, eps=config.rms_norm_eps)
         self.residual_dropout = config.dropout
 
+    @deprecate_kwarg("past_key_values", "5.40.0", new_name="cache")
     def forward(
         self,
         hidden_states: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
-        position_embeddings: tuple[torch.Tensor, torch.Tensor] | None = None,
+        position_ids: torch.LongTensor | None = None,
         cache: Cache | None = None,
-        output_attentions: bool = False,
-        **kwargs,
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        attn_output, attn_weights = self.self_attn(
+        use_cache: bool | None = False,
+        position_embeddings: tuple[torch.Tensor, torch.Tensor] | None = None,
+        **kwargs: Unpack[TransformersKwargs],
+    ) -> torch.Tensor:
+        attn_output, _ = self.self_attn(
             self.input_layernorm(hidden_states),
-            position_embeddings=position_embeddings,
             attention_mask=attention_mask,
+            position_ids=position_ids,
             cache=cache,
-            output_attentions=output_attentions,
+            use_cache=use_cache,
+            position_embeddings=position_embeddings,
             **kwargs,
         )
         hidden_states = hidden_states + _dropout(attn_output, self.residual_dropout, self.training)
         mlp_output = self.mlp(self.post_attention_layernorm(hidden_states))
-        hidden_states = hidden_states + _dropout(mlp_output, self.residual_dropout, self.training)
-        return hidden_states, attn_weights
+        return hidden_states + _dropout(mlp_output, self.residual_dropout, self.training)
 
 
 class WenLMPreTrainedModel(PreTrainedModel):
@@ -242,44 +254,25 @@ class WenLMPreTrainedModel(PreTrainedModel):
     _supports_flash_attn = True
     _supports_sdpa = True
     _supports_flex_attn = True
-    _supports_attention_backend = True
     _can_compile_fullgraph = True
+    _supports_attention_backend = True
+    _can_record_outputs = {
+        "hidden_states": WenLMDecoderLayer,
+        "attentions": WenLMAttention,
+    }
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
-        std = self.config.initializer_range
-        if isinstance(module, nn.Linear):
+        if getattr(module, "_is_residual_output", False):
             # Residual-branch outputs start smaller so the residual stream's variance does not grow with depth.
-            if getattr(module, "_wenlm_residual_output", False):
-                std = std / math.sqrt(2 * self.config.num_hidden_layers)
+            std = self.config.initializer_range / math.sqrt(2 * self.config.num_hidden_layers)
             init.normal_(module.weight, mean=0.0, std=std)
-            if module.bias is not None:
-                init.zeros_(module.bias)
-        elif isinstance(module, nn.Embedding):
-            init.normal_(module.weight, mean=0.0, std=std)
-        elif isinstance(module, WenLMRMSNorm):
-            init.ones_(module.weight)
-        elif isinstance(module, WenLMRotaryEmbedding):
-            # Non-persistent buffers are not in the checkpoint; from_pretrained builds on the meta device and
-            # leaves them empty unless recomputed here.
-            rope_fn = (
-                module.compute_default_rope_parameters
-                if module.rope_type == "default"
-                else ROPE_INIT_FUNCTIONS[module.rope_type]
-            )
-            inv_freq, _ = rope_fn(module.config)
-            init.copy_(module.inv_freq, inv_freq)
-            init.copy_(module.original_inv_freq, inv_freq)
+        else:
+            super()._init_weights(module)
 
     def save_pretrained(self, save_directory, *args, **kwargs):
         self.config.auto_map = {**(getattr(self.config, "auto_map", None) or {}), **AUTO_MAP}
         return super().save_pretrained(save_directory, *args, **kwargs)
-
-
-def _mark_residual_outputs(layers: nn.ModuleList) -> None:
-    for layer in layers:
-        layer.self_attn.o_proj._wenlm_residual_output = True
-        layer.mlp.down_proj._wenlm_residual_output = True
 
 
 class WenLMModel(WenLMPreTrainedModel):
@@ -289,26 +282,17 @@ class WenLMModel(WenLMPreTrainedModel):
         super().__init__(config)
         self.vocab_size = config.vocab_size
         self.embed_tokens = nn.Embedding(config.vocab_size, config.hidden_size)
-        self.embed_dropout = config.dropout
         self.layers = nn.ModuleList(
             [WenLMDecoderLayer(config, layer_idx) for layer_idx in range(config.num_hidden_layers)]
         )
-        _mark_residual_outputs(self.layers)
         self.norm = WenLMRMSNorm(config.hidden_size, eps=config.rms_norm_eps)
         self.rotary_emb = WenLMRotaryEmbedding(config)
         self.gradient_checkpointing = False
-        # torch.compile wrappers of the layers for training (opt-in, built on first use). A plain list keeps
-        # them out of state_dict and named_modules, so weight names and saving are unaffected.
-        self._compiled_training_layers: list[nn.Module] | None = None
         self.post_init()
 
-    def get_input_embeddings(self) -> nn.Embedding:
-        return self.embed_tokens
-
-    def set_input_embeddings(self, value: nn.Embedding) -> None:
-        self.embed_tokens = value
-
     @deprecate_kwarg("past_key_values", "5.40.0", new_name="cache")
+    @merge_with_config_defaults
+    @capture_outputs
     def forward(
         self,
         input_ids: torch.LongTensor | None = None,
@@ -317,137 +301,63 @@ class WenLMModel(WenLMPreTrainedModel):
         cache: Cache | None = None,
         inputs_embeds: torch.Tensor | None = None,
         use_cache: bool | None = None,
-        output_attentions: bool | None = None,
-        output_hidden_states: bool | None = None,
-        return_dict: bool | None = None,
-        **kwargs,
-    ) -> BaseModelOutputWithPast | tuple:
+        **kwargs: Unpack[TransformersKwargs],
+    ) -> BaseModelOutputWithPast:
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("WenLMModel: pass exactly one of input_ids or inputs_embeds.")
-        output_attentions = bool(output_attentions if output_attentions is not None else self.config.output_attentions)
-        output_hidden_states = bool(
-            output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
-        )
-        return_dict = return_dict if return_dict is not None else self.config.return_dict
-        use_cache = use_cache if use_cache is not None else self.config.use_cache
-        if self.gradient_checkpointing and self.training:
-            use_cache = False  # caching activations defeats the memory saving of checkpointing
-        compiled_layers = None
-        if self._wants_compiled_layers(cache, output_attentions, output_hidden_states):
-            # A cache inside a compiled region would break the graph; training never reads one back.
-            use_cache = False
-            compiled_layers = self._get_compiled_training_layers()
 
         if inputs_embeds is None:
             _check_token_ids(input_ids, self.config.vocab_size)
             inputs_embeds = self.embed_tokens(input_ids)
-        if use_cache and cache is None:
+
+        fresh_cache = use_cache and cache is None
+        if fresh_cache:
             cache = DynamicCache(config=self.config)
 
-        past_seen_tokens = cache.get_seq_length() if cache is not None else 0
-        seq_len = inputs_embeds.shape[1]
-        if past_seen_tokens + seq_len > self.config.max_position_embeddings:
-            raise ValueError(
-                f"WenLMModel: the input needs {past_seen_tokens + seq_len} positions ({past_seen_tokens} cached + "
-                f"{seq_len} new) but the model supports max_position_embeddings="
-                f"{self.config.max_position_embeddings}. Truncate the input (e.g. tokenizer(..., truncation=True, "
-                "max_length=...)) or lower max_new_tokens."
-            )
         if position_ids is None:
-            position_ids = torch.arange(seq_len, device=inputs_embeds.device).unsqueeze(0) + past_seen_tokens
+            past_seen_tokens = cache.get_seq_length() if cache is not None else 0
+            position_ids = torch.arange(inputs_embeds.shape[1], device=inputs_embeds.device) + past_seen_tokens
+            position_ids = position_ids.unsqueeze(0)
+        _check_positions(position_ids, self.rotary_emb.rope_type, self.config.max_position_embeddings)
 
         mask_config = self.config
-        if output_attentions and self.config._attn_implementation != "eager":
-            mask_config = copy.copy(self.config)
-            mask_config._attn_implementation = "eager"
+        if kwargs.get("output_attentions", self.config.output_attentions):
+            kwargs["output_attentions"] = True
+            if self.config._attn_implementation != "eager":
+                mask_config = copy.copy(self.config)
+                mask_config._attn_implementation = "eager"
+        # A cache created by this call is empty, so the mask is the same without it, and only without a cache
+        # does create_causal_mask recognise packed sequences (position_ids restarting within a row).
         causal_mask = create_causal_mask(
             config=mask_config,
             inputs_embeds=inputs_embeds,
             attention_mask=attention_mask,
-            cache=cache,
+            cache=None if fresh_cache else cache,
             position_ids=position_ids,
         )
 
-        hidden_states = _dropout(inputs_embeds, self.embed_dropout, self.training)
-        position_embeddings = self.rotary_emb(hidden_states, position_ids)
-        all_hidden_states = [] if output_hidden_states else None
-        all_attentions = [] if output_attentions else None
-        for layer_index, decoder_layer in enumerate(self.layers[: self.config.num_hidden_layers]):
-            if output_hidden_states:
-                all_hidden_states.append(hidden_states)
-            layer_call = decoder_layer if compiled_layers is None else compiled_layers[layer_index]
-            try:
-                hidden_states, attn_weights = layer_call(
-                    hidden_states,
-                    attention_mask=causal_mask,
-                    position_embeddings=position_embeddings,
-                    cache=cache,
-                    output_attentions=output_attentions,
-                    position_ids=position_ids,
-                    **kwargs,
-                )
-            except Exception as error:  # noqa: BLE001 - only compiler failures are retried, eagerly
-                if layer_call is decoder_layer or not _is_compiler_failure(error):
-                    raise
-                self._disable_compiled_layers(error)
-                compiled_layers = None
-                hidden_states, attn_weights = decoder_layer(
-                    hidden_states,
-                    attention_mask=causal_mask,
-                    position_embeddings=position_embeddings,
-                    cache=cache,
-                    output_attentions=output_attentions,
-                    position_ids=position_ids,
-                    **kwargs,
-                )
-            if output_attentions:
-                all_attentions.append(attn_weights)
+        hidden_states = _dropout(inputs_embeds, self.config.dropout, self.training)
+        position_embeddings = self.rotary_emb(hidden_states, position_ids=position_ids)
+
+        for decoder_layer in self.layers[: self.config.num_hidden_layers]:
+            hidden_states = decoder_layer(
+                hidden_states,
+                attention_mask=causal_mask,
+                position_embeddings=position_embeddings,
+                position_ids=position_ids,
+                cache=cache,
+                use_cache=use_cache,
+                **kwargs,
+            )
+
         hidden_states = self.norm(hidden_states)
-        if output_hidden_states:
-            all_hidden_states.append(hidden_states)
-
-        output = BaseModelOutputWithPast(
-            last_hidden_state=hidden_states,
-            cache=cache if use_cache else None,
-            hidden_states=tuple(all_hidden_states) if output_hidden_states else None,
-            attentions=tuple(all_attentions) if output_attentions else None,
-        )
-        return output if return_dict else output.to_tuple()
-
-    def _wants_compiled_layers(self, cache, output_attentions: bool, output_hidden_states: bool) -> bool:
-        """Compiled layers serve plain training steps only: generation changes shapes every step (endless
-        recompiles) and the introspection outputs need the eager path."""
-        return (
-            bool(getattr(self.config, "compile_decoder_layers", False))
-            and self._compiled_training_layers != []
-            and self.training
-            and torch.is_grad_enabled()
-            and not self.gradient_checkpointing
-            and cache is None
-            and not output_attentions
-            and not output_hidden_states
-        )
-
-    def _get_compiled_training_layers(self) -> list[nn.Module]:
-        if self._compiled_training_layers is None:
-            self._compiled_training_layers = [torch.compile(layer) for layer in self.layers]
-        return self._compiled_training_layers
-
-    def _disable_compiled_layers(self, error: Exception) -> None:
-        warnings.warn(
-            f"WenLMModel: torch.compile of the decoder layers failed ({type(error).__name__}: {error}); "
-            "continuing without compilation. Install a C++ compiler (e.g. gcc) or set "
-            "config.compile_decoder_layers=False to silence this.",
-            RuntimeWarning,
-            stacklevel=3,
-        )
-        self._compiled_training_layers = []
+        return BaseModelOutputWithPast(last_hidden_state=hidden_states, cache=cache)
 
 
 def _check_token_ids(input_ids: torch.Tensor, vocab_size: int) -> None:
     """A tokenizer that does not match the model otherwise fails deep inside the embedding lookup. Checked on
-    CPU only: on an accelerator reading the maximum back would stall every step."""
-    if input_ids.device.type != "cpu" or input_ids.numel() == 0 or torch.compiler.is_compiling():
+    CPU only and never while tracing: on an accelerator reading the range back would stall every step."""
+    if input_ids.device.type != "cpu" or input_ids.numel() == 0 or is_tracing(input_ids):
         return
     smallest, largest = (int(value) for value in torch.aminmax(input_ids))
     if largest >= vocab_size or smallest < 0:
@@ -459,9 +369,19 @@ def _check_token_ids(input_ids: torch.Tensor, vocab_size: int) -> None:
         )
 
 
-def _is_compiler_failure(error: Exception) -> bool:
-    module = type(error).__module__ or ""
-    return module.startswith(("torch._dynamo", "torch._inductor")) or "InductorError" in type(error).__name__
+def _check_positions(position_ids: torch.Tensor, rope_type: str, max_positions: int) -> None:
+    """Positions past the trained context silently degrade plain RoPE; RoPE scaling (linear, dynamic, yarn...)
+    exists to go beyond it, so only rope_type "default" is checked. Positions, not row lengths, count: a packed
+    row may hold many sequences. CPU only and never while tracing, like the token-id check."""
+    if rope_type != "default" or position_ids.device.type != "cpu" or is_tracing(position_ids):
+        return
+    if position_ids.numel() and int(position_ids.max()) >= max_positions:
+        raise ValueError(
+            f"WenLMModel: the input reaches position {int(position_ids.max())} but the model supports "
+            f"max_position_embeddings={max_positions} (positions 0..{max_positions - 1}). Truncate the input "
+            "(e.g. tokenizer(..., truncation=True, max_length=...)), lower max_new_tokens, or set rope_parameters "
+            "with a scaling rope_type such as 'linear' or 'dynamic'."
+        )
 
 
 class WenLMForCausalLM(WenLMPreTrainedModel, GenerationMixin):
@@ -476,19 +396,8 @@ class WenLMForCausalLM(WenLMPreTrainedModel, GenerationMixin):
         self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
         self.post_init()
 
-    def get_input_embeddings(self) -> nn.Embedding:
-        return self.model.embed_tokens
-
-    def set_input_embeddings(self, value: nn.Embedding) -> None:
-        self.model.embed_tokens = value
-
-    def get_output_embeddings(self) -> nn.Linear:
-        return self.lm_head
-
-    def set_output_embeddings(self, new_embeddings: nn.Linear) -> None:
-        self.lm_head = new_embeddings
-
     @deprecate_kwarg("past_key_values", "5.40.0", new_name="cache")
+    @can_return_tuple
     def forward(
         self,
         input_ids: torch.LongTensor | None = None,
@@ -498,196 +407,67 @@ class WenLMForCausalLM(WenLMPreTrainedModel, GenerationMixin):
         inputs_embeds: torch.Tensor | None = None,
         labels: torch.LongTensor | None = None,
         use_cache: bool | None = None,
-        output_attentions: bool | None = None,
-        output_hidden_states: bool | None = None,
-        return_dict: bool | None = None,
         logits_to_keep: int | torch.Tensor = 0,
-        loss_chunk_size: int | None = None,
-        **kwargs,
-    ) -> CausalLMOutputWithPast | tuple:
-        """`labels` are the input ids themselves (shifted inside); positions labelled -100 are ignored.
-
-        `loss_chunk_size` overrides `config.loss_chunk_size` for this call (0 turns the fused loss off): a trainer
-        can use the fused loss without writing it into the config that is saved with the model.
-        """
-        return_dict = return_dict if return_dict is not None else self.config.return_dict
-        outputs = self.model(
+        **kwargs: Unpack[TransformersKwargs],
+    ) -> CausalLMOutputWithPast:
+        """`labels` are the input ids themselves (shifted inside; or pass `shift_labels`); -100 is ignored."""
+        outputs: BaseModelOutputWithPast = self.model(
             input_ids=input_ids,
             attention_mask=attention_mask,
             position_ids=position_ids,
             cache=cache,
             inputs_embeds=inputs_embeds,
             use_cache=use_cache,
-            output_attentions=output_attentions,
-            output_hidden_states=output_hidden_states,
-            return_dict=True,
-            **_model_kwargs(kwargs),
+            **kwargs,
         )
-        hidden_states = outputs.last_hidden_state
-        chunk_size = getattr(self.config, "loss_chunk_size", None) if loss_chunk_size is None else loss_chunk_size
-        if self._uses_fused_loss(labels, logits_to_keep, chunk_size):
-            # Training-only fast path (opt-in): the loss and its gradients come chunk by chunk, and the
-            # full (batch, seq, vocab) logits are never built, so `logits` is None.
-            logits = None
-            loss = fused_linear_causal_lm_loss(
-                hidden_states, self.lm_head.weight, labels, chunk_size, **_loss_kwargs(kwargs)
-            )
-        else:
-            if isinstance(logits_to_keep, int):
-                kept = hidden_states[:, -logits_to_keep:, :] if logits_to_keep > 0 else hidden_states
-            else:
-                kept = hidden_states[:, logits_to_keep, :]
-            logits = self.lm_head(kept)
+        hidden_states = slice_logits_to_keep(outputs.last_hidden_state, logits_to_keep)
+        logits = self.lm_head(hidden_states)
 
-            loss = None
-            if labels is not None:
-                loss = self.loss_function(
-                    logits=logits, labels=labels, vocab_size=self.config.vocab_size, **_loss_kwargs(kwargs)
-                )
-        output = CausalLMOutputWithPast(
+        loss = None
+        if labels is not None:
+            loss = self.loss_function(logits=logits, labels=labels, vocab_size=self.config.vocab_size, **kwargs)
+
+        return CausalLMOutputWithPast(
             loss=loss,
             logits=logits,
             cache=outputs.cache,
             hidden_states=outputs.hidden_states,
             attentions=outputs.attentions,
         )
-        return output if return_dict else output.to_tuple()
 
 
-    def _uses_fused_loss(self, labels, logits_to_keep, chunk_size: int | None) -> bool:
-        """Only where nobody can need the logits: a gradient-enabled training forward with labels, a plain
-        Linear head (no adapters, hooks or bias) and no logits_to_keep selection. Evaluation (model.eval())
-        always returns logits, so the Trainer's prediction loop is unaffected."""
-        if not chunk_size or labels is None or not self.training or not torch.is_grad_enabled():
-            return False
-        if not isinstance(logits_to_keep, int) or logits_to_keep != 0:
-            return False
-        head = self.lm_head
-        return (
-            type(head) is nn.Linear
-            and head.bias is None
-            and not head._forward_hooks
-            and not head._forward_pre_hooks
-        )
+class WenLMForSequenceClassification(GenericForSequenceClassification, WenLMPreTrainedModel):
+    """transformers' generic classification head with two differences, both overrides:
 
-
-class _ChunkedLinearCrossEntropy(torch.autograd.Function):
-    """sum over rows of cross_entropy(hidden @ weight.T, targets), with both gradients computed during the
-    forward pass, one block of rows at a time.
-
-    The loss is a scalar, so d(loss)/d(logits) = softmax - one_hot is known as soon as a block's logits are;
-    using it at once means a (rows, vocab) block is all that ever exists, instead of full logits plus their
-    log-softmax and gradient. Matmuls run in the input dtype and the softmax in float32, as in the stock loss.
-    """
-
-    @staticmethod
-    def forward(ctx, hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, chunk_size: int):
-        need_hidden_grad, need_weight_grad = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
-        loss_sum = torch.zeros((), dtype=torch.float32, device=hidden.device)
-        grad_hidden = torch.empty_like(hidden) if need_hidden_grad else None
-        grad_weight = torch.zeros(weight.shape, dtype=torch.float32, device=weight.device) if need_weight_grad else None
-        for start in range(0, hidden.shape[0], chunk_size):
-            block = hidden[start : start + chunk_size]
-            block_targets = targets[start : start + chunk_size]
-            # One fused log_softmax pass, then exp_ in place for the gradient: logsumexp plus a subtraction and an
-            # exponential made three more passes over the (rows, vocab) block, which dominates at small widths.
-            log_probs = torch.log_softmax((block @ weight.t()).float(), dim=-1)
-            target_log_probs = log_probs.gather(1, block_targets[:, None])
-            loss_sum -= target_log_probs.sum()
-            if need_hidden_grad or need_weight_grad:
-                # softmax - one_hot, computed in place over the block's float32 log-probabilities.
-                grad_logits = log_probs.exp_()
-                grad_logits.scatter_add_(1, block_targets[:, None], torch.full_like(target_log_probs, -1.0))
-                if need_hidden_grad:
-                    grad_hidden[start : start + chunk_size] = grad_logits.to(hidden.dtype) @ weight
-                if need_weight_grad:
-                    grad_weight.addmm_(grad_logits.t(), block.float())
-        if grad_weight is not None:
-            grad_weight = grad_weight.to(weight.dtype)
-        ctx.save_for_backward(grad_hidden, grad_weight)
-        return loss_sum
-
-    @staticmethod
-    def backward(ctx, grad_output: torch.Tensor):
-        grad_hidden, grad_weight = ctx.saved_tensors
-        grad_hidden = grad_hidden * grad_output.to(grad_hidden.dtype) if grad_hidden is not None else None
-        grad_weight = grad_weight * grad_output.to(grad_weight.dtype) if grad_weight is not None else None
-        return grad_hidden, grad_weight, None, None
-
-
-def fused_linear_causal_lm_loss(
-    hidden_states: torch.Tensor,
-    weight: torch.Tensor,
-    labels: torch.Tensor,
-    chunk_size: int,
-    num_items_in_batch: torch.Tensor | int | None = None,
-    ignore_index: int = -100,
-) -> torch.Tensor:
-    """The causal-LM loss of transformers' ForCausalLMLoss (labels shifted inside, `ignore_index` skipped, mean
-    over kept tokens or sum / num_items_in_batch) for logits = hidden_states @ weight.T, without materialising
-    the logits. `chunk_size` is the number of token rows whose logits exist at once."""
-    if not isinstance(chunk_size, int) or isinstance(chunk_size, bool) or chunk_size <= 0:
-        raise ValueError(f"WenLMConfig: loss_chunk_size must be a positive integer (or 0/None to disable), "
-                         f"got {chunk_size!r}.")
-    targets = F.pad(labels, (0, 1), value=ignore_index)[..., 1:].reshape(-1).to(hidden_states.device)
-    kept = (targets != ignore_index).nonzero().squeeze(1)
-    # Rows without a target (padding, the last position) cost nothing: they are dropped before the matmuls.
-    rows = hidden_states.reshape(-1, hidden_states.shape[-1]).index_select(0, kept)
-    loss_sum = _ChunkedLinearCrossEntropy.apply(rows, weight, targets.index_select(0, kept), chunk_size)
-    if num_items_in_batch is None:
-        return loss_sum / kept.numel()  # nan for zero kept tokens, as cross_entropy's mean gives
-    if torch.is_tensor(num_items_in_batch):
-        num_items_in_batch = num_items_in_batch.to(loss_sum.device)
-    return loss_sum / num_items_in_batch
-
-
-class WenLMForSequenceClassification(WenLMPreTrainedModel):
-    """Classifies a sequence from the hidden state of its last real (non-padding) token, like Llama's head.
-
-    With an attention mask the last position whose mask is 1 is used, so left and right padding both work;
-    without one, the rightmost token that is not `pad_token_id`.
+    - the base model is built directly: the generic head calls AutoModel.from_config, and in the Hub remote-code
+      path the downloaded config class is registered only with the Auto class being loaded, so that call would
+      ask for trust_remote_code a second time;
+    - the pooled position is the last one whose attention mask is 1 (the generic head takes the rightmost token
+      that is not `pad_token_id`, which picks the wrong token when the pad id is also a real token, such as a
+      tokenizer padding with its end-of-text token, and ignores the mask for `inputs_embeds`). Without a mask
+      the generic rule applies, except that a model without `pad_token_id` pools the last position.
     """
 
     def __init__(self, config: WenLMConfig):
-        super().__init__(config)
+        WenLMPreTrainedModel.__init__(self, config)
         self.num_labels = config.num_labels
         self.model = WenLMModel(config)
         self.score = nn.Linear(config.hidden_size, config.num_labels, bias=False)
         self.post_init()
 
-    def get_input_embeddings(self) -> nn.Embedding:
-        return self.model.embed_tokens
-
-    def set_input_embeddings(self, value: nn.Embedding) -> None:
-        self.model.embed_tokens = value
-
-    @deprecate_kwarg("past_key_values", "5.40.0", new_name="cache")
+    @can_return_tuple
     def forward(
         self,
         input_ids: torch.LongTensor | None = None,
         attention_mask: torch.Tensor | None = None,
         position_ids: torch.LongTensor | None = None,
-        cache: Cache | None = None,
         inputs_embeds: torch.Tensor | None = None,
         labels: torch.LongTensor | None = None,
-        use_cache: bool | None = None,
-        output_attentions: bool | None = None,
-        output_hidden_states: bool | None = None,
-        return_dict: bool | None = None,
-        **kwargs,
-    ) -> SequenceClassifierOutputWithPast | tuple:
-        return_dict = return_dict if return_dict is not None else self.config.return_dict
-        outputs = self.model(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            position_ids=position_ids,
-            cache=cache,
-            inputs_embeds=inputs_embeds,
-            use_cache=use_cache,
-            output_attentions=output_attentions,
-            output_hidden_states=output_hidden_states,
-            return_dict=True,
-            **_model_kwargs(kwargs),
+        **kwargs: Unpack[TransformersKwargs],
+    ) -> SequenceClassifierOutputWithPast:
+        # `cache`/`use_cache` (and the deprecated `past_key_values`) travel in kwargs to WenLMModel.
+        outputs: BaseModelOutputWithPast = self.model(
+            input_ids, attention_mask=attention_mask, position_ids=position_ids, inputs_embeds=inputs_embeds, **kwargs
         )
         logits = self.score(outputs.last_hidden_state)
         batch_size, seq_len = logits.shape[:2]
@@ -695,8 +475,7 @@ class WenLMForSequenceClassification(WenLMPreTrainedModel):
         if attention_mask is not None and attention_mask.dim() == 2:
             last_index = (positions * attention_mask[:, -seq_len:].to(logits.device)).argmax(-1)
         elif input_ids is not None and self.config.pad_token_id is not None:
-            not_pad = (input_ids != self.config.pad_token_id).to(logits.device)
-            last_index = (positions * not_pad).argmax(-1)
+            last_index = (positions * (input_ids != self.config.pad_token_id).to(logits.device)).argmax(-1)
         else:
             last_index = torch.full((batch_size,), seq_len - 1, device=logits.device)
         pooled_logits = logits[torch.arange(batch_size, device=logits.device), last_index]
@@ -704,26 +483,14 @@ class WenLMForSequenceClassification(WenLMPreTrainedModel):
         loss = None
         if labels is not None:
             loss = self.loss_function(logits=logits, labels=labels, pooled_logits=pooled_logits, config=self.config)
-        output = SequenceClassifierOutputWithPast(
+
+        return SequenceClassifierOutputWithPast(
             loss=loss,
             logits=pooled_logits,
             cache=outputs.cache,
             hidden_states=outputs.hidden_states,
             attentions=outputs.attentions,
         )
-        return output if return_dict else output.to_tuple()
-
-
-# The Trainer passes `num_items_in_batch` for the loss; the attention kernels must not receive it.
-_LOSS_ONLY_KWARGS = ("num_items_in_batch", "ignore_index")
-
-
-def _model_kwargs(kwargs: dict) -> dict:
-    return {key: value for key, value in kwargs.items() if key not in _LOSS_ONLY_KWARGS}
-
-
-def _loss_kwargs(kwargs: dict) -> dict:
-    return {key: value for key, value in kwargs.items() if key in _LOSS_ONLY_KWARGS}
 
 
 WenLMModel.register_for_auto_class("AutoModel")

@@ -31,18 +31,6 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import yaml
 
-# Prepended to the client scripts that load from the stand-in Hub: hides wenlm exactly as a user without wenlm
-# installed would experience it.
-HIDE_WENLM = """
-import importlib.abc, sys
-class HideWenlm(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path=None, target=None):
-        if name == "wenlm" or name.startswith("wenlm."):
-            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
-        return None
-sys.meta_path.insert(0, HideWenlm())
-"""
-
 OWNER = "user"  # the account every token belongs to; repo ids without a namespace land here
 SEGMENT = r"([^/]+)"
 GITATTRIBUTES = b"*.safetensors filter=lfs diff=lfs merge=lfs -text\n"

@@ -8,7 +8,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from wenlm.training.cli import main as cli_main
 from wenlm.training.corpus import grammar as corpus
+from wenlm.training.corpus import parsing, rules, vocabulary
 
 CJK = re.compile(r"[\u4e00-\u9fff]")
 ASCII_LETTER = re.compile(r"[A-Za-z]")
@@ -24,7 +26,7 @@ def test_every_choice_table_is_a_distribution():
     names = [n for n in tables if n.startswith("name_after:")]
     assert len(names) == len(tables["name"].options)  # one conditional table per first name
     utterance_tables = [n for n in tables if n.startswith("template:utterance|")]
-    assert len(utterance_tables) == len(corpus._UTTERANCES) + 1  # one per previous turn, plus the start
+    assert len(utterance_tables) == len(rules.UTTERANCES) + 1  # one per previous turn, plus the start
     for name, table in tables.items():
         assert len(table.options) == len(table.probs), name
         assert all(p > 0 for p in table.probs), name
@@ -46,13 +48,13 @@ def test_choice_table_rejects_bad_weights():
 
 def test_vocabulary_surfaces_are_distinct_per_slot_and_language():
     # Building a trie raises GrammarAmbiguityError if two values of one slot share a surface form.
-    for kind in corpus._FIELD_COMPONENTS:
+    for kind in vocabulary.FIELD_COMPONENTS:
         for spec in ("", "pl", "a", "past"):
             for lang in ("en", "zh"):
-                trie = corpus._trie(kind, spec, lang)
+                trie = parsing._trie(kind, spec, lang)
                 assert trie, (kind, spec, lang)
     for lang in ("en", "zh"):
-        names = [corpus._render_value("name", "", lang, n) for n in corpus._NAMES]
+        names = [vocabulary.render_value("name", "", lang, n) for n in vocabulary.NAMES]
         # No name is a prefix of another, so the speaker prefix of a dialogue turn is unambiguous.
         assert not [(a, b) for a in names for b in names if a != b and b.startswith(a)]
 
@@ -94,8 +96,8 @@ def test_parse_recovers_the_opening_facts(story_docs):
         first_line = document["text"].split("\n")[0]
         lang = "en" if parsed.doc_type in ("en_story", "en_dialogue", "parallel") else "zh"
         for kind, value in (("weather", parsed.weather), ("place", parsed.place), ("time", parsed.time)):
-            assert corpus._render_value(kind, "", lang, value) in first_line
-        a_name, b_name = (corpus._render_value("name", "", lang, n) for n in parsed.cast)
+            assert vocabulary.render_value(kind, "", lang, value) in first_line
+        a_name, b_name = (vocabulary.render_value("name", "", lang, n) for n in parsed.cast)
         assert a_name in first_line and b_name in first_line and a_name != b_name
 
 
@@ -157,7 +159,7 @@ def test_non_string_and_bad_arguments_are_rejected():
 
 def test_document_types_and_languages_in_intended_proportions(story_docs):
     types = Counter(corpus.parse_document(d["text"]).doc_type for d in story_docs)
-    weights = dict(zip(corpus.DOC_TYPES, corpus._DOC_TYPE_WEIGHTS))
+    weights = dict(zip(corpus.DOC_TYPES, rules.DOC_TYPE_WEIGHTS))
     for doc_type, weight in weights.items():
         assert abs(types[doc_type] / len(story_docs) - weight) < 0.04, (doc_type, types)
     # The same split seen from the text alone: which scripts a document uses.
@@ -214,9 +216,9 @@ def test_qa_answers_are_copied_from_the_context():
         assert parsed.doc_type == f"{row['lang']}_story"
         has_cjk = bool(CJK.search(row["question"]))
         assert has_cjk == (row["lang"] == "zh")
-        facts = {corpus._render_value(k, "", row["lang"], v)
+        facts = {vocabulary.render_value(k, "", row["lang"], v)
                  for k, v in (("place", parsed.place), ("weather", parsed.weather), ("time", parsed.time))}
-        facts.add(corpus._render_value("name", "", row["lang"], parsed.cast[1]))
+        facts.add(vocabulary.render_value("name", "", row["lang"], parsed.cast[1]))
         assert row["answer"] in facts
 
 
@@ -236,10 +238,10 @@ def test_translate_pairs_come_from_the_same_choices():
         for name, value in values.items():
             if name in "ABXYL":
                 for lang in ("en", "zh"):
-                    assert corpus._NAMES[value][lang] in sides[lang]
+                    assert vocabulary.NAMES[value][lang] in sides[lang]
             if name.startswith("count_"):
-                assert corpus._NUMBER_WORDS_EN[value[0]] in sides["en"]
-                assert corpus._NUMBER_WORDS_ZH[value[0]] in sides["zh"]
+                assert vocabulary.NUMBER_WORDS_EN[value[0]] in sides["en"]
+                assert vocabulary.NUMBER_WORDS_ZH[value[0]] in sides["zh"]
 
 
 def test_classify_labels_follow_from_the_text():
@@ -250,7 +252,7 @@ def test_classify_labels_follow_from_the_text():
     for row in rows:
         assert set(row) == {"text", "label"}
         assert corpus.parse_document(row["text"]).weather == row["label"]
-        forms = corpus._SIMPLE_WORDS["weather"][row["label"]]
+        forms = vocabulary.SIMPLE_WORDS["weather"][row["label"]]
         assert forms["en"] in row["text"] or forms["zh"] in row["text"]
 
 
@@ -272,3 +274,28 @@ def test_write_jsonl_writes_rows_and_refuses_to_overwrite(tmp_path):
     with pytest.raises(ValueError, match="valid kinds"):
         corpus.write_jsonl("poems", 2, 0, tmp_path / "poems.jsonl")
     assert not (tmp_path / "poems.jsonl").exists()
+
+
+def test_corpus_command_writes_the_file_and_keeps_an_existing_one(tmp_path, capsys):
+    path = tmp_path / "stories.jsonl"
+    assert cli_main(["corpus", "--output", str(path), "--num_docs", "4", "--seed", "2"]) == 0
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    assert rows == list(corpus.generate_documents(4, seed=2))
+    assert f"wrote 4 stories rows to {path}" in capsys.readouterr().out
+    assert cli_main(["corpus", "--output", str(path), "--kind", "qa"]) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert cli_main(["corpus", "--output", str(path), "--kind", "qa", "--num-docs", "3", "--overwrite", "true"]) == 0
+    assert len(path.read_text(encoding="utf-8").splitlines()) == 3
+    assert cli_main(["corpus", "--output", str(path), "--kind", "poems", "--overwrite"]) == 2
+    assert "valid kinds are stories, qa, translate, classify" in capsys.readouterr().err
+    assert cli_main(["corpus", "--output", str(path), "--num_docs", "0"]) == 2
+    assert "--num_docs must be at least 1" in capsys.readouterr().err
+
+
+def test_corpus_command_reads_an_options_file(tmp_path):
+    options = tmp_path / "corpus.yaml"
+    output = tmp_path / "classify.jsonl"
+    options.write_text(f"kind: classify\nnum_docs: 5\noutput: {output}\nseed: 9\n", encoding="utf-8")
+    assert cli_main(["corpus", str(options), "--num_docs", "6"]) == 0  # a later flag wins over the file
+    rows = [json.loads(line) for line in output.read_text(encoding="utf-8").splitlines()]
+    assert rows == corpus.make_task_rows("classify", 6, seed=9)

@@ -1,25 +1,20 @@
-import importlib
 import json
-import sys
 import types
 
 import datasets
 import numpy as np
 import pytest
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import HfArgumentParser, PreTrainedTokenizerFast
 
+from wenlm.tokenization import PII_PLACEHOLDERS, train_tokenizer
 from wenlm.training.args import DataArguments
-from wenlm.training.data import pipeline as data_module
-from wenlm.training.data.pipeline import (
-    count_bytes,
-    prepare_datasets,
-    read_txt_documents,
-    resolve_sources,
-    split_by_document,
-    token_byte_lengths,
-    tokenize_and_pack,
-)
+from wenlm.training.corpus import grammar as builtin_corpus
+from wenlm.training.data import cache, packing, sources
+from wenlm.training.data.packing import count_bytes, token_byte_lengths, tokenize_and_pack
+from wenlm.training.data.pipeline import prepare_datasets
+from wenlm.training.data.sources import read_txt_documents, resolve_sources
+from wenlm.training.data.splitting import split_by_document
 
 SAMPLE_TEXTS = [
     "The quick brown fox jumps over the lazy dog.",
@@ -159,7 +154,7 @@ def test_resolve_sources_directory_glob_hub_and_builtin(tmp_path):
     assert pattern.files == [str(tmp_path / "b.txt")]
     assert (hub.hub_name, hub.hub_config) == ("org/ds", None)
     assert (hub_cfg.hub_name, hub_cfg.hub_config) == ("org/ds", "zh")
-    assert builtin.builtin_docs == data_module.DEFAULT_BUILTIN_DOCS and builtin_n.builtin_docs == 12
+    assert builtin.builtin_docs == sources.DEFAULT_BUILTIN_DOCS and builtin_n.builtin_docs == 12
 
 
 def test_missing_sources_and_unsupported_types_raise_clear_errors(tmp_path):
@@ -407,7 +402,7 @@ def test_tokenize_and_pack_makes_exact_blocks_and_counts_remainder(tmp_path, tok
 
 
 def test_packing_spans_tokenizer_batches(tmp_path, tokenizer, monkeypatch):
-    monkeypatch.setattr(data_module, "_ARROW_BATCH_ROWS", 1000)
+    monkeypatch.setattr(cache, "ARROW_BATCH_ROWS", 1000)
     texts = [SAMPLE_TEXTS[i % len(SAMPLE_TEXTS)] + f" #{i}" for i in range(2500)]
     dataset = datasets.Dataset.from_dict({"text": texts})
     stats = {}
@@ -422,13 +417,13 @@ def test_packing_spans_tokenizer_batches(tmp_path, tokenizer, monkeypatch):
 def test_second_pack_is_served_from_cache_without_tokenizing(tmp_path, tokenizer, monkeypatch):
     dataset = datasets.Dataset.from_dict({"text": SAMPLE_TEXTS})
     calls = []
-    original_encode = data_module._encode_documents
+    original_encode = packing._encode_documents
 
     def counting_encode(*args, **kwargs):
         calls.append(1)
         return original_encode(*args, **kwargs)
 
-    monkeypatch.setattr(data_module, "_encode_documents", counting_encode)
+    monkeypatch.setattr(packing, "_encode_documents", counting_encode)
     first_stats, second_stats = {}, {}
     first = tokenize_and_pack(dataset, tokenizer, block_size=8, cache_dir=tmp_path, stats=first_stats)
     assert len(calls) == 1
@@ -480,33 +475,31 @@ def _encode_alone(tokenizer, texts):
 
 def test_joined_encoding_equals_encoding_each_document(tokenizer, monkeypatch):
     joined_calls = []
-    original = data_module._encode_joined
+    original = packing._encode_joined
 
     def recording(*args, **kwargs):
         result = original(*args, **kwargs)
         joined_calls.append(result is not None)
         return result
 
-    monkeypatch.setattr(data_module, "_encode_joined", recording)
-    monkeypatch.setattr(data_module, "_JOINED_BELOW_MEAN_CHARS", 10**9)  # join even the long document
-    flat, lengths = data_module._encode_documents(tokenizer, JOIN_TEST_TEXTS, tokenizer.eos_token_id)
+    monkeypatch.setattr(packing, "_encode_joined", recording)
+    monkeypatch.setattr(packing, "_JOINED_BELOW_MEAN_CHARS", 10**9)  # join even the long document
+    flat, lengths = packing._encode_documents(tokenizer, JOIN_TEST_TEXTS, tokenizer.eos_token_id)
     assert joined_calls == [True]  # the fast path was taken, and it must still give the per-document result
     expected_flat, expected_lengths = _encode_alone(tokenizer, JOIN_TEST_TEXTS)
     assert flat.tolist() == expected_flat and lengths.tolist() == expected_lengths
 
 
 def test_document_containing_the_eos_text_falls_back_to_per_document_encoding(tokenizer):
-    assert all(len(text) < data_module._JOINED_BELOW_MEAN_CHARS for text in SAMPLE_TEXTS)  # short: joined path
+    assert all(len(text) < packing._JOINED_BELOW_MEAN_CHARS for text in SAMPLE_TEXTS)  # short: joined path
     texts = ["first document", "a document that mentions <|eos|> in its text", "last"]
-    flat, lengths = data_module._encode_documents(tokenizer, texts, tokenizer.eos_token_id)
+    flat, lengths = packing._encode_documents(tokenizer, texts, tokenizer.eos_token_id)
     expected_flat, expected_lengths = _encode_alone(tokenizer, texts)
     assert flat.tolist() == expected_flat and lengths.tolist() == expected_lengths
     assert expected_flat.count(tokenizer.eos_token_id) == 4  # the mentioned EOS is a real EOS, as when alone
 
 
 def test_tokenizers_where_joining_differs_are_encoded_per_document():
-    from tokenizers import AddedToken
-
     # A Metaspace pre-tokenizer that marks only the start of a string: joining would drop the marker of every
     # later document, which the check on the first documents catches.
     backend = Tokenizer(models.BPE())
@@ -519,10 +512,10 @@ def test_tokenizers_where_joining_differs_are_encoded_per_document():
     stripping.backend_tokenizer.add_special_tokens([AddedToken("<|eos|>", rstrip=True, lstrip=True, special=True)])
     texts = ["one story", " two stories ", "three"] + stories(20)
     for tok in (metaspace, stripping):
-        assert data_module._encode_joined(
+        assert packing._encode_joined(
             tok.backend_tokenizer, tok.backend_tokenizer.encode_batch, texts, tok.eos_token_id
         ) is None
-        flat, lengths = data_module._encode_documents(tok, texts, tok.eos_token_id)
+        flat, lengths = packing._encode_documents(tok, texts, tok.eos_token_id)
         expected_flat, expected_lengths = _encode_alone(tok, texts)
         assert flat.tolist() == expected_flat and lengths.tolist() == expected_lengths
 
@@ -644,7 +637,7 @@ def test_hub_source_calls_load_dataset_with_name_config_split_and_streaming(tmp_
 
 
 def _fake_corpus_module(tmp_path):
-    module = types.ModuleType("wenlm.training.corpus.grammar")
+    module = types.ModuleType("fake_corpus")
     module.__file__ = str(tmp_path / "fake_corpus.py")
     (tmp_path / "fake_corpus.py").write_text("# fake\n")
 
@@ -659,8 +652,7 @@ def _fake_corpus_module(tmp_path):
 
 def test_builtin_source_with_fake_generator(tmp_path, tokenizer, monkeypatch):
     fake = _fake_corpus_module(tmp_path)
-    monkeypatch.setitem(sys.modules, "wenlm.training.corpus.grammar", fake)
-    monkeypatch.setattr(sys.modules["wenlm.training.corpus"], "grammar", fake, raising=False)
+    monkeypatch.setattr(sources, "builtin_corpus", fake)
     prepared = prepare_datasets(make_args(tmp_path, ["builtin:10"], corpus_seed=5), tokenizer=tokenizer)
     expected = [d["text"] for d in fake.generate_documents(10, seed=5)]
     assert sorted(all_texts(prepared)) == sorted(expected)
@@ -668,11 +660,7 @@ def test_builtin_source_with_fake_generator(tmp_path, tokenizer, monkeypatch):
 
 
 def test_builtin_source_with_real_corpus(tmp_path, tokenizer):
-    try:
-        corpus = importlib.import_module("wenlm.training.corpus.grammar")
-    except ImportError:
-        pytest.skip("wenlm.training.corpus.grammar is not available yet")
-    expected = [d["text"] for d in corpus.generate_documents(30, seed=2)]
+    expected = [d["text"] for d in builtin_corpus.generate_documents(30, seed=2)]
     prepared = prepare_datasets(
         make_args(tmp_path, ["builtin:30"], corpus_seed=2, validation_split=3, block_size=16),
         tokenizer=tokenizer,
@@ -683,12 +671,6 @@ def test_builtin_source_with_real_corpus(tmp_path, tokenizer):
 
 
 def test_pipeline_with_project_tokenizer_and_builtin_corpus(tmp_path):
-    try:
-        from wenlm.tokenization import PII_PLACEHOLDERS, train_tokenizer
-
-        importlib.import_module("wenlm.training.corpus.grammar")
-    except ImportError:
-        pytest.skip("wenlm.tokenization.train_tokenizer or wenlm.training.corpus.grammar is not available yet")
     args = make_args(tmp_path, ["builtin:200"], scrub_pii=True, block_size=32, validation_split=10)
     prepared = prepare_datasets(args, tokenizer_trainer=lambda texts: train_tokenizer(texts, vocab_size=400))
     tok = prepared.tokenizer

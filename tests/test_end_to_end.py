@@ -80,6 +80,7 @@ WITHOUT_WENLM = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_folder_loads_and_generates_without_wenlm(saved_folder, tmp_path):
     folder, expected = saved_folder
     site_packages = sysconfig.get_paths()["purelib"]

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
+from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from wenlm.modeling import WenLMConfig, WenLMForCausalLM
 from wenlm.tokenization import train_tokenizer
@@ -20,6 +22,7 @@ from wenlm.training.data.tasks import (
     render_chat,
 )
 from wenlm.training.evaluation import evaluate as evaluate_cli
+from wenlm.training.pretrain import main as pretrain_main
 
 END_TOKEN = "<|end|>"
 QUICK_TRAINING = ["--disable_tqdm", "true", "--save_strategy", "no", "--eval_strategy", "no",
@@ -48,8 +51,6 @@ def tiny_base(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tokenizer(tiny_base):
-    from transformers import AutoTokenizer
-
     return AutoTokenizer.from_pretrained(tiny_base)
 
 
@@ -72,13 +73,9 @@ def unmasked_spans(example: dict) -> list[list[int]]:
 
 
 def test_labels_keep_exactly_the_assistant_replies(tokenizer):
-    messages = [
-        {"role": "system", "content": "Answer briefly."},
-        {"role": "user", "content": "小明在哪里？"},
-        {"role": "assistant", "content": "在公园。"},
-        {"role": "user", "content": "And Lili?"},
-        {"role": "assistant", "content": "At the zoo."},
-    ]
+    turns = [("system", "Answer briefly."), ("user", "小明在哪里？"), ("assistant", "在公园。"), ("user", "And Lili?"),
+             ("assistant", "At the zoo.")]
+    messages = [{"role": role, "content": content} for role, content in turns]
     example = render_chat(tokenizer, messages, block_size=256)
     assert not example["truncated"]
     assert len(example["labels"]) == len(example["input_ids"])
@@ -122,7 +119,7 @@ def test_bad_rows_are_listed_with_line_numbers_and_stop_the_run(tmp_path, tiny_b
         good,
     ])
     with pytest.raises(ValueError) as error:
-        finetune_cli.main(["--model", str(tiny_base), "--task", "sft", "--train_file", str(path),
+        finetune_cli.main(["--model", str(tiny_base), "--task", "sft", "--train_files", str(path),
                            "--output_dir", str(tmp_path / "out"), *QUICK_TRAINING])
     message = str(error.value)
     assert "6 bad row(s)" in message and "--skip_bad_rows" in message
@@ -153,13 +150,43 @@ def test_collator_pads_inputs_with_pad_id_and_labels_with_ignore_index():
 
 def test_argument_errors_are_clear(tmp_path, tiny_base):
     train = write_lines(tmp_path / "t.jsonl", [{"prompt": "a", "response": "b"}])
-    base = ["--model", str(tiny_base), "--train_file", str(train), "--output_dir", str(tmp_path / "o")]
+    base = ["--model", str(tiny_base), "--train_files", str(train), "--output_dir", str(tmp_path / "o")]
     with pytest.raises(ValueError, match="--task 'chat' is unknown"):
         finetune_cli.main([*base, "--task", "chat"])
-    with pytest.raises(FileNotFoundError, match="--validation_file"):
-        finetune_cli.main([*base, "--task", "sft", "--validation_file", str(tmp_path / "missing.jsonl")])
+    with pytest.raises(FileNotFoundError, match="--validation_files"):
+        finetune_cli.main([*base, "--task", "sft", "--validation_files", str(tmp_path / "missing.jsonl")])
     with pytest.raises(ValueError, match="max_position_embeddings=256"):
         finetune_cli.main([*base, "--task", "sft", "--block_size", "1024"])
+
+
+def test_options_file_dash_spelling_and_old_flags(tmp_path):
+    train, validation = tmp_path / "t.jsonl", tmp_path / "v.jsonl"
+    options = tmp_path / "finetune.yaml"
+    options.write_text(yaml.safe_dump({"model": "base", "task": "sft", "train_files": [str(train), str(validation)],
+                                       "output_dir": str(tmp_path / "o"), "learning_rate": 5e-4, "skip_bad_rows": True}))
+    args, training_args = finetune_cli.parse_finetune_args([str(options), "--lora-r", "4", "--max-steps", "3"])
+    assert args.train_files == [str(train), str(validation)] and args.validation_files is None
+    assert args.skip_bad_rows is True and args.lora_r == 4
+    assert training_args.learning_rate == 5e-4 and training_args.max_steps == 3
+    assert training_args.eval_steps == 50  # fine-tuning's own default, not pretraining's
+    with pytest.warns(FutureWarning) as caught:
+        args, _ = finetune_cli.parse_finetune_args(["--model", "base", "--task", "sft", "--train_file", str(train),
+                                                    "--validation_file", str(validation), "--output_dir", "o"])
+    assert args.train_files == [str(train)] and args.validation_files == [str(validation)]
+    messages = [str(warning.message) for warning in caught]
+    for old, new in (("--train_file", "--train_files"), ("--validation_file", "--validation_files")):
+        assert any(f"{old} is deprecated" in message and f"use {new}." in message for message in messages)
+
+
+def test_several_training_files_are_concatenated(tmp_path, tiny_base, tokenizer):
+    first = write_lines(tmp_path / "a.jsonl", [{"prompt": "Where?", "response": "Here."}] * 3)
+    second = write_lines(tmp_path / "b.jsonl", [{"prompt": "Who?", "response": "Tom."}] * 2)
+    args, _ = finetune_cli.parse_finetune_args(["--model", str(tiny_base), "--task", "sft", "--train_files",
+                                                str(first), str(second), "--output_dir", str(tmp_path / "o")])
+    data = finetune_cli.prepare_task_data(args, tokenizer, block_size=64)
+    assert len(data.train) == 5 and data.report["rows"] == 5
+    assert data.report["train"]["file"] == [str(first), str(second)]
+    assert tokenizer.decode(data.train[4]["input_ids"]).count("Tom.") == 1
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -172,8 +199,6 @@ QA_TRAIN_ROWS, QA_VALIDATION_ROWS, QA_STEPS = 4000, 60, 500
 def pretrained_base(tmp_path_factory) -> Path:
     """A nano model pretrained for one epoch on 12,000 built-in documents (about 40 s on 2 cores): copying an
     answer out of a story needs what pretraining teaches; a randomly initialised model barely learns it."""
-    from wenlm.training.pretrain import main as pretrain_main
-
     output = tmp_path_factory.mktemp("pretrained") / "base"
     pretrain_main(["--train_files", "builtin:12000", "--output_dir", str(output), "--preset", "nano",
                    "--vocab_size", "2048", "--block_size", "128", "--per_device_train_batch_size", "16",
@@ -195,21 +220,21 @@ def qa_files(tmp_path_factory) -> tuple[Path, Path]:
 def tuned_qa(tmp_path_factory, pretrained_base, qa_files) -> Path:
     output = tmp_path_factory.mktemp("tuned") / "qa"
     train, validation = qa_files
-    finetune_cli.main(["--model", str(pretrained_base), "--task", "sft", "--train_file", str(train),
-                       "--validation_file", str(validation), "--output_dir", str(output),
+    finetune_cli.main(["--model", str(pretrained_base), "--task", "sft", "--train_files", str(train),
+                       "--validation_files", str(validation), "--output_dir", str(output),
                        "--max_steps", str(QA_STEPS), "--learning_rate", "3e-3", *QUICK_TRAINING])
     return output
 
 
 def qa_exact_match(model: Path, data: Path, *extra: str) -> dict:
-    return evaluate_cli.main(["--model", str(model), "--task", "qa", "--data", str(data), "--max_new_tokens", "8",
-                              "--batch_size", "32", *extra])
+    return evaluate_cli.main(["--model", str(model), "--task", "qa", "--validation_files", str(data),
+                              "--max_new_tokens", "8", "--per_device_eval_batch_size", "32", *extra])
 
 
 @pytest.mark.slow
 def test_finetuning_on_builtin_qa_learns_the_answers(pretrained_base, tuned_qa, qa_files):
     _, validation = qa_files
-    untuned = qa_exact_match(pretrained_base, validation, "--prompt_format", "chat", "--no_save")
+    untuned = qa_exact_match(pretrained_base, validation, "--prompt_format", "chat", "--save_results", "false")
     tuned = qa_exact_match(tuned_qa, validation)
     assert tuned["prompt_format"] == "chat"  # chosen automatically: the tuned model stops at <|end|>
     # Measured on these 60 rows (2026-12-01): untuned 0.0, tuned 23.3 exact match after 500 steps.
@@ -248,8 +273,8 @@ def test_classification_with_string_labels(tmp_path, tiny_base):
     write_jsonl("classify", 200, 0, train)
     write_jsonl("classify", 40, 1, validation)
     output = tmp_path / "cls"
-    report = finetune_cli.main(["--model", str(tiny_base), "--task", "classification", "--train_file", str(train),
-                                "--validation_file", str(validation), "--output_dir", str(output),
+    report = finetune_cli.main(["--model", str(tiny_base), "--task", "classification", "--train_files", str(train),
+                                "--validation_files", str(validation), "--output_dir", str(output),
                                 "--max_steps", "8", *QUICK_TRAINING])
     config = json.loads((output / "config.json").read_text())
     labels = sorted({row["label"] for row in make_task_rows("classify", 200, 0)})
@@ -261,7 +286,8 @@ def test_classification_with_string_labels(tmp_path, tiny_base):
     assert 0.0 <= accuracy <= 100.0
 
     # `wenlm evaluate` scores the same rows the same way the Trainer did.
-    metrics = evaluate_cli.main(["--model", str(output), "--task", "classification", "--data", str(validation)])
+    metrics = evaluate_cli.main(["--model", str(output), "--task", "classification",
+                                 "--validation_files", str(validation)])
     assert metrics["accuracy"] == pytest.approx(accuracy)
     assert metrics["macro_f1"] == pytest.approx(report["results"]["eval_macro_f1"])
     assert "classification" in json.loads((output / "eval_results.json").read_text())
@@ -271,8 +297,8 @@ def test_classification_rejects_labels_unseen_in_training(tmp_path, tiny_base):
     train = write_lines(tmp_path / "t.jsonl", [{"text": "sunny day", "label": 0}, {"text": "rain", "label": 1}])
     validation = write_lines(tmp_path / "v.jsonl", [{"text": "snow", "label": 7}, {"text": "x", "label": True}])
     with pytest.raises(ValueError) as error:
-        finetune_cli.main(["--model", str(tiny_base), "--task", "classification", "--train_file", str(train),
-                           "--validation_file", str(validation), "--output_dir", str(tmp_path / "o"),
+        finetune_cli.main(["--model", str(tiny_base), "--task", "classification", "--train_files", str(train),
+                           "--validation_files", str(validation), "--output_dir", str(tmp_path / "o"),
                            *QUICK_TRAINING])
     assert "line 1: label 7 does not occur in the training file" in str(error.value)
     assert "line 2: label must be a string or an integer, got bool" in str(error.value)
@@ -280,13 +306,12 @@ def test_classification_rejects_labels_unseen_in_training(tmp_path, tiny_base):
 
 @pytest.mark.slow
 def test_lora_adapter_reloads_and_merges_into_a_plain_model(tmp_path, tiny_base, qa_files):
-    from peft import PeftModel
-    from transformers import AutoModelForCausalLM
+    from peft import PeftModel  # optional dependency (wenlm[lora])
 
     train, _ = qa_files
     small = write_lines(tmp_path / "small.jsonl", train.read_text(encoding="utf-8").splitlines()[:32])
     output = tmp_path / "lora"
-    report = finetune_cli.main(["--model", str(tiny_base), "--task", "sft", "--train_file", str(small),
+    report = finetune_cli.main(["--model", str(tiny_base), "--task", "sft", "--train_files", str(small),
                                 "--output_dir", str(output), "--max_steps", "3", "--lora_r", "4",
                                 "--learning_rate", "1e-2", *QUICK_TRAINING])
     assert report["lora"]["r"] == 4

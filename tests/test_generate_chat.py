@@ -16,9 +16,9 @@ from wenlm.training.evaluation import generate as generate_cli
 
 def test_generate_greedy_and_seeded_sampling(tmp_path, tiny_base):  # noqa: F811
     base = ["--model", str(tiny_base), "--max_new_tokens", "5"]
-    greedy = generate_cli.main([*base, "--greedy", "Once upon a time,", "小明在"])
+    greedy = generate_cli.main([*base, "--do_sample", "false", "--prompts", "Once upon a time,", "小明在"])
     assert len(greedy) == 2 and greedy[0].startswith("Once upon a time,") and greedy[1].startswith("小明在")
-    assert generate_cli.main([*base, "--greedy", "Once upon a time,"])[0] == greedy[0]
+    assert generate_cli.main([*base, "--do_sample", "false", "--prompts", "Once upon a time,"])[0] == greedy[0]
 
     prompts = tmp_path / "prompts.txt"
     prompts.write_text("Tom said:\n\nLili\n", encoding="utf-8")
@@ -26,17 +26,51 @@ def test_generate_greedy_and_seeded_sampling(tmp_path, tiny_base):  # noqa: F811
     assert len(sampled) == 2
     assert generate_cli.main([*base, "--seed", "3", "--temperature", "1.5", "--prompts_file", str(prompts)]) == sampled
 
-    replies = generate_cli.main([*base, "--greedy", "--chat", "Where is Lili?"])
+    replies = generate_cli.main([*base, "--do_sample", "false", "--chat", "true", "--prompts", "Where is Lili?"])
     assert isinstance(replies[0], str) and "Where is Lili?" not in replies[0]
+
+
+def test_generate_old_spellings_still_work_and_warn(tiny_base, capsys):  # noqa: F811
+    base = ["--model", str(tiny_base), "--max_new_tokens", "5"]
+    new = generate_cli.main([*base, "--do_sample", "false", "--json", "true", "--prompts", "Once upon a time,"])
+    new_output = capsys.readouterr().out
+    with pytest.warns(FutureWarning) as warned:
+        # positional prompt right after a bare boolean flag, as in `wenlm generate --json "Once upon a time,"`
+        old = generate_cli.main([*base, "--greedy", "--json", "Once upon a time,"])
+    messages = " ".join(str(warning.message) for warning in warned)
+    assert "--do_sample false" in messages and "--prompts" in messages
+    assert old == new and capsys.readouterr().out == new_output
+
+
+def test_generate_and_chat_parse_options_files_and_dashed_spellings(tmp_path):
+    options = tmp_path / "generate.yaml"
+    options.write_text("model: my-model\nprompts: [one, two]\ndo_sample: false\nseed: 4\n", encoding="utf-8")
+    source, parsed, sampling = generate_cli.parse_args([str(options), "--seed", "5", "--max-new-tokens", "9"])
+    assert source.model == "my-model" and parsed.prompts == ["one", "two"]
+    assert sampling.do_sample is False and sampling.seed == 5 and sampling.max_new_tokens == 9
+    _, parsed, sampling = generate_cli.parse_args(["--model", "m", "--prompts-file", "p.txt", "--top-k", "3", "--json"])
+    assert parsed.prompts_file == "p.txt" and parsed.json is True and sampling.top_k == 3
+
+    source, chat_options, sampling = chat_cli.parse_args(["--model", "m", "--system", "Be kind.", "--do-sample",
+                                                          "false", "--repetition-penalty", "1.2"])
+    assert chat_options.system == "Be kind." and sampling.do_sample is False
+    assert sampling.repetition_penalty == 1.2
+    with pytest.warns(FutureWarning, match="--do_sample false"):
+        _, _, sampling = chat_cli.parse_args(["--model", "m", "--greedy"])
+    assert sampling.do_sample is False
 
 
 def test_generate_argument_errors(tiny_base):  # noqa: F811
     with pytest.raises(ValueError, match="No prompts"):
         generate_cli.main(["--model", str(tiny_base)])
     with pytest.raises(ValueError, match="--temperature"):
-        generate_cli.main(["--model", str(tiny_base), "--temperature", "0", "x"])
-    with pytest.raises(SystemExit):  # argparse: the two modes exclude each other
-        generate_cli.main(["--model", str(tiny_base), "--greedy", "--do_sample", "x"])
+        generate_cli.main(["--model", str(tiny_base), "--temperature", "0", "--prompts", "x"])
+    with pytest.raises(ValueError, match="--top_p"):
+        chat_cli.main(["--model", str(tiny_base), "--top_p", "1.5"])
+    # One spelling per option now: of the old --greedy and --do_sample, the later one wins.
+    with pytest.warns(FutureWarning):
+        _, _, sampling = generate_cli.parse_args(["--model", "m", "--greedy", "--do_sample", "--prompts", "x"])
+    assert sampling.do_sample is True
 
 
 def test_chat_loop_keeps_history_resets_and_streams(tiny_base, tokenizer):  # noqa: F811
@@ -60,10 +94,11 @@ def test_chat_loop_keeps_history_resets_and_streams(tiny_base, tokenizer):  # no
     assert transcript.rstrip().endswith("you>") and reply.strip() in transcript.split("model> ")[-1]
 
 
+@pytest.mark.slow
 def test_chat_command_reads_stdin_until_eof(tiny_base):  # noqa: F811
     environment = {**os.environ, "HF_HUB_OFFLINE": "1"}
     completed = subprocess.run(
-        [sys.executable, "-m", "wenlm.training.cli", "chat", "--model", str(tiny_base), "--greedy",
+        [sys.executable, "-m", "wenlm.training.cli", "chat", "--model", str(tiny_base), "--do_sample", "false",
          "--max_new_tokens", "3"],
         input="你好\n", capture_output=True, text=True, timeout=300, env=environment,
     )

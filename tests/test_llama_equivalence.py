@@ -5,14 +5,12 @@ implementation, and it guards the speed work in modeling_wenlm.py: any "optimisa
 fails here.
 """
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 import torch
 from transformers import LlamaForCausalLM
 
 from wenlm.modeling import WenLMConfig, WenLMForCausalLM
+from wenlm.training.export import llama_config_from_wenlm, llama_twin
 
 VOCAB = 211
 
@@ -25,33 +23,17 @@ def wenlm_config(**overrides) -> WenLMConfig:
     return WenLMConfig(**{**fields, **overrides})
 
 
-def _benchmark_helpers():
-    """benchmarks/common.py builds the Llama twin that the speed benchmarks compare against; testing that very
-    function proves the benchmarks compare identical math."""
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "common.py"
-    spec = importlib.util.spec_from_file_location("wenlm_benchmark_common", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-llama_config_like = _benchmark_helpers().llama_like
-
-
 def paired_models(**overrides) -> tuple[LlamaForCausalLM, WenLMForCausalLM]:
+    """Llama and wenlm with the same weights, through wenlm.training.export (the twin the benchmarks compare
+    against), so these tests also prove the benchmarks compare identical math."""
     torch.manual_seed(0)
-    config = wenlm_config(**overrides)
-    llama = LlamaForCausalLM(llama_config_like(config))
+    wenlm = WenLMForCausalLM(wenlm_config(**overrides))
     # A larger init than the default makes logits far from uniform so the comparison is meaningful.
     with torch.no_grad():
-        for parameter in llama.parameters():
+        for parameter in wenlm.parameters():
             parameter.normal_(0.0, 0.2)
-    wenlm = WenLMForCausalLM(config)
-    llama_state = llama.state_dict()
-    wenlm_state = wenlm.state_dict()
-    assert llama_state.keys() == wenlm_state.keys(), "weight names must match Llama's exactly"
-    missing, unexpected = wenlm.load_state_dict(llama_state, strict=True)
-    assert not missing and not unexpected
+    llama = llama_twin(wenlm)
+    assert llama.state_dict().keys() == wenlm.state_dict().keys(), "weight names must match Llama's exactly"
     return llama, wenlm
 
 
@@ -104,65 +86,24 @@ def test_same_gradients_as_llama():
         assert torch.allclose(parameter_grad, expected, atol=1e-5, rtol=1e-4), name
 
 
-def test_fused_training_loss_matches_llama_loss_and_gradients():
-    llama, wenlm = paired_models(loss_chunk_size=16)
-    ids, mask = batch(seed=7)
-    labels = ids.masked_fill(mask == 0, -100)
-    llama.train()
-    wenlm.train()
-    reference = llama(ids, attention_mask=mask, labels=labels)
-    ours = wenlm(ids, attention_mask=mask, labels=labels)
-    assert ours.logits is None, "the fused loss must not build full-vocabulary logits"
-    assert abs(reference.loss.item() - ours.loss.item()) <= 1e-5
-    reference.loss.backward()
-    ours.loss.backward()
-    llama_grads = dict(llama.named_parameters())
-    for name, parameter in wenlm.named_parameters():
-        expected, got = llama_grads[name].grad, parameter.grad
-        if name == "model.embed_tokens.weight":
-            keep = torch.arange(VOCAB) != wenlm.config.pad_token_id
-            expected, got = expected[keep], got[keep]
-        assert torch.allclose(got, expected, atol=1e-5, rtol=1e-4), name
-
-
-def test_fused_loss_honours_num_items_in_batch_and_stays_off_outside_training():
-    _, wenlm = paired_models(loss_chunk_size=7)
-    ids, mask = batch(seed=9)
-    labels = ids.masked_fill(mask == 0, -100)
-    wenlm.eval()
+def test_shift_labels_change_the_loss_exactly_as_for_llama():
+    llama, wenlm = paired_models()
+    ids, mask = batch(seed=13)
+    # Targets that are not the next input token: a loss over shift_labels differs from the one over labels.
+    shift_labels = torch.roll(ids, shifts=3, dims=1).masked_fill(mask == 0, -100)
     with torch.no_grad():
-        reference = wenlm(ids, attention_mask=mask, labels=labels, num_items_in_batch=torch.tensor(40))
-    assert reference.logits is not None, "evaluation must keep returning logits"
-    wenlm.train()
-    fused = wenlm(ids, attention_mask=mask, labels=labels, num_items_in_batch=torch.tensor(40))
-    assert fused.logits is None
-    assert torch.allclose(fused.loss, reference.loss, atol=1e-5)
-    assert wenlm(ids, attention_mask=mask).logits is not None, "without labels there is no fused path"
-    with torch.no_grad():
-        assert wenlm(ids, labels=labels).logits is not None, "no gradient, no fused path"
+        plain = [model(ids, attention_mask=mask, labels=ids).loss for model in (llama, wenlm)]
+        shifted = [model(ids, attention_mask=mask, labels=ids, shift_labels=shift_labels).loss
+                   for model in (llama, wenlm)]
+        counted = [model(ids, attention_mask=mask, labels=ids, shift_labels=shift_labels,
+                         num_items_in_batch=torch.tensor(17)).loss for model in (llama, wenlm)]
+    assert abs(shifted[0].item() - plain[0].item()) > 1e-3, "shift_labels must change Llama's loss"
+    for reference, ours in (plain, shifted, counted):
+        assert abs(reference.item() - ours.item()) <= 1e-5
 
 
-def test_compile_flag_leaves_generation_and_evaluation_eager():
-    _, wenlm = paired_models(compile_decoder_layers=True)
-    wenlm.eval()
-    prompt = batch()[0][:1, :5]
-    wenlm.generate(prompt, max_new_tokens=3, do_sample=False, pad_token_id=0)
-    wenlm(prompt, labels=prompt)
-    assert wenlm.model._compiled_training_layers is None, "only training forwards may compile"
-    assert "_compiled" not in " ".join(wenlm.state_dict()), "compiled wrappers must not change weight names"
-
-
-def test_per_call_chunk_size_overrides_the_config_both_ways():
-    llama, wenlm = paired_models()  # config: stock loss
-    ids, mask = batch(seed=11)
-    labels = ids.masked_fill(mask == 0, -100)
-    llama.train()
-    wenlm.train()
-    reference = llama(ids, attention_mask=mask, labels=labels).loss
-    fused = wenlm(ids, attention_mask=mask, labels=labels, loss_chunk_size=5)
-    assert fused.logits is None and abs(fused.loss.item() - reference.item()) <= 1e-5
-    assert wenlm.config.loss_chunk_size is None, "a per-call chunk size must not leak into the saved config"
-    wenlm.config.loss_chunk_size = 5
-    stock = wenlm(ids, attention_mask=mask, labels=labels, loss_chunk_size=0)
-    assert stock.logits is not None, "loss_chunk_size=0 turns the fused loss off for that call"
-    assert abs(stock.loss.item() - reference.item()) <= 1e-5
+def test_llama_config_keeps_rope_scaling_and_refuses_what_llama_lacks():
+    config = wenlm_config(rope_parameters={"rope_type": "linear", "rope_theta": 50000.0, "factor": 2.0})
+    assert llama_config_from_wenlm(config).rope_parameters["factor"] == 2.0
+    with pytest.raises(ValueError, match="dropout=0.1 has no Llama equivalent"):
+        llama_config_from_wenlm(wenlm_config(dropout=0.1))

@@ -97,8 +97,14 @@ def test_loaded_modules_carry_documentation(metrics):
         assert "Args:" in metric.inputs_description, name
         assert "predictions" in metric.inputs_description, name
         assert metric.features is not None, name
+        assert type(metric).__doc__.startswith(metric.description), name  # help(metric) shows the description
+        assert metric.reference_urls, name
     for name in ("qa", "bleu", "chrf", "rouge_l"):
         assert "@inproceedings" in metrics[name].citation, name
+    assert metrics["chrf"].citation.count("@inproceedings{") == 3  # chrF, chrF++ and sacrebleu
+    assert '@article{sokolova-lapalme-2009-systematic,\n    title = "A systematic' in metrics["classification"].citation
+    assert '    volume = "45",\n' in metrics["classification"].citation
+    assert metrics["bleu"].codebase_urls == ["https://github.com/mjpost/sacrebleu"]
 
 
 # ---------------------------------------------------------------------------------------------- QA
@@ -271,6 +277,14 @@ def test_rouge_l_takes_best_reference_and_zero_for_empty(metrics):
     assert result["rougeL"] == pytest.approx(50.0)
 
 
+def test_rouge_l_reports_precision_and_recall_of_the_best_f_reference(metrics):
+    # "a": P 1/3, R 1, F 1/2; "a b c d e f": P 1, R 1/2, F 2/3 -> the second counts, recall and all
+    result = metrics["rouge_l"].compute(predictions=["a b c"], references=[["a", "a b c d e f"]])
+    assert result["rougeL"] == pytest.approx(200 / 3)
+    assert result["rougeL_precision"] == pytest.approx(100.0)
+    assert result["rougeL_recall"] == pytest.approx(50.0)
+
+
 def test_rouge_l_matches_rouge_score_on_english(metrics):
     from rouge_score import rouge_scorer
 
@@ -344,6 +358,7 @@ def test_compute_metric_convenience():
 # ---------------------------------------------------------------------------------------------- offline
 
 
+@pytest.mark.slow
 def test_loads_offline_into_fresh_module_cache_without_network(tmp_path):
     # A fresh interpreter: evaluate reads HF_MODULES_CACHE and the offline flags only at import time.
     # Sockets are disabled, so any attempt to reach the Hub fails loudly instead of timing out.

@@ -21,14 +21,16 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from hub_server import HIDE_WENLM, start_hub_server
 from huggingface_hub import ModelCard, metadata_load
 from huggingface_hub.repocard_data import model_index_to_eval_results
 from safetensors.torch import load_file, save_file
 
+from wenlm.modeling import WenLMForCausalLM, WenLMForSequenceClassification
 from wenlm.training.cli import main as cli_main
+from wenlm.training.hub import push
 from wenlm.training.hub.card import GENERATED_MARKER, render_model_card, write_model_card
-from wenlm.training.hub.publish import validate_folder
+from wenlm.training.hub.validate import HIDE_WENLM, validate_folder
+from wenlm.training.scaling.report import write_report
 
 # 30 random characters after hf_, fresh per session: a hit in a leak check can only come from this run.
 TOKEN = "hf_" + secrets.token_hex(15)
@@ -71,8 +73,6 @@ def run(command: list[str], env: dict[str, str], cwd: Path, timeout: float = 300
 
 
 def model_logits(folder: Path) -> torch.Tensor:
-    from wenlm.modeling import WenLMForCausalLM
-
     model = WenLMForCausalLM.from_pretrained(folder).eval()
     with torch.no_grad():
         return model(torch.tensor(PROBE_IDS)).logits
@@ -106,15 +106,8 @@ def usage_code(text: str) -> str:
 
 
 # --------------------------------------------------------------------------------------------------------------
-# One published run shared by the module
+# One published run shared by the module (the stand-in Hub, `hub`, is in conftest.py)
 # --------------------------------------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def hub():
-    server = start_hub_server()
-    yield server
-    server.close()
-
-
 @pytest.fixture(scope="module")
 def published(hub, tmp_path_factory):
     """`wenlm pretrain ... --push_to_hub --hub_token`, then `wenlm push --revision dev` of changed weights."""
@@ -132,8 +125,10 @@ def published(hub, tmp_path_factory):
     weights = load_file(dev_dir / "model.safetensors")
     save_file({name: tensor + 0.05 for name, tensor in weights.items()}, dev_dir / "model.safetensors",
               metadata={"format": "pt"})
-    push = run([wenlm, "push", str(dev_dir), "--repo-id", REPO_ID, "--revision", "dev", "--no-validate",
-                "--commit-message", "dev weights"], hub_env(hub, root / "hf_home_push", HF_TOKEN=TOKEN), root)
+    # This time the token comes from --hub_token, not from the environment.
+    push = run([wenlm, "push", "--model", str(dev_dir), "--repo_id", REPO_ID, "--revision", "dev", "--validate",
+                "false", "--commit_message", "dev weights", "--hub_token", TOKEN], hub_env(hub, root / "hf_home_push"),
+               root)
 
     client = root / "client"
     client.mkdir()
@@ -150,6 +145,7 @@ def published(hub, tmp_path_factory):
 # --------------------------------------------------------------------------------------------------------------
 # Publishing
 # --------------------------------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_hub_token_is_in_no_file_log_or_request_body(hub, published):
     output_dir = published["output_dir"]
     pickles = sorted(output_dir.rglob("training_args.bin"))
@@ -198,14 +194,15 @@ def test_pushed_card_is_rendered_for_the_repo_id(published):
     assert ModelCard(card).data.model_name == "tiny"
 
 
+@pytest.mark.slow
 def test_wenlm_generate_reads_the_dev_revision_from_the_hub(hub, published, tmp_path):
     generate_module = Path(__file__).resolve().parent.parent / "training" / "evaluation" / "generate.py"
     assert generate_module.is_file(), "training/evaluation/generate.py is missing"
     dev_sha = hub.repos[REPO_ID].branches["dev"]
     before = len(hub.requests)
     wenlm = str(Path(sys.executable).with_name("wenlm"))
-    result = run([wenlm, "generate", "--model", REPO_ID, "--revision", "dev", "--greedy", "--max_new_tokens", "5",
-                  "--json", "Once upon a time"], hub_env(hub, tmp_path / "home"), tmp_path)
+    result = run([wenlm, "generate", "--model", REPO_ID, "--revision", "dev", "--do_sample", "false",
+                  "--max_new_tokens", "5", "--json", "true", "--prompts", "Once upon a time"], hub_env(hub, tmp_path / "home"), tmp_path)
     output = json.loads(result.stdout.strip().splitlines()[-1])
     assert output["generated_text"].startswith("Once upon a time") and len(output["generated_text"]) > 16
     weight_downloads = [request.path for request in hub.requests[before:] if request.path.endswith("model.safetensors")]
@@ -218,12 +215,39 @@ def test_push_refuses_an_invalid_folder_with_the_list_of_problems(published, tmp
     shutil.copytree(published["output_dir"], folder, ignore=shutil.ignore_patterns("checkpoint-*"))
     (folder / "README.md").unlink()
     (folder / "modeling_wenlm.py").unlink()
-    assert cli_main(["push", str(folder), "--repo-id", REPO_ID]) == 2
+    assert cli_main(["push", "--model", str(folder), "--repo_id", REPO_ID]) == 2
     error = capsys.readouterr().err
     assert "is not ready to publish" in error
     assert "- README.md model card is missing" in error and "- modeling_wenlm.py is missing" in error
-    assert cli_main(["push", str(folder), "--repo-id", "a/b/c"]) == 2
+    assert cli_main(["push", "--model", str(folder), "--repo_id", "a/b/c"]) == 2
     assert "expected NAME/MODEL" in capsys.readouterr().err
+    assert cli_main(["push", "--model", str(tmp_path / "missing"), "--repo_id", REPO_ID]) == 2
+    assert "--model" in capsys.readouterr().err
+
+
+def test_push_old_spellings_still_work_with_a_warning(tmp_path):
+    old = [str(tmp_path), "--repo-id", REPO_ID, "--no-validate", "--no-card-update", "--check-only", "--private",
+           "--token", TOKEN, "--commit-message", "m"]
+    with pytest.warns(FutureWarning) as warned:
+        args = push.parse_args(old)
+    messages = " ".join(str(warning.message) for warning in warned)
+    for new_spelling in (f"--model {tmp_path}", "--validate false", "--update_card false", "--hub_token"):
+        assert new_spelling in messages
+    assert TOKEN not in messages
+    new = ["--model", str(tmp_path), "--repo_id", REPO_ID, "--validate", "false", "--update_card", "false",
+           "--check_only", "--private", "true", "--hub_token", TOKEN, "--commit_message", "m"]
+    assert push.parse_args(new) == args
+    assert (args.model, args.repo_id, args.validate, args.update_card, args.check_only, args.private) == (
+        str(tmp_path), REPO_ID, False, False, True, True)
+    assert args.hub_token == TOKEN and TOKEN not in repr(args)  # options get printed; the token must not be
+
+
+def test_push_options_file_with_later_flags_winning(tmp_path):
+    options = tmp_path / "push.yaml"
+    options.write_text(f"model: {tmp_path}\nrepo_id: {REPO_ID}\nvalidate: false\nrevision: main\n")
+    args = push.parse_args([str(options), "--revision", "dev"])
+    assert (args.model, args.repo_id, args.validate, args.revision, args.update_card) == (
+        str(tmp_path), REPO_ID, False, "dev", True)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -232,8 +256,6 @@ def test_push_refuses_an_invalid_folder_with_the_list_of_problems(published, tmp
 @pytest.fixture(scope="module")
 def folders(published, tmp_path_factory):
     """The pretrained run plus a classification and an SFT folder whose reports look like `wenlm finetune`'s."""
-    from wenlm.modeling import WenLMForSequenceClassification
-
     root = tmp_path_factory.mktemp("cards")
     pretrained = root / "pretrained"
     shutil.copytree(published["output_dir"], pretrained, ignore=shutil.ignore_patterns("checkpoint-*"))
@@ -343,6 +365,7 @@ def test_finetuned_card_names_its_base_model_and_pipeline(folders, task, pipelin
         assert "apply_chat_template" in code and "model.generate(" in code and "sft" in metadata["tags"]
 
 
+@pytest.mark.slow
 def test_how_to_use_code_runs_as_written(folders, tmp_path):
     """Each card's code block, rendered for a local folder, runs in a Python where wenlm is not importable."""
     blocks = []
@@ -385,27 +408,30 @@ def test_card_command_never_destroys_a_hand_written_card(folders, tmp_path, caps
     generated = (folder / "README.md").read_text(encoding="utf-8")
     (folder / "eval_results.json").unlink(missing_ok=True)
     # A wenlm card is re-rendered in place (here: without the evaluation it had before).
-    assert cli_main(["card", str(folder), "--repo-id", "someone/renamed"]) == 0
+    assert cli_main(["card", "--model", str(folder), "--repo_id", "someone/renamed"]) == 0
     rerendered = (folder / "README.md").read_text(encoding="utf-8")
     assert rerendered != generated and 'model_id = "someone/renamed"' in rerendered and "wenlm evaluate" not in rerendered
 
     hand_written = "---\nlicense: mit\n---\n# My model\n\nI wrote this myself.\n"
     (folder / "README.md").write_text(hand_written, encoding="utf-8")
-    assert cli_main(["card", str(folder)]) == 2
+    assert cli_main(["card", "--model", str(folder)]) == 2
     assert "was not generated by wenlm" in capsys.readouterr().err
     assert (folder / "README.md").read_text(encoding="utf-8") == hand_written
 
-    assert cli_main(["card", str(folder), "--backup"]) == 0
+    assert cli_main(["card", "--model", str(folder), "--backup", "true"]) == 0
     assert (folder / "README.md.bak").read_text(encoding="utf-8") == hand_written
     assert GENERATED_MARKER in (folder / "README.md").read_text(encoding="utf-8")
     # A second hand-written card gets a backup of its own instead of replacing the first one.
     (folder / "README.md").write_text(hand_written + "v2\n", encoding="utf-8")
-    assert cli_main(["card", str(folder), "--backup"]) == 0
+    # The old spelling: the folder as the first argument (and a bare --backup, which still means true).
+    with pytest.warns(FutureWarning, match=f"use --model {re.escape(str(folder))}"):
+        assert cli_main(["card", str(folder), "--repo-id", "someone/renamed", "--backup"]) == 0
     assert (folder / "README.md.bak").read_text(encoding="utf-8") == hand_written
     assert (folder / "README.md.bak1").read_text(encoding="utf-8") == hand_written + "v2\n"
     assert yaml.safe_load((folder / "README.md").read_text(encoding="utf-8").split("---")[1])["license"] == "apache-2.0"
 
 
+@pytest.mark.slow
 def test_classifier_folder_validates_through_its_own_auto_class(folders):
     """The publish check loads a classifier with AutoModelForSequenceClassification, in a Python without wenlm."""
     write_model_card(folders["classifier"], repo_id="user/tiny-classifier")
@@ -420,8 +446,6 @@ def test_classifier_folder_validates_through_its_own_auto_class(folders):
 
 
 def test_card_includes_a_scaling_study_table_and_plot(folders, tmp_path):
-    from wenlm.training.scaling.report import write_report
-
     study = tmp_path / "study"
     records = [
         {"model": "nano", "n_params": 1000, "n_params_total": 2000, "tokens": tokens, "flops": 6 * 1000 * tokens,

@@ -1,10 +1,17 @@
 """Model behaviour: config validation, caching, padding, attention backends, checkpointing, heads."""
 
+import json
+import shutil
+import subprocess
+import sys
+import textwrap
+
 import pytest
 import torch
 from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoModelForSequenceClassification
 
 from wenlm.modeling import PRESETS, WenLMConfig, WenLMForCausalLM, WenLMForSequenceClassification, WenLMModel
+from wenlm.training.hub.validate import HIDE_WENLM
 
 VOCAB = 97
 
@@ -176,6 +183,7 @@ def test_gradient_checkpointing_gives_the_same_gradients():
         assert torch.allclose(grads[0][name], grads[1][name], atol=1e-6), name
 
 
+@pytest.mark.slow
 def test_a_few_optimizer_steps_reduce_the_loss():
     model = tiny_model().train()
     ids = random_ids(4, 16)
@@ -250,6 +258,7 @@ def test_input_longer_than_max_positions_fails_clearly():
         model(random_ids(1, 65))
 
 
+@pytest.mark.slow
 def test_sequence_classification_trains_pools_last_token_and_round_trips(tmp_path):
     torch.manual_seed(0)
     config = tiny_config(num_labels=3, id2label={0: "a", 1: "b", 2: "c"}, label2id={"a": 0, "b": 1, "c": 2})
@@ -292,3 +301,110 @@ def test_dropout_applies_in_training_only():
     assert not torch.allclose(model(ids).logits, model(ids).logits)
     model.eval()
     assert torch.equal(model(ids).logits, model(ids).logits)
+
+
+def test_residual_branch_outputs_start_depth_scaled():
+    # o_proj and down_proj add into the residual stream; scaling their init by 1/sqrt(2 * layers) keeps its
+    # variance from growing with depth. Every other matrix keeps initializer_range.
+    torch.manual_seed(0)
+    config = tiny_config(hidden_size=128, intermediate_size=256, num_hidden_layers=8, initializer_range=0.02)
+    for model in (WenLMForCausalLM(config), AutoModelForCausalLM.from_config(config)):
+        layer = model.model.layers[3]
+        scaled = 0.02 / (2 * 8) ** 0.5
+        for weight in (layer.self_attn.o_proj.weight, layer.mlp.down_proj.weight):
+            assert weight.std().item() == pytest.approx(scaled, rel=0.1)
+        for weight in (layer.self_attn.q_proj.weight, layer.mlp.up_proj.weight, model.model.embed_tokens.weight):
+            assert weight.std().item() == pytest.approx(0.02, rel=0.1)
+
+
+def test_old_config_with_training_keys_loads_and_saves_without_them(tmp_path):
+    tiny_model().save_pretrained(tmp_path)
+    config_path = tmp_path / "config.json"
+    saved = json.loads(config_path.read_text())
+    assert "loss_chunk_size" not in saved and "compile_decoder_layers" not in saved
+    # A folder written by an earlier wenlm still has the training-only keys.
+    config_path.write_text(json.dumps({**saved, "loss_chunk_size": 256, "compile_decoder_layers": True}))
+    reloaded = AutoModelForCausalLM.from_pretrained(tmp_path).eval()
+    assert reloaded(random_ids(1, 6)).logits.shape == (1, 6, VOCAB)
+    reloaded.save_pretrained(tmp_path / "again")
+    again = json.loads((tmp_path / "again" / "config.json").read_text())
+    assert "loss_chunk_size" not in again and "compile_decoder_layers" not in again
+
+
+@pytest.mark.parametrize("attn_implementation", ["sdpa", "eager"])
+def test_packed_row_longer_than_the_context_equals_the_unpacked_sequences(attn_implementation):
+    model = tiny_model()
+    model.config._attn_implementation = attn_implementation
+    sequences = [random_ids(1, n, seed=n) for n in (40, 64, 23)]  # 127 tokens, context 64
+    packed = torch.cat(sequences, dim=1)
+    position_ids = torch.cat([torch.arange(s.shape[1]) for s in sequences])[None]
+    with torch.no_grad():
+        packed_logits = model(packed, position_ids=position_ids).logits
+        alone = torch.cat([model(s).logits for s in sequences], dim=1)
+    assert (packed_logits - alone).abs().max() <= 1e-5
+
+
+def test_positions_past_the_context_fail_only_without_rope_scaling():
+    with pytest.raises(ValueError, match="position 70 .*max_position_embeddings=64"):
+        tiny_model()(random_ids(1, 10), position_ids=torch.arange(61, 71)[None])
+    for rope in ({"rope_type": "linear", "factor": 2.0}, {"rope_type": "dynamic", "factor": 2.0}):
+        model = tiny_model(rope_parameters={"rope_theta": 10000.0, **rope})
+        out = model.generate(random_ids(1, 60), max_new_tokens=30, do_sample=False, pad_token_id=0)
+        assert out.shape[1] == 90 and torch.isfinite(model(out).logits).all()
+
+
+@pytest.mark.slow
+def test_compiled_fullgraph_static_cache_generation_equals_eager():
+    if shutil.which("g++") is None:
+        pytest.skip("torch.compile needs a C++ compiler (g++) on CPU")
+    model = tiny_model()
+    prompt = random_ids(1, 5)
+    settings = dict(max_new_tokens=6, do_sample=False, pad_token_id=0, cache_implementation="static")
+    eager = model.generate(prompt, **settings)
+    model.forward = torch.compile(model.forward, fullgraph=True)
+    compiled = model.generate(prompt, **settings)
+    assert torch.equal(compiled, eager)
+
+
+def test_classifier_pools_by_attention_mask_even_where_the_pad_id_is_a_real_token():
+    torch.manual_seed(0)
+    model = WenLMForSequenceClassification(tiny_config(num_labels=2, initializer_range=0.2)).eval()
+    ids = random_ids(2, 7)
+    ids[:, -1] = 0  # a sequence ending in a token that shares the pad id (a tokenizer padding with end-of-text)
+    alone = model(ids, attention_mask=torch.ones_like(ids)).logits
+    right_padded = torch.cat([ids, torch.zeros(2, 3, dtype=torch.long)], dim=1)
+    mask = torch.cat([torch.ones_like(ids), torch.zeros(2, 3, dtype=torch.long)], dim=1)
+    assert torch.allclose(model(right_padded, attention_mask=mask).logits, alone, atol=1e-5)
+    # Without a mask the pad-id rule of transformers' generic head applies and pools the token before it.
+    without_mask = model(ids).logits
+    assert not torch.allclose(without_mask, alone, atol=1e-5)
+    assert torch.allclose(without_mask, model(ids[:, :-1]).logits, atol=1e-5)
+
+
+def test_embedding_accessors_come_from_the_base_class():
+    for cls in (WenLMModel, WenLMForCausalLM, WenLMForSequenceClassification):
+        assert "get_input_embeddings" not in vars(cls) and "set_input_embeddings" not in vars(cls)
+        model = cls(tiny_config())
+        replacement = torch.nn.Embedding(VOCAB, 32)
+        model.set_input_embeddings(replacement)
+        assert model.get_input_embeddings() is replacement
+
+
+@pytest.mark.slow
+def test_classifier_loads_as_hub_remote_code_without_wenlm(tmp_path):
+    # Guards WenLMForSequenceClassification.__init__: the generic head's AutoModel.from_config would ask for
+    # trust_remote_code a second time when wenlm is not installed.
+    torch.manual_seed(0)
+    model = WenLMForSequenceClassification(tiny_config(num_labels=2)).eval()
+    model.save_pretrained(tmp_path)
+    script = HIDE_WENLM + textwrap.dedent(f"""
+        import torch
+        from transformers import AutoModelForSequenceClassification
+        model = AutoModelForSequenceClassification.from_pretrained({str(tmp_path)!r}, trust_remote_code=True)
+        assert "wenlm" not in type(model).__module__.split(".")[0]
+        print(model.eval()(torch.tensor([[5, 6, 7]])).logits.tolist())
+    """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    expected = model(torch.tensor([[5, 6, 7]])).logits
+    assert torch.allclose(torch.tensor(json.loads(result.stdout.strip().splitlines()[-1])), expected, atol=1e-5)

@@ -10,11 +10,15 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 from transformers import pipeline
 
+from wenlm.training.args import DEFAULT_LOSS_CHUNK_SIZE
 from wenlm.training.cli import main as cli_main
-from wenlm.training.corpus.grammar import exact_entropy_bits_per_byte
+from wenlm.training.corpus.grammar import exact_entropy_bits_per_byte, generate_documents
 from wenlm.training.pretrain import main as pretrain_main
+from wenlm.training.quickstart import main as quickstart_main
+from wenlm.training.quickstart import parse_quickstart_args
 
 TINY_MODEL = "hidden_size=32,intermediate_size=64,num_hidden_layers=2,num_attention_heads=2,num_key_value_heads=1"
 
@@ -45,6 +49,7 @@ def trained(tmp_path_factory):
     return output_dir, report
 
 
+@pytest.mark.slow
 def test_output_folder_holds_everything_a_hub_model_needs(trained):
     output_dir, _ = trained
     names = {path.name for path in output_dir.iterdir()}
@@ -115,8 +120,6 @@ def test_arguments_from_a_yaml_file(tmp_path):
     options = {flag[2:]: value for flag, value in zip(args[::2], args[1::2])}
     options["train_files"] = [options["train_files"]]
     config_file = tmp_path / "run.yaml"
-    import yaml
-
     config_file.write_text(yaml.safe_dump(options))
     report = pretrain_main([str(config_file)])
     assert report["training"]["steps"] == 4
@@ -187,10 +190,9 @@ def test_tokenizer_larger_than_the_model_vocabulary_is_refused(trained, tmp_path
     assert "The tokenizer has" in error and "vocab_size is 100" in error
 
 
+@pytest.mark.slow
 def test_streaming_run_trains_from_an_iterable_dataset(tmp_path):
     corpus = tmp_path / "corpus.txt"
-    from wenlm.training.corpus.grammar import generate_documents
-
     corpus.write_text("\n\n".join(doc["text"] for doc in generate_documents(300, seed=9)), encoding="utf-8")
     args = tiny_args(tmp_path / "out", "--streaming", "true", "--tokenizer_sample_docs", "200",
                      "--max_validation_docs", "30", "--validation_split", "0.1", steps=4)
@@ -209,39 +211,16 @@ def test_streaming_without_max_steps_is_refused(tmp_path, capsys):
     assert "--streaming needs --max_steps" in capsys.readouterr().err
 
 
-def test_trainer_uses_the_fused_loss_without_saving_it_in_the_config(trained, tmp_path, monkeypatch):
-    import torch
-    from transformers import TrainingArguments
-
-    from wenlm.modeling import WenLMConfig, WenLMForCausalLM
-    from wenlm.training.args import DEFAULT_LOSS_CHUNK_SIZE
-    from wenlm.training.trainer import LanguageModelTrainer
-
+def test_pretrain_uses_the_fused_loss_by_default_and_saves_no_training_keys(trained):
+    # tests/test_trainer.py checks that `wenlm pretrain` runs the fused loss every step and that it equals the
+    # stock loss; here: it is on by default, and the published config carries no training-only keys.
     output_dir, _ = trained
     assert DEFAULT_LOSS_CHUNK_SIZE > 0
-    assert json.loads((output_dir / "config.json").read_text()).get("loss_chunk_size") is None
-    model = WenLMForCausalLM(WenLMConfig(vocab_size=50, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
-                                         num_attention_heads=2, num_key_value_heads=1))
-    chunk_sizes = []
-    forward = WenLMForCausalLM.forward
-
-    def recording_forward(self, *args, **kwargs):
-        chunk_sizes.append(kwargs.get("loss_chunk_size"))
-        return forward(self, *args, **kwargs)
-
-    monkeypatch.setattr(WenLMForCausalLM, "forward", recording_forward)
-    args = TrainingArguments(str(tmp_path), use_cpu=True, report_to=[])
-    trainer = LanguageModelTrainer(model=model, args=args, loss_chunk_size=8)
-    ids = torch.randint(3, 50, (2, 12), generator=torch.Generator().manual_seed(0))
-    model.train()
-    fused = trainer.compute_loss(model, {"input_ids": ids, "labels": ids})
-    model.eval()
-    with torch.no_grad():
-        stock = model(input_ids=ids, labels=ids).loss
-    assert chunk_sizes[0] == 8
-    assert abs(fused.item() - stock.item()) < 1e-5
+    saved = json.loads((output_dir / "config.json").read_text())
+    assert "loss_chunk_size" not in saved and "compile_decoder_layers" not in saved
 
 
+@pytest.mark.slow
 def test_pretrain_with_jieba_segmentation(tmp_path):
     # The jieba step is a Python pre-tokenizer that tokenizer.json cannot hold; the data cache keys once
     # failed on it, so run the whole command.
@@ -251,3 +230,22 @@ def test_pretrain_with_jieba_segmentation(tmp_path):
     assert report["training"]["steps"] == 10
     config = json.loads((output_dir / "tokenizer_config.json").read_text())
     assert "WenLMJiebaTokenizerFast" in json.dumps(config)
+
+
+def test_quickstart_defaults_and_pretrain_options_pass_through(tmp_path):
+    quick, model_args, data_args, training_args = parse_quickstart_args(["--num-docs", "600", "--preset", "nano"])
+    assert quick.num_docs == 600 and data_args.train_files == ["builtin:600"]
+    assert model_args.preset == "nano" and model_args.vocab_size == 4096
+    assert training_args.output_dir == "wenlm-quickstart" and training_args.learning_rate == 3e-3
+    assert parse_quickstart_args(["--train_files", "corpus.txt"])[2].train_files == ["corpus.txt"]
+
+
+def test_quickstart_trains_and_prints_samples(tmp_path, capsys):
+    args = tiny_args(tmp_path / "qs", steps=4)
+    del args[args.index("--train_files") : args.index("--train_files") + 2]
+    report = quickstart_main(["--num_docs", "300", *args])
+    assert report["training"]["steps"] == 4
+    assert report["data"]["sources"][0]["spec"] == "builtin:300"
+    printed = capsys.readouterr().out
+    assert "Samples from pipeline('text-generation')" in printed and "validation bits per byte" in printed
+    assert (tmp_path / "qs" / "model.safetensors").is_file()

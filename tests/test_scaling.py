@@ -1,4 +1,4 @@
-"""`wenlm scaling`: nested data subsets, resume, the end-to-end study outputs, --report-only, bad grids."""
+"""`wenlm scaling`: nested data subsets, resume, the end-to-end study outputs, --report_only, bad grids."""
 
 from __future__ import annotations
 
@@ -10,9 +10,13 @@ from pathlib import Path
 import pytest
 import torch
 
+from wenlm.training.args import DataArguments, parse_data_sizes
 from wenlm.training.cli import main as cli_main
 from wenlm.training.corpus.grammar import exact_entropy_bits_per_byte
+from wenlm.training.data.pipeline import prepare_datasets
 from wenlm.training.scaling import study as scaling
+from wenlm.training.scaling.grid import parse_model_specs
+from wenlm.training.scaling.study_data import cell_dataset, prepare_study_data
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 BLOCK = 32
@@ -31,7 +35,7 @@ def study_argv(output_dir: Path, cache_dir: Path, *extra: str) -> list[str]:
         "--block_size", str(BLOCK),
         "--vocab_size", "300",
         "--validation_docs", "20",
-        "--batch_size", "8",
+        "--per_device_train_batch_size", "8",
         "--bootstrap", "20",
         "--cache_dir", str(cache_dir),
         "--torch_threads", "1",
@@ -60,6 +64,7 @@ def copy_study(study: Path, tmp_path: Path) -> Path:
 
 
 def counting_train_cell(monkeypatch, calls: list, real: bool):
+    """Count the runner's calls of train_cell (the name study.py calls it by)."""
     original = scaling.train_cell
 
     def fake(spec, data_size, data, options):
@@ -74,49 +79,82 @@ def counting_train_cell(monkeypatch, calls: list, real: bool):
 # ------------------------------------------------------------------------------------------ parsing
 
 
-def test_parse_data_sizes_sorts_and_rejects_bad_values():
-    assert scaling.parse_data_sizes("1e6, 1e5,3e5") == [100_000, 300_000, 1_000_000]
-    with pytest.raises(ValueError, match="not a number"):
-        scaling.parse_data_sizes("1e5,lots")
-    with pytest.raises(ValueError, match="twice"):
-        scaling.parse_data_sizes("1e5,100000")
-    with pytest.raises(ValueError, match="whole number"):
-        scaling.parse_data_sizes("0.5")
+def test_parse_data_sizes_sorts():
+    assert parse_data_sizes("1e6, 1e5,3e5") == [100_000, 300_000, 1_000_000]
+
+
+@pytest.mark.parametrize(
+    "sizes, message", [("1e5,lots", "not a number"), ("1e5,100000", "twice"), ("0.5", "whole number")]
+)
+def test_bad_data_sizes_are_refused_while_parsing(sizes, message):
+    with pytest.raises(ValueError, match=message):
+        parse_data_sizes(sizes)
+    # The command refuses a bad grid while parsing, before any data is prepared.
+    with pytest.raises(ValueError, match=message):
+        scaling.parse_args(["--output_dir", "unused", "--data_sizes", sizes])
 
 
 def test_parse_model_specs_reads_per_model_overrides():
-    specs = scaling.parse_model_specs("nano,micro:num_hidden_layers=3:hidden_size=96")
+    specs = parse_model_specs("nano,micro:num_hidden_layers=3:hidden_size=96")
     assert [spec.preset for spec in specs] == ["nano", "micro"]
     assert specs[1].overrides == {"num_hidden_layers": 3, "hidden_size": 96}
     assert specs[1].slug == "micro-num_hidden_layers-3-hidden_size-96"
-    with pytest.raises(ValueError, match="not a preset"):
-        scaling.parse_model_specs("nano,giant")
-    with pytest.raises(ValueError, match="field=value"):
-        scaling.parse_model_specs("nano:layers")
 
 
-def test_both_report_only_spellings_are_accepted(tmp_path):
-    for flag in ("--report-only", "--report_only"):
-        options = scaling.parse_args(["--output_dir", str(tmp_path), flag])
-        assert options.report_only
+@pytest.mark.parametrize("presets, message", [("nano,giant", "not a preset"), ("nano:layers", "field=value")])
+def test_bad_presets_are_refused_while_parsing(presets, message):
+    with pytest.raises(ValueError, match=message):
+        parse_model_specs(presets)
+    with pytest.raises(ValueError, match=message):
+        scaling.parse_args(["--output_dir", "unused", "--presets", presets])
+
+
+def test_report_only_spellings_are_accepted(tmp_path):
+    for flags in (["--report-only"], ["--report_only"], ["--report_only", "true"], ["--report-only=true"]):
+        options = scaling.parse_args(["--output_dir", str(tmp_path), *flags])
+        assert options.report_only, flags
+    assert not scaling.parse_args(["--output_dir", str(tmp_path), "--report_only", "false"]).report_only
+
+
+def test_training_options_take_trainingarguments_names(tmp_path):
+    options = scaling.parse_args(
+        ["--output_dir", str(tmp_path), "--per_device_train_batch_size", "4", "--num_train_epochs", "2",
+         "--warmup_steps", "0.1", "--learning_rate", "1e-3", "--weight_decay", "0.01", "--discussion", "false"]
+    )  # fmt: skip
+    assert (options.per_device_train_batch_size, options.num_train_epochs, options.warmup_steps) == (4, 2.0, 0.1)
+    assert (options.learning_rate, options.weight_decay, options.discussion) == (1e-3, 0.01, False)
+    with pytest.raises(ValueError, match="--warmup_steps must be a fraction"):
+        scaling.parse_args(["--output_dir", str(tmp_path), "--warmup_steps", "100"])
+    with pytest.raises(ValueError, match="--per_device_train_batch_size must be positive"):
+        scaling.parse_args(["--output_dir", str(tmp_path), "--per_device_train_batch_size", "0"])
+
+
+def test_old_option_spellings_still_work_and_warn(tmp_path):
+    old = ["--output_dir", str(tmp_path), "--batch_size", "4", "--epochs", "2", "--warmup_ratio", "0.1",
+           "--no_discussion"]  # fmt: skip
+    with pytest.warns(FutureWarning) as warned:
+        options = scaling.parse_args(old)
+    assert (options.per_device_train_batch_size, options.num_train_epochs, options.warmup_steps) == (4, 2.0, 0.1)
+    assert options.discussion is False
+    messages = " ".join(str(warning.message) for warning in warned)
+    for new in ("--per_device_train_batch_size", "--num_train_epochs", "--warmup_steps", "--discussion false"):
+        assert new in messages
 
 
 # ------------------------------------------------------------------------------------------ data
 
 
+@pytest.mark.slow
 def test_cells_train_on_nested_prefixes_of_one_shuffled_stream(study, cache_dir):
     options = scaling.parse_args(study_argv(study, cache_dir))
-    data = scaling.prepare_study_data(options, study)
-    small = scaling.cell_dataset(data.train, 2000, BLOCK)
-    large = scaling.cell_dataset(data.train, 8000, BLOCK)
+    data = prepare_study_data(options, study)
+    small = cell_dataset(data.train, 2000, BLOCK)
+    large = cell_dataset(data.train, 8000, BLOCK)
     assert len(small) == math.ceil(2000 / BLOCK) and len(large) == math.ceil(8000 / BLOCK)
     assert small["input_ids"] == large["input_ids"][: len(small)]
     assert all(len(row) == BLOCK for row in large["input_ids"])
 
     # The stream is the training documents in a seeded random order, not in corpus order.
-    from wenlm.training.args import DataArguments
-    from wenlm.training.data.pipeline import prepare_datasets
-
     unshuffled = prepare_datasets(
         DataArguments(
             train_files=["builtin:300"], validation_split=20, block_size=BLOCK, cache_dir=str(cache_dir)
@@ -131,9 +169,9 @@ def test_cells_train_on_nested_prefixes_of_one_shuffled_stream(study, cache_dir)
 
 def test_a_resumed_study_rebuilds_the_same_stream(study, cache_dir, tmp_path):
     options = scaling.parse_args(study_argv(study, cache_dir))
-    first = scaling.prepare_study_data(options, study)
+    first = prepare_study_data(options, study)
     # A fresh cache forces re-tokenizing with the tokenizer saved in the study folder.
-    rebuilt = scaling.prepare_study_data(
+    rebuilt = prepare_study_data(
         scaling.parse_args(study_argv(study, tmp_path / "other_cache")), study
     )
     assert rebuilt.train["input_ids"] == first.train["input_ids"]
@@ -194,6 +232,8 @@ def test_the_study_writes_every_output(study):
     assert "## Fitted irreducible loss vs the entropy floor of the built-in corpus" in report
     assert "## Discussion" in report and "## Reproduce" in report
     assert "--presets nano,nano:num_hidden_layers=2" in report
+    # The reproduce command names non-default settings by today's option names, not study.json's keys.
+    assert "--per_device_train_batch_size 8" in report and "--batch_size" not in report
     with open(study / "results.csv", encoding="utf-8") as handle:
         assert len(handle.read().strip().splitlines()) == len(records) + 1
 
@@ -221,12 +261,12 @@ def test_report_only_renders_without_training(study, cache_dir, tmp_path, monkey
     counting_train_cell(monkeypatch, calls, real=False)
 
     def no_data(*args, **kwargs):
-        raise AssertionError("--report-only must not prepare data")
+        raise AssertionError("--report_only must not prepare data")
 
     monkeypatch.setattr(scaling, "prepare_study_data", no_data)
     for name in ("REPORT.md", "scaling.png", "fit.json"):
         (rendered / name).unlink()
-    scaling.main(["--output_dir", str(rendered), "--report-only", "--metric", "val_loss", "--bootstrap", "0"])
+    scaling.main(["--output_dir", str(rendered), "--report_only", "true", "--metric", "val_loss", "--bootstrap", "0"])
     assert calls == []
     fit = json.loads((rendered / "fit.json").read_text())
     assert fit["metric"] == "val_loss"

@@ -1,4 +1,5 @@
-"""Scaling-law fits, extrapolations, plots and the study report (wenlm.training.scaling.fit / scaling_report)."""
+"""Scaling-law fits, extrapolations, plots and the study report (wenlm.training.scaling: laws, fit, plots,
+report)."""
 
 from __future__ import annotations
 
@@ -10,16 +11,9 @@ import numpy as np
 import pytest
 from scipy.optimize import minimize_scalar
 
-from wenlm.training.scaling.fit import (
-    compute_optimal_split,
-    fit_data_law,
-    fit_joint_law,
-    fit_study,
-    plot_loss_vs_compute,
-    plot_scaling,
-    predict_loss,
-    tokens_for_target_loss,
-)
+from wenlm.training.scaling.fit import fit_data_law, fit_joint_law, fit_study
+from wenlm.training.scaling.laws import compute_optimal_split, predict_loss, tokens_for_target_loss
+from wenlm.training.scaling.plots import plot_loss_vs_compute, plot_scaling
 from wenlm.training.scaling.report import load_records, write_report
 
 TRUE_DATA = {"E": 1.7, "B": 400.0, "beta": 0.3}

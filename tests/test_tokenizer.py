@@ -495,6 +495,7 @@ def loaded_elsewhere(request, plain_tokenizer, tmp_path_factory):
     return root, json.loads(result.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_plain_tokenizer_loads_without_wenlm_or_remote_code(plain_tokenizer, loaded_elsewhere):
     root, results = loaded_elsewhere
     config = json.loads((root / "plain" / "tokenizer_config.json").read_text(encoding="utf-8"))

@@ -112,11 +112,8 @@ def serialisable_pre_tokenizer() -> pre_tokenizers.PreTokenizer:
 
 def _dataset_types() -> tuple[type, ...]:
     # Only a caller that already imported `datasets` can hand us a Dataset; avoid paying its import otherwise.
-    if "datasets" not in sys.modules:
-        return ()
-    import datasets
-
-    return (datasets.Dataset, datasets.IterableDataset)
+    datasets = sys.modules.get("datasets")
+    return (datasets.Dataset, datasets.IterableDataset) if datasets is not None else ()
 
 
 def _looks_like_path(item: str) -> bool:
@@ -237,6 +234,59 @@ def _validate_int(name: str, value: Any, minimum: int) -> None:
         raise ValueError(f"train_tokenizer: `{name}` must be an integer >= {minimum}, got {value!r}.")
 
 
+def _extra_special_tokens(special_tokens: list[str] | None) -> list[str]:
+    extra_special: list[str] = []
+    for token in special_tokens or []:
+        if not isinstance(token, str) or not token:
+            raise ValueError(f"train_tokenizer: special_tokens must be non-empty strings, got {token!r}.")
+        if token in PII_PLACEHOLDERS.values():
+            raise ValueError(
+                f"train_tokenizer: {token!r} is a PII placeholder (a non-special token with a fixed id); "
+                "remove it from special_tokens."
+            )
+        if token not in _FIXED_SPECIAL_TOKENS and token not in extra_special:
+            extra_special.append(token)
+    return extra_special
+
+
+def _check_room_for_merges(vocab_size: int, num_reserved: int) -> None:
+    minimum_vocab = BYTE_ALPHABET_SIZE + num_reserved
+    if vocab_size <= minimum_vocab:
+        raise ValueError(
+            f"train_tokenizer: vocab_size={vocab_size} leaves no room for merges: the byte alphabet "
+            f"({BYTE_ALPHABET_SIZE}) plus {num_reserved} special/placeholder tokens already take "
+            f"{minimum_vocab}. Use vocab_size > {minimum_vocab} (typically several thousand)."
+        )
+
+
+def _jieba_classes() -> tuple[type, Any]:
+    """The jieba tokenizer class and pre-tokenizer factory; imported here because jieba is optional."""
+    try:
+        import jieba  # noqa: F401
+    except ImportError:
+        raise ImportError(
+            "train_tokenizer(use_jieba=True) needs jieba: install it with `pip install 'wenlm[zh]'`."
+        ) from None
+    from .tokenization_wenlm import WenLMJiebaTokenizerFast, jieba_pre_tokenizer  # needs jieba at import
+
+    return WenLMJiebaTokenizerFast, jieba_pre_tokenizer
+
+
+def _text_batches(source: Any, text_column: str, batch_size: int) -> tuple[Iterable[list[str]], str]:
+    """Batches of training text from any supported source, and how to name the source in an error."""
+    if isinstance(source, _dataset_types()):
+        return _iter_dataset_batches(source, text_column, batch_size), f"dataset column {text_column!r}"
+    files = _resolve_files(source)
+    if files is not None:
+        return _iter_file_batches(files, batch_size), "files " + ", ".join(repr(str(path)) for path in files)
+    if isinstance(source, (str, bytes)) or not isinstance(source, Iterable):
+        raise TypeError(
+            f"train_tokenizer: unsupported source of type {type(source).__name__}; pass file paths, an "
+            "iterable of strings, or a datasets.Dataset."
+        )
+    return _iter_text_batches(source, batch_size), "the given texts"
+
+
 def train_tokenizer(
     source: Any,
     vocab_size: int = 8000,
@@ -270,56 +320,15 @@ def train_tokenizer(
     _validate_int("min_frequency", min_frequency, 0)
     _validate_int("model_max_length", model_max_length, 1)
     _validate_int("batch_size", batch_size, 1)
-
-    extra_special = []
-    for token in special_tokens or []:
-        if not isinstance(token, str) or not token:
-            raise ValueError(f"train_tokenizer: special_tokens must be non-empty strings, got {token!r}.")
-        if token in PII_PLACEHOLDERS.values():
-            raise ValueError(
-                f"train_tokenizer: {token!r} is a PII placeholder (a non-special token with a fixed id); "
-                "remove it from special_tokens."
-            )
-        if token not in _FIXED_SPECIAL_TOKENS and token not in extra_special:
-            extra_special.append(token)
+    extra_special = _extra_special_tokens(special_tokens)
     reserved = _FIXED_SPECIAL_TOKENS + list(PII_PLACEHOLDERS.values()) + extra_special
-    minimum_vocab = BYTE_ALPHABET_SIZE + len(reserved)
-    if vocab_size <= minimum_vocab:
-        raise ValueError(
-            f"train_tokenizer: vocab_size={vocab_size} leaves no room for merges: the byte alphabet "
-            f"({BYTE_ALPHABET_SIZE}) plus {len(reserved)} special/placeholder tokens already take "
-            f"{minimum_vocab}. Use vocab_size > {minimum_vocab} (typically several thousand)."
-        )
-
-    if use_jieba:
-        try:
-            import jieba  # noqa: F401
-        except ImportError:
-            raise ImportError(
-                "train_tokenizer(use_jieba=True) needs jieba: install it with `pip install 'wenlm[zh]'`."
-            ) from None
-        from .tokenization_wenlm import WenLMJiebaTokenizerFast, jieba_pre_tokenizer
-
-    if isinstance(source, _dataset_types()):
-        batches: Iterable[list[str]] = _iter_dataset_batches(source, text_column, batch_size)
-        described = f"dataset column {text_column!r}"
-    else:
-        files = _resolve_files(source)
-        if files is not None:
-            batches = _iter_file_batches(files, batch_size)
-            described = "files " + ", ".join(repr(str(path)) for path in files)
-        elif isinstance(source, (str, bytes)) or not isinstance(source, Iterable):
-            raise TypeError(
-                f"train_tokenizer: unsupported source of type {type(source).__name__}; pass file paths, an "
-                "iterable of strings, or a datasets.Dataset."
-            )
-        else:
-            batches = _iter_text_batches(source, batch_size)
-            described = "the given texts"
+    _check_room_for_merges(vocab_size, len(reserved))
+    jieba_classes = _jieba_classes() if use_jieba else None
+    batches, described = _text_batches(source, text_column, batch_size)
 
     backend = Tokenizer(models.BPE())  # no unk token needed: every byte is in the alphabet
     serialisable = serialisable_pre_tokenizer()
-    backend.pre_tokenizer = jieba_pre_tokenizer(serialisable) if use_jieba else serialisable
+    backend.pre_tokenizer = jieba_classes[1](serialisable) if jieba_classes else serialisable
     backend.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
@@ -340,7 +349,7 @@ def train_tokenizer(
         [AddedToken(token, special=False, normalized=False) for token in PII_PLACEHOLDERS.values()]
     )
 
-    tokenizer_class = WenLMJiebaTokenizerFast if use_jieba else PreTrainedTokenizerFast
+    tokenizer_class = jieba_classes[0] if jieba_classes else PreTrainedTokenizerFast
     tokenizer = tokenizer_class(
         tokenizer_object=backend,
         bos_token=BOS_TOKEN,

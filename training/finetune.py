@@ -14,105 +14,76 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import datasets
 import numpy as np
 from transformers import (
+    AutoConfig,
     AutoModelForCausalLM,
     AutoModelForSequenceClassification,
     AutoTokenizer,
-    HfArgumentParser,
     Trainer,
     TrainingArguments,
     set_seed,
 )
 from transformers.trainer_utils import IntervalStrategy
 
-from wenlm.training.args import CPU_TRAINING_DEFAULTS
+from wenlm.training.args import (
+    DEFAULT_MAX_BLOCK_SIZE,
+    FINETUNE_RENAMED,
+    FINETUNE_TASKS,
+    FINETUNE_TRAINING_DEFAULTS,
+    FinetuneArguments,
+    parse_options,
+)
 from wenlm.training.data.tasks import (
+    EncodedSplit,
     PaddingCollator,
+    RowSet,
     collect_labels,
+    concatenate_splits,
     encode_classification_rows,
     encode_sft_rows,
     raise_or_count_bad_rows,
     read_rows,
 )
-from wenlm.training.pretrain import (
+from wenlm.training.evaluation.metrics import compute_metric
+from wenlm.training.hub.publish import take_hub_push_from_args
+from wenlm.training.pretrain import check_output_dir
+from wenlm.training.report import (
     REPORT_FILE,
-    check_output_dir,
+    finished_report,
     last_logged,
+    model_section,
     training_section,
     write_outputs,
 )
 from wenlm.training.trainer import LanguageModelTrainer
+from wenlm.training.utils import perplexity
 
 logger = logging.getLogger(__name__)
 
-TASKS = ("sft", "classification")
 ADAPTER_DIR = "adapter"
-DEFAULT_MAX_BLOCK_SIZE = 512
 END_OF_TURN_ID = 6  # <|end|>: generation of a chat reply stops here as well as at <|eos|>
-DEFAULT_LORA_TARGETS = "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj"
-
-# Fine-tuning starts from trained weights: a lower peak learning rate and more frequent logging than pretraining.
-FINETUNE_DEFAULTS: dict[str, Any] = {
-    **CPU_TRAINING_DEFAULTS,
-    "learning_rate": 1e-3,
-    "warmup_steps": 0.05,
-    "weight_decay": 0.0,
-    "num_train_epochs": 1.0,
-    "logging_steps": 10,
-    "eval_steps": 50,
-    "save_steps": 200,
-}
-
-
-@dataclass
-class FinetuneArguments:
-    model: str = field(metadata={"help": "The pretrained wenlm model: a local folder or a Hub id."})
-    task: str = field(metadata={"help": "sft (chat/instruction rows) or classification ({'text', 'label'} rows)."})
-    train_file: str = field(metadata={"help": "Training rows: JSON Lines, or any file `datasets` loads."})
-    validation_file: str | None = field(default=None, metadata={"help": "Validation rows, same format."})
-    revision: str | None = field(default=None, metadata={"help": "Branch, tag or commit of a Hub model."})
-    block_size: int | None = field(
-        default=None,
-        metadata={"help": f"Longest sequence in tokens; longer rows are truncated (beginning kept). Default: the "
-                          f"model's max_position_embeddings, at most {DEFAULT_MAX_BLOCK_SIZE}."},
-    )
-    skip_bad_rows: bool = field(default=False, metadata={"help": "Train without malformed rows instead of stopping."})
-    text_column: str = field(default="text", metadata={"help": "Text column for classification."})
-    label_column: str = field(default="label", metadata={"help": "Label column for classification (str or int)."})
-    lora_r: int = field(default=0, metadata={"help": "LoRA rank; 0 trains every weight (needs wenlm[lora] if > 0)."})
-    lora_alpha: float = field(default=16.0, metadata={"help": "LoRA scaling numerator (scale = alpha / r)."})
-    lora_dropout: float = field(default=0.0, metadata={"help": "Dropout on the LoRA input."})
-    lora_target_modules: str = field(default=DEFAULT_LORA_TARGETS,
-                                     metadata={"help": "Comma-separated module names that get adapters."})
-    license: str = field(default="apache-2.0", metadata={"help": "License written into the model card metadata."})
 
 
 def parse_finetune_args(argv: list[str] | None = None) -> tuple[FinetuneArguments, TrainingArguments]:
-    parser = HfArgumentParser((FinetuneArguments, TrainingArguments))
-    parser.set_defaults(**FINETUNE_DEFAULTS)
-    if argv and len(argv) == 1 and argv[0].endswith(".json"):
-        path = Path(argv[0])
-        if not path.is_file():
-            raise FileNotFoundError(f"Configuration file {path} does not exist.")
-        return parser.parse_dict({**FINETUNE_DEFAULTS, **json.loads(path.read_text())})
-    return parser.parse_args_into_dataclasses(args=argv)
+    return parse_options((FinetuneArguments, TrainingArguments), argv, defaults=FINETUNE_TRAINING_DEFAULTS,
+                         renamed=FINETUNE_RENAMED, command="finetune")
 
 
 def check_arguments(args: FinetuneArguments) -> None:
-    if args.task not in TASKS:
-        raise ValueError(f"--task {args.task!r} is unknown; use one of {', '.join(TASKS)}.")
-    for name in ("train_file", "validation_file"):
-        path = getattr(args, name)
-        if path is not None and not Path(path).is_file():
-            raise FileNotFoundError(f"--{name} {path}: no such file.")
+    if args.task not in FINETUNE_TASKS:
+        raise ValueError(f"--task {args.task!r} is unknown; use one of {', '.join(FINETUNE_TASKS)}.")
+    if not args.train_files:
+        raise ValueError("--train_files is empty; give at least one file of training rows.")
+    for name in ("train_files", "validation_files"):
+        for path in getattr(args, name) or []:
+            if not Path(path).is_file():
+                raise FileNotFoundError(f"--{name} {path}: no such file.")
     if args.block_size is not None and args.block_size < 2:
         raise ValueError(f"--block_size must be at least 2, got {args.block_size}.")
     if args.lora_r < 0:
@@ -146,7 +117,7 @@ def base_training_report(args: FinetuneArguments) -> dict:
 
 def apply_lora(model, args: FinetuneArguments):
     try:
-        from peft import LoraConfig, TaskType, get_peft_model
+        from peft import LoraConfig, TaskType, get_peft_model  # optional: wenlm[lora]
     except ImportError as error:
         raise ImportError("--lora_r needs peft: pip install 'wenlm[lora]'") from error
     targets = [name.strip() for name in args.lora_target_modules.split(",") if name.strip()]
@@ -171,8 +142,6 @@ def count_parameters(model) -> tuple[int, int]:
 
 
 def classification_metrics(id2label: dict[int, str]):
-    from wenlm.training.evaluation.metrics import compute_metric
-
     labels = sorted(id2label)
 
     def compute(prediction) -> dict:
@@ -192,26 +161,30 @@ class TaskData:
     id2label: dict[int, str] | None = None
 
 
-def prepare_task_data(args: FinetuneArguments, tokenizer, block_size: int) -> TaskData:
-    train_rows = read_rows(args.train_file)
-    validation_rows = read_rows(args.validation_file) if args.validation_file else None
-    id2label = None
+def encode_files(args: FinetuneArguments, row_sets: list[RowSet], tokenizer, block_size: int,
+                 label2id: dict | None) -> EncodedSplit:
+    """Every file's rows encoded for the task, concatenated in the order the files were given."""
     if args.task == "sft":
-        train = encode_sft_rows(train_rows, tokenizer, block_size)
-        validation = encode_sft_rows(validation_rows, tokenizer, block_size) if validation_rows else None
-    else:
-        labels = collect_labels(train_rows, args.label_column)
-        id2label = {index: str(label) for index, label in enumerate(labels)}
+        return concatenate_splits([encode_sft_rows(rows, tokenizer, block_size) for rows in row_sets])
+    columns = dict(text_column=args.text_column, label_column=args.label_column)
+    return concatenate_splits([encode_classification_rows(rows, tokenizer, block_size, label2id, **columns)
+                               for rows in row_sets])
+
+
+def prepare_task_data(args: FinetuneArguments, tokenizer, block_size: int) -> TaskData:
+    train_rows = [read_rows(path) for path in args.train_files]
+    validation_rows = [read_rows(path) for path in args.validation_files or []]
+    id2label = label2id = None
+    if args.task == "classification":
+        id2label = {index: str(label) for index, label in enumerate(collect_labels(train_rows, args.label_column))}
         label2id = {name: index for index, name in id2label.items()}
-        columns = dict(text_column=args.text_column, label_column=args.label_column)
-        train = encode_classification_rows(train_rows, tokenizer, block_size, label2id, **columns)
-        validation = (encode_classification_rows(validation_rows, tokenizer, block_size, label2id, **columns)
-                      if validation_rows else None)
-    bad_rows = raise_or_count_bad_rows([r for r in (train_rows, validation_rows) if r], args.skip_bad_rows)
+    train = encode_files(args, train_rows, tokenizer, block_size, label2id)
+    validation = encode_files(args, validation_rows, tokenizer, block_size, label2id) if validation_rows else None
+    bad_rows = raise_or_count_bad_rows(train_rows + validation_rows, args.skip_bad_rows)
     if not train.examples:
-        raise ValueError(f"{args.train_file}: no usable training rows.")
+        raise ValueError(f"{', '.join(args.train_files)}: no usable training rows.")
     if validation is not None and not validation.examples:
-        raise ValueError(f"{args.validation_file}: no usable validation rows.")
+        raise ValueError(f"{', '.join(args.validation_files)}: no usable validation rows.")
     report = {
         "train": train.report,
         "validation": validation.report if validation else None,
@@ -244,8 +217,8 @@ def load_model(args: FinetuneArguments, id2label: dict[int, str] | None):
 
 
 def adjust_training_arguments(training_args: TrainingArguments, args: FinetuneArguments) -> None:
-    if args.validation_file is None and training_args.eval_strategy != IntervalStrategy.NO:
-        logger.info("No --validation_file: evaluation during training is off.")
+    if not args.validation_files and training_args.eval_strategy != IntervalStrategy.NO:
+        logger.info("No --validation_files: evaluation during training is off.")
         training_args.eval_strategy = IntervalStrategy.NO
     # Classification metrics need the logits; SFT evaluation needs only the loss.
     training_args.prediction_loss_only = args.task == "sft"
@@ -258,22 +231,18 @@ def finetune(args: FinetuneArguments, training_args: TrainingArguments) -> dict:
     check_arguments(args)
     resume_from = check_output_dir(training_args)
     adjust_training_arguments(training_args, args)
-    from wenlm.training.hub.publish import take_hub_push_from_args
-
     # Moves --hub_token out of the arguments the Trainer pickles, and publishes once at the end, validated.
     hub_push = take_hub_push_from_args(training_args)
     set_seed(training_args.seed)
 
     tokenizer = load_tokenizer(args)
-    from transformers import AutoConfig
-
     base_config = AutoConfig.from_pretrained(args.model, revision=args.revision, trust_remote_code=True)
     block_size = resolve_block_size(args, base_config.max_position_embeddings)
     data = prepare_task_data(args, tokenizer, block_size)
     model = load_model(args, data.id2label)
     if args.lora_r:
         model = apply_lora(model, args)
-    total_parameters, trainable_parameters = count_parameters(model)
+    trained_parameters = count_parameters(model)[1]
 
     trainer_class = LanguageModelTrainer if args.task == "sft" else Trainer
     trainer = trainer_class(
@@ -292,13 +261,9 @@ def finetune(args: FinetuneArguments, training_args: TrainingArguments) -> dict:
     if trainer.is_world_process_zero():
         output_dir = Path(training_args.output_dir)
         saved_model = save_model_folder(trainer.model, tokenizer, output_dir, args, block_size)
-        report = build_finetune_report(
-            args=args, training_args=training_args, model=saved_model, tokenizer=tokenizer, data=data,
-            trainer=trainer, train_metrics=train_result.metrics, final_eval=final_eval,
-            wall_time=time.time() - started, base_report=base_training_report(args),
-            parameters=(total_parameters, trainable_parameters),
-        )
-        write_outputs(output_dir, report, trainer.state.log_history, None)
+        report = build_finetune_report(args, trainer, saved_model.config, data, train_result.metrics, final_eval,
+                                       time.time() - started, trained_parameters)
+        write_outputs(output_dir, report, trainer.state.log_history)
     if hub_push is not None and trainer.is_world_process_zero():
         print(f"pushed to the Hub: {hub_push.push(training_args.output_dir)}")
     return report
@@ -323,49 +288,42 @@ def save_model_folder(model, tokenizer, output_dir: Path, args: FinetuneArgument
     return model
 
 
-def build_finetune_report(*, args, training_args, model, tokenizer, data: TaskData, trainer, train_metrics,
-                          final_eval, wall_time, base_report, parameters) -> dict:
-    from wenlm.training.hub.publish import redact_secrets
-
-    config = model.config
-    n_params = config.num_parameters()
-    n_non_embedding = config.num_parameters(exclude_embeddings=True)
+def build_finetune_report(args: FinetuneArguments, trainer, config, data: TaskData, train_metrics: dict,
+                          final_eval: dict, wall_time: float, trained_parameters: int) -> dict:
+    """Pretraining's report keys (so the model card reads both alike), plus the base model, task and LoRA."""
+    base_report = base_training_report(args)
     base_tokenizer = base_report.get("tokenizer", {})
-    sources = [{"spec": path, "kind": "file", "files": [path]}
-               for path in (args.train_file, args.validation_file) if path]
+    model_part = {**model_section(config, base_report.get("model", {}).get("preset")),
+                  "trained_parameters": trained_parameters}
+    files = [*args.train_files, *(args.validation_files or [])]
     eval_loss = final_eval.get("eval_loss")
     results = {
         "final_train_loss": last_logged(trainer.state.log_history, "loss"),
         "eval_loss": eval_loss,
-        "eval_perplexity": math.exp(min(eval_loss, 50.0)) if eval_loss is not None and args.task == "sft" else None,
+        "eval_perplexity": perplexity(eval_loss) if eval_loss is not None and args.task == "sft" else None,
         "eval_bpb": None,
         "eval_bytes": None,
     }
     if args.task == "classification":
         results["eval_accuracy"] = final_eval.get("eval_accuracy")
         results["eval_macro_f1"] = final_eval.get("eval_macro_f1")
-    report = {
-        "model": {
-            "preset": base_report.get("model", {}).get("preset"),
-            "config": {k: v for k, v in config.to_dict().items() if k not in {"auto_map", "transformers_version"}},
-            "parameters": n_params,
-            "non_embedding_parameters": n_non_embedding,
-            "trained_parameters": parameters[1],
-        },
+    return finished_report({
+        "model": model_part,
         "tokenizer": {
             "source": args.model,
-            "vocab_size": len(tokenizer),
+            "vocab_size": len(trainer.processing_class),
             "jieba": bool(base_tokenizer.get("jieba", False)),
             "stats_by_language": base_tokenizer.get("stats_by_language", {}),
         },
         "data": {
-            "sources": sources,
+            "sources": [{"spec": path, "kind": "file", "files": [path]} for path in files],
             "block_size": data.report["block_size"],
             "scrub_pii": False,
             "rows": {"train": data.report["train"]["rows"],
                      "validation": data.report["validation"]["rows"] if data.report["validation"] else 0},
         },
-        "training": training_section(training_args, trainer, train_metrics, n_non_embedding, wall_time),
+        "training": training_section(trainer.args, trainer, train_metrics, model_part["non_embedding_parameters"],
+                                     wall_time),
         "results": results,
         "entropy_floor_bpb": None,
         "scaling_study": None,
@@ -378,8 +336,7 @@ def build_finetune_report(*, args, training_args, model, tokenizer, data: TaskDa
         "lora": {"r": args.lora_r, "alpha": args.lora_alpha, "dropout": args.lora_dropout,
                  "target_modules": args.lora_target_modules.split(","), "adapter_dir": ADAPTER_DIR,
                  "merged": True} if args.lora_r else None,
-    }
-    return json.loads(redact_secrets(json.dumps(report, default=str)))
+    })
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -387,7 +344,7 @@ def main(argv: list[str] | None = None) -> dict:
     return finetune(args, training_args)
 
 
-__all__ = ["FinetuneArguments", "FINETUNE_DEFAULTS", "finetune", "parse_finetune_args", "main", "ADAPTER_DIR"]
+__all__ = ["FinetuneArguments", "finetune", "parse_finetune_args", "main", "ADAPTER_DIR"]
 
 if __name__ == "__main__":
     main()

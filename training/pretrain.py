@@ -5,14 +5,11 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import platform
 import time
 from pathlib import Path
 from typing import Any
 
 import datasets
-import torch
 from transformers import (
     AutoTokenizer,
     DataCollatorForLanguageModeling,
@@ -25,15 +22,23 @@ from transformers.trainer_utils import get_last_checkpoint
 from wenlm.modeling import PRESETS, WenLMConfig, WenLMForCausalLM
 from wenlm.tokenization import tokenizer_stats, train_tokenizer
 from wenlm.training.args import CPU_TRAINING_DEFAULTS, DataArguments, ModelArguments, parse_options
-from wenlm.training.data.pipeline import count_bytes, prepare_datasets, token_byte_lengths
+from wenlm.training.corpus.grammar import exact_entropy_bits_per_byte
+from wenlm.training.data.packing import count_bytes, token_byte_lengths
+from wenlm.training.data.pipeline import prepare_datasets
+from wenlm.training.hub.publish import take_hub_push_from_args
+from wenlm.training.hub.tokens import redact_secrets
+from wenlm.training.report import (
+    finished_report,
+    last_logged,
+    model_section,
+    training_section,
+    write_outputs,
+)
 from wenlm.training.trainer import LanguageModelTrainer
 
 LANGUAGE_SAMPLE_DOCS = 2000
 
 logger = logging.getLogger(__name__)
-
-REPORT_FILE = "training_report.json"
-LOSS_CURVE_FILE = "loss_curve.png"
 
 def parse_override_value(text: str) -> Any:
     try:
@@ -78,7 +83,9 @@ def check_tokenizer_matches(tokenizer: PreTrainedTokenizerBase, config: WenLMCon
 
 
 def parse_pretrain_args(argv: list[str] | None = None) -> tuple[ModelArguments, DataArguments, TrainingArguments]:
-    return parse_options((ModelArguments, DataArguments, TrainingArguments), argv, defaults=CPU_TRAINING_DEFAULTS)
+    return parse_options(
+        (ModelArguments, DataArguments, TrainingArguments), argv, defaults=CPU_TRAINING_DEFAULTS, command="pretrain"
+    )
 
 
 def check_output_dir(training_args: TrainingArguments) -> str | None:
@@ -125,19 +132,7 @@ def load_or_train_tokenizer(model_args: ModelArguments, data_args: DataArguments
     return None, trainer
 
 
-def pretrain(model_args: ModelArguments, data_args: DataArguments, training_args: TrainingArguments) -> dict:
-    """Run the whole job and return the training report (also written to the output folder)."""
-    from wenlm.training.hub.publish import take_hub_push_from_args
-
-    started = time.time()
-    # Before anything saves the arguments: the token must not reach training_args.bin, and only the validated
-    # push at the end publishes (the Trainer's own hub sync is turned off).
-    hub_push = take_hub_push_from_args(training_args)
-    if data_args.streaming and training_args.max_steps <= 0:
-        raise ValueError("--streaming needs --max_steps: the length of a streamed corpus is unknown in advance.")
-    resume_from = check_output_dir(training_args)
-    set_seed(training_args.seed)
-    block_size = data_args.block_size
+def check_model_arguments(model_args: ModelArguments) -> None:
     if model_args.preset not in PRESETS:
         raise ValueError(f"--preset {model_args.preset!r} is unknown. Valid presets: {', '.join(PRESETS)}.")
     if model_args.loss_chunk_size < 0:
@@ -146,6 +141,11 @@ def pretrain(model_args: ModelArguments, data_args: DataArguments, training_args
             f"got {model_args.loss_chunk_size}."
         )
 
+
+def prepare_data_and_tokenizer(model_args: ModelArguments, data_args: DataArguments,
+                               training_args: TrainingArguments, resume_from: str | None):
+    """The prepared datasets and the tokenizer (taken, reloaded on resume, or trained and saved)."""
+    block_size = data_args.block_size
     tokenizer, tokenizer_trainer = load_or_train_tokenizer(model_args, data_args, block_size)
     # A resumed run continues with the tokenizer it started with; a fresh one trains it once, in the main process,
     # and the other processes of a distributed run load it from the output folder.
@@ -160,23 +160,46 @@ def pretrain(model_args: ModelArguments, data_args: DataArguments, training_args
         tokenizer.model_max_length = block_size
         if training_args.process_index == 0:
             tokenizer.save_pretrained(output_dir)
+    return prepared, tokenizer
 
+
+def new_model(model_args: ModelArguments, tokenizer, block_size: int) -> WenLMForCausalLM:
     config = build_config(model_args, tokenizer, block_size)
     check_tokenizer_matches(tokenizer, config)
     model = WenLMForCausalLM._from_config(config, attn_implementation=model_args.attn_implementation)
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.generation_config.eos_token_id = tokenizer.eos_token_id
     model.generation_config.bos_token_id = tokenizer.bos_token_id
+    return model
 
+
+def evaluation_data(prepared, tokenizer) -> tuple[datasets.Dataset, int]:
+    """The validation blocks as a map-style dataset and the UTF-8 bytes of the tokens they predict."""
     eval_dataset = prepared.validation
     if isinstance(eval_dataset, datasets.IterableDataset):
         # The validation split is bounded (max_validation_docs); materialising it makes bits per byte exact.
         eval_dataset = datasets.Dataset.from_list(list(eval_dataset))
-    eval_bytes = count_bytes(eval_dataset, token_byte_lengths(tokenizer))
-    bytes_per_token = eval_bytes / (len(eval_dataset) * (block_size - 1))
+    return eval_dataset, count_bytes(eval_dataset, token_byte_lengths(tokenizer))
+
+
+def pretrain(model_args: ModelArguments, data_args: DataArguments, training_args: TrainingArguments) -> dict:
+    """Run the whole job and return the training report (also written to the output folder)."""
+    started = time.time()
+    # Before anything saves the arguments: the token must not reach training_args.bin, and only the validated
+    # push at the end publishes (the Trainer's own hub sync is turned off).
+    hub_push = take_hub_push_from_args(training_args)
+    if data_args.streaming and training_args.max_steps <= 0:
+        raise ValueError("--streaming needs --max_steps: the length of a streamed corpus is unknown in advance.")
+    resume_from = check_output_dir(training_args)
+    set_seed(training_args.seed)
+    block_size = data_args.block_size
+    check_model_arguments(model_args)
+    prepared, tokenizer = prepare_data_and_tokenizer(model_args, data_args, training_args, resume_from)
+    model = new_model(model_args, tokenizer, block_size)
+    eval_dataset, eval_bytes = evaluation_data(prepared, tokenizer)
     prepared.report["tokenizer_stats_by_language"] = stats_by_language(tokenizer, prepared.validation_text)
     if any(str(source).startswith("builtin") for source in data_args.train_files):
-        prepared.report["entropy_floor_bpb"] = builtin_entropy_floor()
+        prepared.report["entropy_floor_bpb"] = exact_entropy_bits_per_byte()["bits_per_byte"]
 
     trainer = LanguageModelTrainer(
         model=model,
@@ -185,7 +208,7 @@ def pretrain(model_args: ModelArguments, data_args: DataArguments, training_args
         eval_dataset=eval_dataset,
         processing_class=tokenizer,
         data_collator=DataCollatorForLanguageModeling(tokenizer, mlm=False),
-        eval_bytes_per_token=bytes_per_token,
+        eval_bytes_per_token=eval_bytes / (len(eval_dataset) * (block_size - 1)),
         loss_chunk_size=model_args.loss_chunk_size,
     )
     train_result = trainer.train(resume_from_checkpoint=resume_from)
@@ -195,43 +218,25 @@ def pretrain(model_args: ModelArguments, data_args: DataArguments, training_args
     if trainer.is_world_process_zero():
         trainer.save_model(training_args.output_dir)
         tokenizer.save_pretrained(training_args.output_dir)
-        report = build_report(
-            model=model,
-            tokenizer=tokenizer,
-            model_args=model_args,
-            data_args=data_args,
-            training_args=training_args,
-            prepared=prepared,
-            trainer=trainer,
-            train_metrics=train_result.metrics,
-            final_eval=final_eval,
-            wall_time=time.time() - started,
-            eval_bytes=eval_bytes,
-        )
-        write_outputs(Path(training_args.output_dir), report, trainer.state.log_history, model_args)
+        report = build_report(trainer, model_args, data_args, prepared, train_result.metrics, final_eval,
+                              time.time() - started, eval_bytes)
+        write_outputs(Path(training_args.output_dir), report, trainer.state.log_history)
     if hub_push is not None and trainer.is_world_process_zero():
         commit_url = hub_push.push(training_args.output_dir)
         print(f"pushed to the Hub: {commit_url}")
     return report
 
 
-def build_report(*, model, tokenizer, model_args, data_args, training_args, prepared, trainer, train_metrics,
-                 final_eval, wall_time, eval_bytes) -> dict:
-    from wenlm.training.hub.publish import redact_secrets
-
-    config: WenLMConfig = model.config
-    n_params = config.num_parameters()
-    n_non_embedding = config.num_parameters(exclude_embeddings=True)
-    report = {
-        "model": {
-            "preset": model_args.preset,
-            "config": {k: v for k, v in config.to_dict().items() if k not in {"auto_map", "transformers_version"}},
-            "parameters": n_params,
-            "non_embedding_parameters": n_non_embedding,
-        },
+def build_report(trainer, model_args: ModelArguments, data_args: DataArguments, prepared, train_metrics: dict,
+                 final_eval: dict, wall_time: float, eval_bytes: int) -> dict:
+    model_part = model_section(trainer.model.config, model_args.preset)
+    training = training_section(trainer.args, trainer, train_metrics, model_part["non_embedding_parameters"],
+                                wall_time)
+    return finished_report({
+        "model": model_part,
         "tokenizer": {
             "source": model_args.tokenizer or "trained on the training corpus",
-            "vocab_size": len(tokenizer),
+            "vocab_size": len(trainer.processing_class),
             "jieba": model_args.use_jieba,
             "stats_by_language": prepared.report.get("tokenizer_stats_by_language", {}),
         },
@@ -241,7 +246,7 @@ def build_report(*, model, tokenizer, model_args, data_args, training_args, prep
             "scrub_pii": data_args.scrub_pii,
             **prepared.report,
         },
-        "training": training_section(training_args, trainer, train_metrics, n_non_embedding, wall_time),
+        "training": training,
         "results": {
             "final_train_loss": last_logged(trainer.state.log_history, "loss"),
             "eval_loss": final_eval.get("eval_loss"),
@@ -253,8 +258,7 @@ def build_report(*, model, tokenizer, model_args, data_args, training_args, prep
         "scaling_study": model_args.scaling_study,
         "license": model_args.license,
         "wenlm_command": "wenlm pretrain",
-    }
-    return json.loads(redact_secrets(json.dumps(report, default=str)))
+    })
 
 
 def is_mostly_chinese(text: str) -> bool:
@@ -272,66 +276,6 @@ def stats_by_language(tokenizer, texts) -> dict:
         text = example["text"]
         by_language["zh" if is_mostly_chinese(text) else "en"].append(text)
     return {language: tokenizer_stats(tokenizer, docs) for language, docs in by_language.items() if docs}
-
-
-def builtin_entropy_floor() -> float:
-    from wenlm.training.corpus.grammar import exact_entropy_bits_per_byte
-
-    return exact_entropy_bits_per_byte()["bits_per_byte"]
-
-
-REPORTED_HYPERPARAMETERS = (
-    "learning_rate", "lr_scheduler_type", "warmup_steps", "weight_decay", "adam_beta1", "adam_beta2", "max_grad_norm",
-    "num_train_epochs", "max_steps", "per_device_train_batch_size", "gradient_accumulation_steps", "seed", "optim",
-    "bf16", "fp16",
-)
-
-
-def training_section(training_args, trainer, train_metrics: dict, n_non_embedding: int, wall_time: float) -> dict:
-    """The report's "training" part, shared by pretraining and fine-tuning."""
-    tokens_seen = int(trainer.state.num_input_tokens_seen)
-    arguments = training_args.to_dict()
-    runtime = train_metrics.get("train_runtime")
-    return {
-        "hyperparameters": {key: arguments[key] for key in REPORTED_HYPERPARAMETERS if key in arguments},
-        "world_size": training_args.world_size,
-        "steps": trainer.state.global_step,
-        "tokens_seen": tokens_seen,
-        "flops_estimate": 6 * n_non_embedding * tokens_seen,
-        "flops_formula": "6 * non-embedding parameters * training tokens",
-        "wall_time_seconds": round(wall_time, 1),
-        "train_runtime_seconds": runtime,
-        "train_tokens_per_second": round(tokens_seen / runtime, 1) if runtime else None,
-        "hardware": hardware_description(),
-    }
-
-
-def last_logged(log_history: list[dict], key: str) -> float | None:
-    for entry in reversed(log_history):
-        if key in entry:
-            return entry[key]
-    return None
-
-
-def hardware_description() -> dict:
-    return {
-        "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu",
-        "processor": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "platform": platform.platform(),
-    }
-
-
-def write_outputs(output_dir: Path, report: dict, log_history: list[dict], model_args: ModelArguments) -> None:
-    from wenlm.training.hub.card import write_model_card
-    from wenlm.training.plots import plot_loss_curve
-
-    (output_dir / REPORT_FILE).write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
-    (output_dir / "log_history.json").write_text(json.dumps(log_history, indent=1) + "\n")
-    plot_loss_curve(log_history, output_dir / LOSS_CURVE_FILE, floor_bpb=report.get("entropy_floor_bpb"))
-    write_model_card(output_dir)
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -34,24 +34,14 @@ from __future__ import annotations
 import datetime
 import re
 
-PII_KINDS = ("email", "phone", "id_number", "ip", "card")
+from wenlm.tokenization import PII_PLACEHOLDERS
 
-# Same strings as wenlm.tokenization.PII_PLACEHOLDERS; used only while that module does not define them
-# (the tokenizer must know them as tokens, so the tokenization package is the source of truth).
-_FALLBACK_PLACEHOLDERS = {
-    "email": "<|email|>",
-    "phone": "<|phone|>",
-    "id_number": "<|id|>",
-    "ip": "<|ip|>",
-    "card": "<|card|>",
-}
+PII_KINDS = ("email", "phone", "id_number", "ip", "card")
 
 
 def pii_placeholders() -> dict[str, str]:
-    try:
-        from wenlm.tokenization import PII_PLACEHOLDERS
-    except ImportError:
-        return dict(_FALLBACK_PLACEHOLDERS)
+    """The placeholder token of each kind: the tokenizer must know them as tokens, so the tokenization package
+    defines them."""
     return dict(PII_PLACEHOLDERS)
 
 

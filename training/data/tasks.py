@@ -9,6 +9,7 @@ chose to skip them.
 
 from __future__ import annotations
 
+import gzip
 import json
 import logging
 from collections.abc import Iterable
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import datasets
 import torch
 
 logger = logging.getLogger(__name__)
@@ -66,8 +68,6 @@ def read_rows(path: str | Path) -> RowSet:
             f"{path}: unsupported file type {suffix!r}. Use JSON Lines (.jsonl) or one of "
             f"{', '.join(sorted(DATASETS_BUILDERS))}."
         )
-    import datasets
-
     kwargs = {"delimiter": "\t"} if suffix == ".tsv" else {}
     try:
         loaded = datasets.load_dataset(DATASETS_BUILDERS[suffix], data_files=str(path), split="train", **kwargs)
@@ -113,8 +113,6 @@ def _text_open(path: Path):
 
 
 def _gzip_open(path: Path):
-    import gzip
-
     return gzip.open(path, "rt", encoding="utf-8", errors="replace")
 
 
@@ -255,15 +253,17 @@ def label_problem(label: Any) -> str | None:
     return None
 
 
-def collect_labels(row_set: RowSet, label_column: str) -> list:
-    """Sorted distinct labels of the well-formed rows; strings and integers must not be mixed."""
-    labels = {row.get(label_column) for row in row_set.rows if label_problem(row.get(label_column)) is None}
+def collect_labels(row_sets: Iterable[RowSet], label_column: str) -> list:
+    """Sorted distinct labels of the well-formed rows of every file; strings and integers must not be mixed."""
+    row_sets = list(row_sets)
+    paths = ", ".join(row_set.path for row_set in row_sets)
+    labels = {row.get(label_column) for row_set in row_sets for row in row_set.rows
+              if label_problem(row.get(label_column)) is None}
     kinds = {type(label) for label in labels}
     if len(kinds) > 1:
-        raise ValueError(f"{row_set.path}: labels mix strings and integers ({sorted(map(str, labels))[:10]}); "
-                         "use one kind.")
+        raise ValueError(f"{paths}: labels mix strings and integers ({sorted(map(str, labels))[:10]}); use one kind.")
     if len(labels) < 2:
-        raise ValueError(f"{row_set.path}: classification needs at least two distinct labels, found {sorted(labels)}.")
+        raise ValueError(f"{paths}: classification needs at least two distinct labels, found {sorted(labels)}.")
     return sorted(labels)
 
 
@@ -298,6 +298,18 @@ def encode_classification_rows(row_set: RowSet, tokenizer, block_size: int, labe
     report = {"file": row_set.path, "rows_in_file": row_set.rows_in_file, "rows": len(examples), "bad_rows": len(row_set.bad_rows),
               "truncated": truncated, "tokens": tokens}
     return EncodedSplit(examples, report)
+
+
+def concatenate_splits(splits: list[EncodedSplit]) -> EncodedSplit:
+    """Several files' encoded rows as one split: examples in file order, counts summed, "file" the list of files
+    (one file keeps its split as it is)."""
+    if len(splits) == 1:
+        return splits[0]
+    report: dict = {"file": [split.report["file"] for split in splits]}
+    for key in splits[0].report:
+        if key != "file":
+            report[key] = sum(split.report[key] for split in splits)
+    return EncodedSplit([example for split in splits for example in split.examples], report)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -345,7 +357,7 @@ class PaddingCollator:
 
 
 __all__ = [
-    "IGNORE_INDEX", "BadRow", "EncodedSplit", "PaddingCollator", "RowSet", "collect_labels",
+    "IGNORE_INDEX", "BadRow", "EncodedSplit", "PaddingCollator", "RowSet", "collect_labels", "concatenate_splits",
     "encode_classification_rows", "encode_classification_text", "encode_sft_rows", "raise_or_count_bad_rows",
     "read_rows", "render_chat", "row_messages",
 ]

@@ -3,17 +3,13 @@ each turn; the reply is streamed token by token. Type /reset to start over, /exi
 
 from __future__ import annotations
 
-import argparse
 import sys
 from typing import TextIO
 
-from transformers import TextStreamer
+from transformers import AutoModelForCausalLM, AutoTokenizer, TextStreamer, set_seed
 
-from wenlm.training.evaluation.generate import (
-    add_sampling_arguments,
-    check_sampling_arguments,
-    generation_kwargs,
-)
+from wenlm.training.args import ChatArguments, ModelSourceArguments, SamplingArguments, parse_options
+from wenlm.training.evaluation.generate import RENAMED, generation_kwargs
 
 RESET, EXIT = "/reset", "/exit"
 
@@ -75,24 +71,20 @@ def chat_loop(model, tokenizer, input_stream: TextIO, output_stream: TextIO, sys
     return history
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="wenlm chat", description=__doc__)
-    parser.add_argument("--system", default=None, help="a system message that starts every conversation")
-    add_sampling_arguments(parser)
-    return parser
+def parse_args(argv: list[str] | None) -> tuple[ModelSourceArguments, ChatArguments, SamplingArguments]:
+    return parse_options([ModelSourceArguments, ChatArguments, SamplingArguments], argv, renamed=RENAMED,
+                         command="chat")
 
 
 def main(argv: list[str] | None = None, input_stream: TextIO | None = None,
          output_stream: TextIO | None = None) -> list[dict]:
-    from transformers import AutoModelForCausalLM, AutoTokenizer, set_seed
-
-    args = build_parser().parse_args(argv)
-    check_sampling_arguments(args)
-    tokenizer = AutoTokenizer.from_pretrained(args.model, revision=args.revision, trust_remote_code=True)
-    model = AutoModelForCausalLM.from_pretrained(args.model, revision=args.revision, trust_remote_code=True).eval()
-    set_seed(args.seed)
-    return chat_loop(model, tokenizer, input_stream or sys.stdin, output_stream or sys.stdout, system=args.system,
-                     generate_kwargs=generation_kwargs(args, tokenizer))
+    source, options, sampling = parse_args(argv)
+    tokenizer = AutoTokenizer.from_pretrained(source.model, revision=source.revision, trust_remote_code=True)
+    model = AutoModelForCausalLM.from_pretrained(source.model, revision=source.revision,
+                                                 trust_remote_code=True).eval()
+    set_seed(sampling.seed)
+    return chat_loop(model, tokenizer, input_stream or sys.stdin, output_stream or sys.stdout, system=options.system,
+                     generate_kwargs=generation_kwargs(sampling, tokenizer))
 
 
 if __name__ == "__main__":

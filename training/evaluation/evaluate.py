@@ -2,7 +2,7 @@
 
 Tasks:
 
-- ``lm``: loss (nats per predicted token), perplexity and bits per byte on a text file (.txt: documents separated
+- ``lm``: loss (nats per predicted token), perplexity and bits per byte on text files (.txt: documents separated
   by blank lines; .jsonl/.json/.csv/.parquet: a ``text`` column). Each document is scored on its own, preceded by
   <|eos|> exactly as a document follows its predecessor in packed pretraining, and followed by <|eos|>, whose
   prediction is charged (so the result is comparable with the built-in corpus's entropy floor). A document longer
@@ -16,51 +16,34 @@ Tasks:
 
 All scores come from the local `evaluate` modules in :mod:`wenlm.training.evaluation.metrics` (0-100). The metrics are printed
 as JSON; for a local model folder they are merged into its ``eval_results.json`` and the model card is re-rendered
-when the folder has a training report.
+when the folder has a training report (``--save_results false`` only prints them).
+
+The data comes from ``--validation_files`` (several files are read in order as one set).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import logging
-import math
 from collections.abc import Iterator
 from pathlib import Path
 
 import torch
+from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
 
+from wenlm.training.args import EvaluateArguments, ModelSourceArguments, parse_options
+from wenlm.training.data.pipeline import read_txt_documents
 from wenlm.training.data.tasks import encode_classification_text, read_rows
+from wenlm.training.evaluation.generate import END_OF_TURN_ID
+from wenlm.training.evaluation.metrics import compute_metric
+from wenlm.training.hub.card import EVAL_RESULTS, write_model_card
+from wenlm.training.utils import bits_per_byte, perplexity, write_json
 
-logger = logging.getLogger(__name__)
-
-TASKS = ("lm", "qa", "translate", "summarize", "classification")
 TASK_TYPES = {"lm": "text-generation", "qa": "question-answering", "translate": "translation",
               "summarize": "summarization", "classification": "text-classification"}
-EVAL_RESULTS = "eval_results.json"
-END_OF_TURN_ID = 6
-PROMPT_FORMATS = ("auto", "chat", "plain")
 MAX_EVAL_CONTEXT = 2048
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="wenlm evaluate", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", required=True, help="model folder or Hub id")
-    parser.add_argument("--revision", default=None, help="branch, tag or commit of a Hub model")
-    parser.add_argument("--task", required=True, choices=TASKS)
-    parser.add_argument("--data", required=True, help="the evaluation file")
-    parser.add_argument("--max_samples", type=int, default=None, help="evaluate only the first N rows/documents")
-    parser.add_argument("--batch_size", type=int, default=16)
-    parser.add_argument("--max_new_tokens", type=int, default=64, help="generation tasks: longest answer")
-    parser.add_argument("--prompt_format", choices=PROMPT_FORMATS, default="auto",
-                        help="generation tasks: chat renders the prompt as a user turn with the chat template; "
-                             "plain feeds it as text and cuts the answer at the first newline; auto picks chat for "
-                             "fine-tuned chat models (their generation config stops at <|end|>)")
-    parser.add_argument("--text_column", default="text", help="lm/classification: the text column")
-    parser.add_argument("--label_column", default="label", help="classification: the label column")
-    parser.add_argument("--no_save", action="store_true", help="print the metrics only; do not touch the folder")
-    return parser
+# Old flag spellings, still accepted for one release with a FutureWarning.
+RENAMED = {"--data": "--validation_files", "--batch_size": "--per_device_eval_batch_size",
+           "--no_save": ("--save_results", "false")}
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -68,53 +51,55 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def load_tokenizer(model: str, revision: str | None):
-    from transformers import AutoTokenizer
-
     return AutoTokenizer.from_pretrained(model, revision=revision, trust_remote_code=True)
 
 
 def load_causal_lm(model: str, revision: str | None):
-    from transformers import AutoModelForCausalLM
-
-    loaded = AutoModelForCausalLM.from_pretrained(model, revision=revision, trust_remote_code=True)
-    return loaded.eval()
+    return AutoModelForCausalLM.from_pretrained(model, revision=revision, trust_remote_code=True).eval()
 
 
-def check_rows(row_set, max_samples: int | None) -> list[tuple[int, dict]]:
-    if row_set.bad_rows:
-        listed = "; ".join(map(str, row_set.bad_rows[:10]))
-        raise ValueError(f"{row_set.path}: {len(row_set.bad_rows)} unreadable row(s): {listed}")
-    pairs = list(zip(row_set.numbers, row_set.rows))
-    if max_samples is not None:
-        pairs = pairs[:max_samples]
-    if not pairs:
-        raise ValueError(f"{row_set.path}: no rows to evaluate.")
-    return pairs
+def check_files(paths: list[str]) -> None:
+    for path in paths:
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"--validation_files {path}: no such file.")
+
+
+def read_task_rows(paths: list[str], max_samples: int | None) -> list[tuple[str, int, dict]]:
+    """(file, row/line number, row) for the rows of `paths` in order, the first `max_samples` of them.
+
+    A file with unreadable rows is an error even when `max_samples` stops before them.
+    """
+    rows: list[tuple[str, int, dict]] = []
+    for path in paths:
+        row_set = read_rows(path)
+        if row_set.bad_rows:
+            listed = "; ".join(map(str, row_set.bad_rows[:10]))
+            raise ValueError(f"{row_set.path}: {len(row_set.bad_rows)} unreadable row(s): {listed}")
+        rows += [(row_set.path, number, row) for number, row in zip(row_set.numbers, row_set.rows, strict=True)]
+    rows = rows[:max_samples]
+    if not rows:
+        raise ValueError(f"--validation_files {' '.join(paths)}: no rows to evaluate.")
+    return rows
 
 
 # ----------------------------------------------------------------------------------------------------------
 # Language modelling
 
 
-def read_documents(path: str, text_column: str, max_samples: int | None) -> list[str]:
-    if Path(path).suffix.lower() == ".txt":
-        from wenlm.training.data.pipeline import read_txt_documents
-
-        if not Path(path).is_file():
-            raise FileNotFoundError(f"--data {path}: no such file.")
-        documents = list(read_txt_documents(path))
-    else:
-        documents = []
-        for number, row in check_rows(read_rows(path), None):
+def read_documents(paths: list[str], text_column: str, max_samples: int | None) -> list[str]:
+    documents: list[str] = []
+    for path in paths:
+        if Path(path).suffix.lower() == ".txt":
+            documents += read_txt_documents(path)
+            continue
+        for _, number, row in read_task_rows([path], None):
             text = row.get(text_column)
             if not isinstance(text, str):
                 raise ValueError(f"{path} row/line {number}: no string {text_column!r} field (use --text_column).")
             documents.append(text)
-    documents = [document for document in documents if document.strip()]
-    if max_samples is not None:
-        documents = documents[:max_samples]
+    documents = [document for document in documents if document.strip()][:max_samples]
     if not documents:
-        raise ValueError(f"--data {path}: no documents to evaluate.")
+        raise ValueError(f"--validation_files {' '.join(paths)}: no documents to evaluate.")
     return documents
 
 
@@ -159,7 +144,7 @@ def language_model_metrics(model, tokenizer, documents: list[str], batch_size: i
             predicted += int((shifted != -100).sum())
     n_bytes = sum(len(document.encode("utf-8")) for document in documents)
     loss = total_nats / predicted
-    return {"loss": loss, "perplexity": math.exp(min(loss, 50.0)), "bits_per_byte": total_nats / n_bytes / math.log(2),
+    return {"loss": loss, "perplexity": perplexity(loss), "bits_per_byte": bits_per_byte(total_nats, n_bytes),
             "tokens": predicted, "bytes": n_bytes, "documents": len(documents)}
 
 
@@ -228,8 +213,6 @@ def generate_answers(model, tokenizer, prompts: list[str], chat: bool, batch_siz
 
 
 def generation_metrics(task: str, predictions: list[str], references: list[str]) -> dict:
-    from wenlm.training.evaluation.metrics import compute_metric
-
     if task == "qa":
         scores = compute_metric("qa", predictions, references)
         return {"exact_match": scores["exact_match"], "f1": scores["f1"]}
@@ -239,19 +222,19 @@ def generation_metrics(task: str, predictions: list[str], references: list[str])
     return {"rougeL": compute_metric("rouge_l", predictions, references)["rougeL"]}
 
 
-def evaluate_generation(args, model, tokenizer) -> tuple[dict, list[dict]]:
-    pairs = check_rows(read_rows(args.data), args.max_samples)
+def evaluate_generation(options: EvaluateArguments, model, tokenizer) -> tuple[dict, list[dict]]:
     prompts, references = [], []
-    for number, row in pairs:
+    for path, number, row in read_task_rows(options.validation_files, options.max_samples):
         try:
-            prompt, reference = prompt_and_reference(row, args.task)
+            prompt, reference = prompt_and_reference(row, options.task)
         except ValueError as error:
-            raise ValueError(f"{args.data} row/line {number}: {error}") from None
+            raise ValueError(f"{path} row/line {number}: {error}") from None
         prompts.append(prompt)
         references.append(reference)
-    chat = uses_chat_format(model, tokenizer, args.prompt_format)
-    predictions = generate_answers(model, tokenizer, prompts, chat, args.batch_size, args.max_new_tokens)
-    metrics = generation_metrics(args.task, predictions, references)
+    chat = uses_chat_format(model, tokenizer, options.prompt_format)
+    predictions = generate_answers(model, tokenizer, prompts, chat, options.per_device_eval_batch_size,
+                                   options.max_new_tokens)
+    metrics = generation_metrics(options.task, predictions, references)
     metrics["prompt_format"] = "chat" if chat else "plain"
     samples = [{"prompt": p, "prediction": y, "reference": r} for p, y, r in zip(prompts, predictions, references)]
     return metrics, samples
@@ -261,40 +244,43 @@ def evaluate_generation(args, model, tokenizer) -> tuple[dict, list[dict]]:
 # Classification
 
 
-def evaluate_classification(args) -> dict:
-    from transformers import AutoModelForSequenceClassification
-
-    from wenlm.training.evaluation.metrics import compute_metric
-
-    model = AutoModelForSequenceClassification.from_pretrained(args.model, revision=args.revision,
-                                                               trust_remote_code=True).eval()
-    tokenizer = load_tokenizer(args.model, args.revision)
-    label2id = {str(name): int(index) for name, index in model.config.label2id.items()}
-    pairs = check_rows(read_rows(args.data), args.max_samples)
+def classification_rows(options: EvaluateArguments, label2id: dict[str, int]) -> tuple[list[str], list[int]]:
+    """The texts to classify and their label ids, checked against the model's labels."""
     texts, references = [], []
-    for number, row in pairs:
-        text, label = row.get(args.text_column), row.get(args.label_column)
+    for path, number, row in read_task_rows(options.validation_files, options.max_samples):
+        text, label = row.get(options.text_column), row.get(options.label_column)
         if not isinstance(text, str) or label is None:
-            raise ValueError(f"{args.data} row/line {number}: needs a string {args.text_column!r} and a "
-                             f"{args.label_column!r}.")
+            raise ValueError(f"{path} row/line {number}: needs a string {options.text_column!r} and a "
+                             f"{options.label_column!r}.")
         if str(label) not in label2id:
-            raise ValueError(f"{args.data} row/line {number}: label {label!r} is not one of the model's labels "
+            raise ValueError(f"{path} row/line {number}: label {label!r} is not one of the model's labels "
                              f"{sorted(label2id)}.")
         texts.append(text)
         references.append(label2id[str(label)])
+    return texts, references
+
+
+def evaluate_classification(source: ModelSourceArguments, options: EvaluateArguments) -> tuple[dict, int]:
+    """Accuracy and macro-F1 of a sequence-classification model, and the number of rows scored."""
+    model = AutoModelForSequenceClassification.from_pretrained(source.model, revision=source.revision,
+                                                               trust_remote_code=True).eval()
+    tokenizer = load_tokenizer(source.model, source.revision)
+    label2id = {str(name): int(index) for name, index in model.config.label2id.items()}
+    texts, references = classification_rows(options, label2id)
     max_length = min(model.config.max_position_embeddings, MAX_EVAL_CONTEXT)
+    batch_size = options.per_device_eval_batch_size
     predictions: list[int] = []
     with torch.no_grad():
-        for start in range(0, len(texts), args.batch_size):
+        for start in range(0, len(texts), batch_size):
             encoded = [encode_classification_text(tokenizer, text, max_length)
-                       for text in texts[start:start + args.batch_size]]
+                       for text in texts[start:start + batch_size]]
             longest = max(map(len, encoded))
             input_ids = torch.tensor([ids + [tokenizer.pad_token_id] * (longest - len(ids)) for ids in encoded])
             attention = torch.tensor([[1] * len(ids) + [0] * (longest - len(ids)) for ids in encoded])
             logits = model(input_ids=input_ids, attention_mask=attention).logits
             predictions.extend(logits.argmax(-1).tolist())
     scores = compute_metric("classification", predictions, references, labels=sorted(set(label2id.values())))
-    return {"accuracy": scores["accuracy"], "macro_f1": scores["macro_f1"]}
+    return {"accuracy": scores["accuracy"], "macro_f1": scores["macro_f1"]}, len(texts)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -306,47 +292,44 @@ def record_results(folder: Path, task: str, metrics: dict, data: str, num_sample
     results = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
     results[task] = {"metrics": {k: v for k, v in metrics.items() if isinstance(v, (int, float))},
                      "data": data, "task_type": TASK_TYPES[task], "num_samples": num_samples}
-    path.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    write_json(path, results)
     if (folder / "training_report.json").is_file():
-        from wenlm.training.hub.card import write_model_card
-
         write_model_card(folder)
     return path
 
 
-def evaluate_model(args) -> dict:
-    if args.max_samples is not None and args.max_samples < 1:
-        raise ValueError(f"--max_samples must be at least 1, got {args.max_samples}.")
-    if args.batch_size < 1 or args.max_new_tokens < 1:
-        raise ValueError("--batch_size and --max_new_tokens must be at least 1.")
-    if not Path(args.data).is_file():
-        raise FileNotFoundError(f"--data {args.data}: no such file.")
+def evaluate_model(source: ModelSourceArguments, options: EvaluateArguments) -> dict:
+    """Score the model on the task; returns the metrics (with a few generated examples for generation tasks)."""
+    check_files(options.validation_files)
     samples: list[dict] = []
-    if args.task == "classification":
-        metrics = evaluate_classification(args)
-        num_samples = min(args.max_samples or math.inf, len(read_rows(args.data).rows))
+    if options.task == "classification":
+        metrics, num_samples = evaluate_classification(source, options)
     else:
-        model, tokenizer = load_causal_lm(args.model, args.revision), load_tokenizer(args.model, args.revision)
-        if args.task == "lm":
-            documents = read_documents(args.data, args.text_column, args.max_samples)
-            metrics = language_model_metrics(model, tokenizer, documents, args.batch_size)
+        model, tokenizer = load_causal_lm(source.model, source.revision), load_tokenizer(source.model, source.revision)
+        if options.task == "lm":
+            documents = read_documents(options.validation_files, options.text_column, options.max_samples)
+            metrics = language_model_metrics(model, tokenizer, documents, options.per_device_eval_batch_size)
             num_samples = len(documents)
         else:
-            metrics, samples = evaluate_generation(args, model, tokenizer)
+            metrics, samples = evaluate_generation(options, model, tokenizer)
             num_samples = len(samples)
-    metrics["num_samples"] = int(num_samples)
-    folder = Path(args.model)
-    if folder.is_dir() and not args.no_save:
-        record_results(folder, args.task, metrics, args.data, int(num_samples))
+    metrics["num_samples"] = num_samples
+    folder = Path(source.model)
+    if folder.is_dir() and options.save_results:
+        record_results(folder, options.task, metrics, ", ".join(options.validation_files), num_samples)
     metrics_out = dict(metrics)
     if samples:
         metrics_out["examples"] = samples[:3]
     return metrics_out
 
 
+def parse_args(argv: list[str] | None) -> tuple[ModelSourceArguments, EvaluateArguments]:
+    return parse_options([ModelSourceArguments, EvaluateArguments], argv, renamed=RENAMED, command="evaluate")
+
+
 def main(argv: list[str] | None = None) -> dict:
-    args = build_parser().parse_args(argv)
-    metrics = evaluate_model(args)
+    source, options = parse_args(argv)
+    metrics = evaluate_model(source, options)
     print(json.dumps(metrics, indent=2, ensure_ascii=False))
     return metrics
 

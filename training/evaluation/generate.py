@@ -1,85 +1,108 @@
-"""`wenlm generate`: continue prompts (or answer them as chat turns, with --chat) through
+"""`wenlm generate`: continue prompts (or answer them as chat turns, with `--chat true`) through
 `pipeline("text-generation")`."""
 
 from __future__ import annotations
 
-import argparse
 import json
+import sys
+import typing
+import warnings
+from dataclasses import fields
 from pathlib import Path
 
-END_OF_TURN_ID = 6
+from transformers import pipeline, set_seed
+
+from wenlm.training.args import (
+    OPTIONS_FILE_SUFFIXES,
+    GenerateArguments,
+    ModelSourceArguments,
+    SamplingArguments,
+    parse_options,
+)
+
+END_OF_TURN_ID = 6  # <|end|>: a chat reply stops here as well as at <|eos|>
+# Old flag spellings of generate and chat, still accepted for one release with a FutureWarning.
+RENAMED = {"--greedy": ("--do_sample", "false")}
+GENERATE_OPTIONS = (ModelSourceArguments, GenerateArguments, SamplingArguments)
+# The words HfArgumentParser reads as a boolean after a flag such as --json.
+BOOLEAN_WORDS = frozenset({"true", "false", "yes", "no", "t", "f", "y", "n", "1", "0"})
 
 
-def add_sampling_arguments(parser: argparse.ArgumentParser) -> None:
-    """Sampling options shared with `wenlm chat`."""
-    parser.add_argument("--model", required=True, help="model folder or Hub id")
-    parser.add_argument("--revision", default=None, help="branch, tag or commit of a Hub model")
-    parser.add_argument("--max_new_tokens", type=int, default=64)
-    parser.add_argument("--temperature", type=float, default=0.8)
-    parser.add_argument("--top_k", type=int, default=50)
-    parser.add_argument("--top_p", type=float, default=0.9)
-    parser.add_argument("--repetition_penalty", type=float, default=1.0)
-    parser.add_argument("--seed", type=int, default=0, help="same seed and options, same samples")
-    mode = parser.add_mutually_exclusive_group()
-    mode.add_argument("--do_sample", dest="do_sample", action="store_true", default=True,
-                      help="sample with the options above (default)")
-    mode.add_argument("--greedy", dest="do_sample", action="store_false", help="always take the likeliest token")
-
-
-def check_sampling_arguments(args: argparse.Namespace) -> None:
-    if args.max_new_tokens < 1:
-        raise ValueError(f"--max_new_tokens must be at least 1, got {args.max_new_tokens}.")
-    if args.temperature <= 0:
-        raise ValueError(f"--temperature must be positive (use --greedy for deterministic output), got {args.temperature}.")
-    if not 0 < args.top_p <= 1:
-        raise ValueError(f"--top_p must be in (0, 1], got {args.top_p}.")
-    if args.top_k < 0:
-        raise ValueError(f"--top_k must be 0 (off) or positive, got {args.top_k}.")
-    if args.repetition_penalty <= 0:
-        raise ValueError(f"--repetition_penalty must be positive, got {args.repetition_penalty}.")
-
-
-def generation_kwargs(args: argparse.Namespace, tokenizer) -> dict:
-    kwargs = dict(max_new_tokens=args.max_new_tokens, do_sample=args.do_sample,
-                  repetition_penalty=args.repetition_penalty, pad_token_id=tokenizer.pad_token_id,
+def generation_kwargs(sampling: SamplingArguments, tokenizer) -> dict:
+    kwargs = dict(max_new_tokens=sampling.max_new_tokens, do_sample=sampling.do_sample,
+                  repetition_penalty=sampling.repetition_penalty, pad_token_id=tokenizer.pad_token_id,
                   eos_token_id=[tokenizer.eos_token_id, END_OF_TURN_ID])
-    if args.do_sample:
-        kwargs.update(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p)
+    if sampling.do_sample:
+        kwargs.update(temperature=sampling.temperature, top_k=sampling.top_k, top_p=sampling.top_p)
     return kwargs
 
 
-def read_prompts(args: argparse.Namespace) -> list[str]:
-    prompts = list(args.prompts)
-    if args.prompts_file:
-        path = Path(args.prompts_file)
+def read_prompts(options: GenerateArguments) -> list[str]:
+    prompts = list(options.prompts)
+    if options.prompts_file:
+        path = Path(options.prompts_file)
         if not path.is_file():
             raise FileNotFoundError(f"--prompts_file {path}: no such file.")
         prompts += [line.rstrip("\n") for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     if not prompts:
-        raise ValueError("No prompts: give them as arguments or with --prompts_file (one per line).")
+        raise ValueError("No prompts: give them with --prompts P1 P2 ... or with --prompts_file (one per line).")
     return prompts
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="wenlm generate", description=__doc__)
-    parser.add_argument("prompts", nargs="*", metavar="PROMPT", help="texts to continue")
-    parser.add_argument("--prompts_file", default=None, help="a UTF-8 file with one prompt per line")
-    parser.add_argument("--chat", action="store_true",
-                        help="send each prompt as a user turn through the chat template; print only the reply")
-    parser.add_argument("--json", action="store_true", help="print one JSON object per prompt")
-    add_sampling_arguments(parser)
-    return parser
+def flag_values(dataclass_types: typing.Iterable[type]) -> dict[str, str]:
+    """Every flag spelling of the options -> what follows it: 'switch' (an optional boolean), 'list' or 'one'."""
+    kinds: dict[str, str] = {}
+    for dataclass_type in dataclass_types:
+        hints = typing.get_type_hints(dataclass_type)
+        for option in fields(dataclass_type):
+            hint = hints[option.name]
+            kind = "switch" if hint is bool else "list" if typing.get_origin(hint) is list else "one"
+            kinds[f"--{option.name}"] = kinds[f"--{option.name.replace('_', '-')}"] = kind
+    return kinds
 
 
-def generate(args: argparse.Namespace) -> list[str]:
-    from transformers import pipeline, set_seed
+def split_positional_prompts(argv: list[str]) -> tuple[list[str], list[str]]:
+    """(options, prompts): the old positional prompts (`wenlm generate --model M "prompt"`) apart from the options.
 
-    check_sampling_arguments(args)
-    prompts = read_prompts(args)
-    generator = pipeline("text-generation", model=args.model, revision=args.revision, trust_remote_code=True)
-    kwargs = generation_kwargs(args, generator.tokenizer)
-    set_seed(args.seed)
-    if args.chat:
+    A bare boolean flag keeps the next word only when it reads as a boolean, so that in the old
+    `--json "Once upon a time"` the text stays a prompt.
+    """
+    kinds = flag_values(GENERATE_OPTIONS)
+    options: list[str] = []
+    prompts: list[str] = []
+    expecting: str | None = None  # what the last flag still takes
+    for index, item in enumerate(argv):
+        if index == 0 and item.endswith(OPTIONS_FILE_SUFFIXES) and not item.startswith("-"):
+            options.append(item)  # an options file, read by parse_options
+        elif item.startswith("-"):
+            options.append(item)
+            expecting = None if "=" in item else kinds.get(item)
+        elif expecting in ("one", "list") or (expecting == "switch" and item.lower() in BOOLEAN_WORDS):
+            options.append(item)
+            expecting = "list" if expecting == "list" else None
+        else:
+            prompts.append(item)
+            expecting = None
+    return options, prompts
+
+
+def parse_args(argv: list[str] | None) -> tuple[ModelSourceArguments, GenerateArguments, SamplingArguments]:
+    options, prompts = split_positional_prompts(list(sys.argv[1:] if argv is None else argv))
+    if prompts:
+        warnings.warn("wenlm generate: positional prompts are deprecated and will be removed in the next release; "
+                      "use --prompts P1 P2 ...", FutureWarning, stacklevel=3)
+    source, generate_options, sampling = parse_options(GENERATE_OPTIONS, options, renamed=RENAMED,
+                                                       command="generate")
+    generate_options.prompts = [*generate_options.prompts, *prompts]
+    return source, generate_options, sampling
+
+
+def generate(source: ModelSourceArguments, sampling: SamplingArguments, prompts: list[str],
+             chat: bool = False) -> list[str]:
+    generator = pipeline("text-generation", model=source.model, revision=source.revision, trust_remote_code=True)
+    kwargs = generation_kwargs(sampling, generator.tokenizer)
+    set_seed(sampling.seed)
+    if chat:
         conversations = [[{"role": "user", "content": prompt}] for prompt in prompts]
         outputs = generator(conversations, **kwargs)
         # The pipeline returns the conversation with the reply appended as the last message.
@@ -89,14 +112,14 @@ def generate(args: argparse.Namespace) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> list[str]:
-    args = build_parser().parse_args(argv)
-    texts = generate(args)
-    prompts = read_prompts(args)
-    for prompt, text in zip(prompts, texts):
-        if args.json:
+    source, options, sampling = parse_args(argv)
+    prompts = read_prompts(options)
+    texts = generate(source, sampling, prompts, chat=options.chat)
+    for prompt, text in zip(prompts, texts, strict=True):
+        if options.json:
             print(json.dumps({"prompt": prompt, "generated_text": text}, ensure_ascii=False))
         else:
-            print(text if not args.chat else f"{prompt}\n→ {text}")
+            print(text if not options.chat else f"{prompt}\n→ {text}")
             print()
     return texts
 

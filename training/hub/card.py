@@ -25,6 +25,8 @@ from typing import Any
 import jinja2
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
+from wenlm.training.utils import format_number, is_number, markdown_table
+
 logger = logging.getLogger(__name__)
 
 TRAINING_REPORT = "training_report.json"
@@ -129,32 +131,22 @@ def _read_json(path: Path) -> Any:
 # --------------------------------------------------------------------------------------------------------------
 # Formatting
 # --------------------------------------------------------------------------------------------------------------
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _fmt(value: Any, digits: int = 4) -> str:
+def _card_value(value: Any, digits: int = 4) -> str:
+    """A report value as a card shows it: `format_number`, plus what a report can hold that a table of numbers
+    does not (a missing value, a diverged loss, lists and mappings)."""
     if value is None:
         return "not recorded"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, int):
-        return f"{value:,}"
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            return "not finite (diverged)"
-        return f"{value:.{digits}g}" if abs(value) < 1e4 else f"{value:.3e}"
+    if isinstance(value, float) and not math.isfinite(value):
+        return "not finite (diverged)"
     if isinstance(value, (list, tuple)):
-        return ", ".join(_fmt(item) for item in value) or "none"
+        return ", ".join(_card_value(item) for item in value) or "none"
     if isinstance(value, dict):
-        return ", ".join(f"{key}: {_fmt(item)}" for key, item in value.items()) or "none"
-    return str(value).replace("|", "\\|")
+        return ", ".join(f"{key}: {_card_value(item)}" for key, item in value.items()) or "none"
+    return format_number(value, digits)
 
 
 def _table(header: list[str], rows: list[list[Any]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(_fmt(cell) for cell in row) + " |" for row in rows]
-    return "\n".join(lines)
+    return markdown_table(header, [[_card_value(cell) for cell in row] for row in rows])
 
 
 def _source_specs(report: dict) -> list[str]:
@@ -205,7 +197,7 @@ def card_metadata(report: dict, evaluations: dict, model_name: str) -> ModelCard
     pipeline_tag = _pipeline_tag(report)
     eval_results = []
     for key, value in (report.get("results") or {}).items():
-        if key.startswith("eval_") and key not in NON_METRIC_RESULTS and _is_number(value):
+        if key.startswith("eval_") and key not in NON_METRIC_RESULTS and is_number(value):
             metric = key.removeprefix("eval_")
             eval_results.append(EvalResult(
                 task_type=pipeline_tag, dataset_type="custom", dataset_name=_validation_dataset_name(report),
@@ -214,7 +206,7 @@ def card_metadata(report: dict, evaluations: dict, model_name: str) -> ModelCard
     for task_name, entry in evaluations.items():
         entry = entry if isinstance(entry, dict) else {}
         for metric, value in (entry.get("metrics") or {}).items():
-            if _is_number(value):
+            if is_number(value):
                 eval_results.append(EvalResult(
                     task_type=entry.get("task_type") or pipeline_tag, dataset_type="custom",
                     dataset_name=str(entry.get("data") or task_name), metric_type=metric,
@@ -259,7 +251,8 @@ def _architecture_rows(report: dict) -> list[tuple[str, str]]:
     if report.get("task") == "classification" and config.get("id2label"):
         rows.append(("classes", ", ".join(str(label) for label in config["id2label"].values())))
     rows.append(("preset", model.get("preset") or "custom"))
-    return [(name, _fmt(value)) for name, value in rows if value is not None]
+    # The template puts these in a table row of its own, so a `|` in a value is escaped here.
+    return [(name, _card_value(value).replace("|", "\\|")) for name, value in rows if value is not None]
 
 
 def _architecture_text(report: dict) -> str:
@@ -278,7 +271,7 @@ def _tokenizer_text(report: dict) -> str:
     if not tokenizer.get("vocab_size"):
         return (f"The tokenizer of `{report['base_model']}`, unchanged: byte-level BPE with the chat and PII "
                 "special tokens of wenlm. It is lossless: any Unicode text decodes back exactly.")
-    text = (f"Byte-level BPE with {_fmt(tokenizer['vocab_size'])} tokens ({tokenizer.get('source') or 'wenlm'})"
+    text = (f"Byte-level BPE with {_card_value(tokenizer['vocab_size'])} tokens ({tokenizer.get('source') or 'wenlm'})"
             + (", with jieba pre-segmentation of Chinese" if tokenizer.get("jieba") else "")
             + ". It is lossless: any Unicode text decodes back exactly.")
     stats = tokenizer.get("stats_by_language") or (report.get("data") or {}).get("tokenizer_stats_by_language") or {}
@@ -303,12 +296,12 @@ def _data_sections(report: dict) -> tuple[str, str, str]:
         summary += (" The built-in corpus is a synthetic bilingual (Chinese/English) grammar of short stories, "
                     "questions and translations, generated by wenlm.")
     if documents and tokens:
-        summary += (f" After cleaning, {_fmt(documents.get('train'))} training and "
-                    f"{_fmt(documents.get('validation'))} validation documents (held out by document), "
-                    f"{_fmt(tokens.get('train'))} and {_fmt(tokens.get('validation'))} tokens")
+        summary += (f" After cleaning, {_card_value(documents.get('train'))} training and "
+                    f"{_card_value(documents.get('validation'))} validation documents (held out by document), "
+                    f"{_card_value(tokens.get('train'))} and {_card_value(tokens.get('validation'))} tokens")
         summary += f", packed into blocks of {data['block_size']} tokens." if data.get("block_size") else "."
     if data.get("invalid_utf8_bytes"):
-        summary += f" {_fmt(data['invalid_utf8_bytes'])} invalid UTF-8 bytes were replaced by U+FFFD."
+        summary += f" {_card_value(data['invalid_utf8_bytes'])} invalid UTF-8 bytes were replaced by U+FFFD."
     cleaning = data.get("cleaning") or {}
     rows = [[name, step.get("documents_in"), step.get("documents_out"), step.get("chars_in"), step.get("chars_out")]
             for name, step in cleaning.items() if isinstance(step, dict) and "documents_in" in step]
@@ -317,7 +310,7 @@ def _data_sections(report: dict) -> tuple[str, str, str]:
     pii = data.get("pii") or {}
     pii_summary = ""
     if data.get("scrub_pii") and pii:
-        pii_summary = "Replaced: " + ", ".join(f"{_fmt(count)} {kind}" for kind, count in pii.items()) + "."
+        pii_summary = "Replaced: " + ", ".join(f"{_card_value(count)} {kind}" for kind, count in pii.items()) + "."
     return summary.strip(), table, pii_summary
 
 
@@ -326,7 +319,7 @@ def _finetune_data_text(report: dict) -> str:
     parts = [_sources_sentence(report)] if _source_specs(report) else []
     split_rows = (report.get("data") or {}).get("rows")
     if isinstance(split_rows, dict) and split_rows.get("train") is not None:
-        parts.append(f"{_fmt(split_rows['train'])} training rows and {_fmt(split_rows.get('validation') or 0)} "
+        parts.append(f"{_card_value(split_rows['train'])} training rows and {_card_value(split_rows.get('validation') or 0)} "
                      "validation rows.")
     counts = report.get(task) if isinstance(report.get(task), dict) else {}
     rows = [[COUNT_LABELS.get(key, key.replace("_", " ")), value] for key, value in counts.items()
@@ -335,7 +328,7 @@ def _finetune_data_text(report: dict) -> str:
         parts.append(_table(["fine-tuning data", "count"], rows))
     labels = counts.get("labels") or counts.get("label_counts")
     if labels:
-        parts.append(f"Classes: {_fmt(labels)}.")
+        parts.append(f"Classes: {_card_value(labels)}.")
     if task == "sft":
         parts.append("The loss is computed on assistant replies only: system and user turns are context, not targets.")
     data = report.get("data") or {}
@@ -363,8 +356,8 @@ def _procedure_table(report: dict) -> str:
     rows += [[name, value] for name, value in optional if value is not None]
     lora = report.get("lora")
     if isinstance(lora, dict) and lora.get("r"):
-        modules = _fmt(lora.get("target_modules") or "default modules")
-        rows.append(["LoRA", f"rank {lora['r']}, alpha {_fmt(lora.get('alpha'))}, dropout {_fmt(lora.get('dropout'))}, "
+        modules = _card_value(lora.get("target_modules") or "default modules")
+        rows.append(["LoRA", f"rank {lora['r']}, alpha {_card_value(lora.get('alpha'))}, dropout {_card_value(lora.get('dropout'))}, "
                              f"on {modules}" + (" (merged into the published weights)" if lora.get("merged") else "")])
     if report["model"].get("trained_parameters") is not None:
         rows.append(["trained parameters", report["model"]["trained_parameters"]])
@@ -376,16 +369,16 @@ def _procedure_table(report: dict) -> str:
 def _results_text(report: dict, evaluations: dict) -> str:
     results = report["results"]
     rows = [[_metric_label(report, key), value]
-            for key, value in results.items() if key not in NON_METRIC_RESULTS and _is_number(value)]
+            for key, value in results.items() if key not in NON_METRIC_RESULTS and is_number(value)]
     text = _table(["metric", "value"], rows) if rows else "No validation metrics were recorded for this run."
     floor = report.get("entropy_floor_bpb") or (report.get("data") or {}).get("entropy_floor_bpb")
     # The floor is exact only for the built-in grammar; a report naming other sources cannot claim it.
-    if _is_builtin(report) and _is_number(floor) and _is_number(results.get("eval_bpb")):
+    if _is_builtin(report) and is_number(floor) and is_number(results.get("eval_bpb")):
         text += (f"\n\nThe built-in corpus has a known entropy of {floor:.4f} bits per byte: no model can go below "
                  f"it. This model is {results['eval_bpb'] - floor:.4f} bits per byte above that floor.")
     for task_name, entry in evaluations.items():
         entry = entry if isinstance(entry, dict) else {}
-        metrics = ", ".join(f"{key} {_fmt(value)}" for key, value in (entry.get("metrics") or {}).items())
+        metrics = ", ".join(f"{key} {_card_value(value)}" for key, value in (entry.get("metrics") or {}).items())
         data = f" on `{entry['data']}`" if entry.get("data") else ""
         text += f"\n\n`wenlm evaluate --task {task_name}`{data}: {metrics or 'no metrics recorded'}."
     return text
@@ -402,6 +395,7 @@ def _scaling_section(report: dict, folder: Path) -> str:
     text = f"From the data-scale study in `{study}` (its REPORT.md has the fitted laws and their uncertainty)."
     results_json = study_dir / "results.json"
     if results_json.is_file():
+        # why: scaling.report pulls in scipy, measured +0.35 s on every card render; only a study needs it.
         from wenlm.training.scaling.report import load_records
 
         rows = [[r["model"], r["n_params"], r["tokens"], r["val_loss"], r["val_bpb"]]
@@ -431,25 +425,22 @@ def _example_prompt(report: dict, languages: list[str]) -> str:
 def usage_code(report: dict, model_id: str, languages: list[str]) -> str:
     """Python that loads the model from `model_id` and runs it; it works as written (tested)."""
     prompt = json.dumps(_example_prompt(report, languages), ensure_ascii=False)
-    model_id = json.dumps(model_id, ensure_ascii=False)
-    load_tokenizer = "tokenizer = AutoTokenizer.from_pretrained(model_id, trust_remote_code=True)"
-    if report.get("task") == "classification":
-        return "\n".join([
-            "from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipeline",
-            "",
-            f"model_id = {model_id}",
-            load_tokenizer,
-            "model = AutoModelForSequenceClassification.from_pretrained(model_id, trust_remote_code=True)",
+    task = report.get("task")
+    auto_class = "AutoModelForSequenceClassification" if task == "classification" else "AutoModelForCausalLM"
+    lines = [
+        f"from transformers import {auto_class}, AutoTokenizer" + ("" if task == "sft" else ", pipeline"),
+        "",
+        f"model_id = {json.dumps(model_id, ensure_ascii=False)}",
+        "tokenizer = AutoTokenizer.from_pretrained(model_id, trust_remote_code=True)",
+        f"model = {auto_class}.from_pretrained(model_id, trust_remote_code=True)",
+    ]
+    if task == "classification":
+        lines += [
             'classifier = pipeline("text-classification", model=model, tokenizer=tokenizer)',
             f"print(classifier({prompt}))",
-        ])
-    if report.get("task") == "sft":
-        return "\n".join([
-            "from transformers import AutoModelForCausalLM, AutoTokenizer",
-            "",
-            f"model_id = {model_id}",
-            load_tokenizer,
-            "model = AutoModelForCausalLM.from_pretrained(model_id, trust_remote_code=True)",
+        ]
+    elif task == "sft":
+        lines += [
             f'messages = [{{"role": "user", "content": {prompt}}}]',
             "inputs = tokenizer.apply_chat_template(",
             '    messages, add_generation_prompt=True, return_dict=True, return_tensors="pt"',
@@ -459,16 +450,13 @@ def usage_code(report: dict, model_id: str, languages: list[str]) -> str:
             "output = model.generate(**inputs, max_new_tokens=64, do_sample=True, top_p=0.9, eos_token_id=stop_ids)",
             'reply = output[0, inputs["input_ids"].shape[1]:]',
             "print(tokenizer.decode(reply, skip_special_tokens=True))",
-        ])
-    return "\n".join([
-        "from transformers import AutoModelForCausalLM, AutoTokenizer, pipeline",
-        "",
-        f"model_id = {model_id}",
-        load_tokenizer,
-        "model = AutoModelForCausalLM.from_pretrained(model_id, trust_remote_code=True)",
-        'generator = pipeline("text-generation", model=model, tokenizer=tokenizer)',
-        f'print(generator({prompt}, max_new_tokens=40, do_sample=True, top_p=0.9)[0]["generated_text"])',
-    ])
+        ]
+    else:
+        lines += [
+            'generator = pipeline("text-generation", model=model, tokenizer=tokenizer)',
+            f'print(generator({prompt}, max_new_tokens=40, do_sample=True, top_p=0.9)[0]["generated_text"])',
+        ]
+    return "\n".join(lines)
 
 
 def _usage_intro(report: dict) -> str:
@@ -480,7 +468,7 @@ def _usage_intro(report: dict) -> str:
 
 
 def _summary(report: dict, languages: list[str]) -> str:
-    parameters = _fmt(report["model"]["parameters"])
+    parameters = _card_value(report["model"]["parameters"])
     language_text = f" ({', '.join(languages)})" if languages else ""
     if report.get("base_model"):
         return (f"A {parameters}-parameter wenlm model fine-tuned from `{report['base_model']}` for "
@@ -546,7 +534,7 @@ def render_model_card(folder: str | Path, repo_id: str | None = None) -> ModelCa
         intended_uses=("Research and teaching: studying how small language models learn, how loss depends on data "
                        "and size, and as a starting point for fine-tuning on narrow tasks. Not for production use, "
                        "advice, or any decision about people."),
-        parameters_text=_fmt(report["model"]["parameters"]),
+        parameters_text=_card_value(report["model"]["parameters"]),
         wenlm_command=report.get("wenlm_command") or ("wenlm finetune" if report.get("base_model") else "wenlm pretrain"),
         **_limitations(report, languages),
     )
@@ -602,7 +590,7 @@ def write_model_card(folder: str | Path, repo_id: str | None = None, *, keep_use
         if keep_user_card == "refuse":
             raise FileExistsError(
                 f"{path} was not generated by wenlm (it lacks the wenlm marker comment), so it is not replaced. "
-                "Pass --backup to move it to README.md.bak and render a new card, or edit it by hand."
+                "Pass --backup true to move it to README.md.bak and render a new card, or edit it by hand."
             )
         backup = backup_path(path)
         path.rename(backup)

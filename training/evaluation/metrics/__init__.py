@@ -24,10 +24,9 @@ name                  scores
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    import evaluate
+import evaluate
 
 __all__ = ["METRIC_NAMES", "compute_metric", "load_metric", "metric_path"]
 
@@ -74,8 +73,6 @@ def load_metric(name: str, **load_kwargs: Any) -> evaluate.EvaluationModule:
     ``load_kwargs`` go to ``evaluate.load`` (e.g. ``keep_in_memory=True``, ``experiment_id``,
     ``num_process``/``process_id`` for distributed evaluation).
     """
-    import evaluate  # deferred: importing evaluate pulls in transformers, which takes seconds
-
     return evaluate.load(str(metric_path(name)), **load_kwargs)
 
 

@@ -1,26 +1,7 @@
 """Corpus BLEU through sacrebleu, switching to sacrebleu's Chinese tokeniser for Chinese references."""
 
-import evaluate
-
 from wenlm.training.evaluation.metrics import common
 from wenlm.training.evaluation.metrics.text import contains_cjk
-
-_CITATION = """\
-@inproceedings{papineni-etal-2002-bleu,
-    title = "{B}leu: a Method for Automatic Evaluation of Machine Translation",
-    author = "Papineni, Kishore and Roukos, Salim and Ward, Todd and Zhu, Wei-Jing",
-    booktitle = "Proceedings of the 40th Annual Meeting of the Association for Computational Linguistics",
-    year = "2002",
-    pages = "311--318",
-}
-@inproceedings{post-2018-call,
-    title = "A Call for Clarity in Reporting {BLEU} Scores",
-    author = "Post, Matt",
-    booktitle = "Proceedings of the Third Conference on Machine Translation: Research Papers",
-    year = "2018",
-    pages = "186--191",
-}
-"""
 
 _DESCRIPTION = """\
 Corpus-level BLEU computed by sacrebleu (install with: pip install 'wenlm[metrics]'). Unless a
@@ -54,27 +35,14 @@ Examples:
 """
 
 
-@evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
 class WenlmBleu(common.CheckedMetric):
-    def _info(self) -> evaluate.MetricInfo:
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation=_CITATION,
-            inputs_description=_KWARGS_DESCRIPTION,
-            features=common.reference_features(),
-            codebase_urls=["https://github.com/mjpost/sacrebleu"],
-            reference_urls=["https://aclanthology.org/P02-1040/", "https://aclanthology.org/W18-6319/"],
-        )
+    DESCRIPTION, INPUTS_DESCRIPTION = _DESCRIPTION, _KWARGS_DESCRIPTION
+    CITATION = common.bibtex("papineni-etal-2002-bleu", "post-2018-call")
+    CODEBASE_URLS = ("https://github.com/mjpost/sacrebleu",)
+    REFERENCE_URLS = ("https://aclanthology.org/P02-1040/", "https://aclanthology.org/W18-6319/")
 
-    def _compute(
-        self,
-        predictions: list[str],
-        references: list,
-        tokenize: str | None = None,
-        lowercase: bool = False,
-        smooth_method: str = "exp",
-        smooth_value: float | None = None,
-    ) -> dict:
+    def _compute(self, predictions: list[str], references: list, tokenize: str | None = None,
+                 lowercase: bool = False, smooth_method: str = "exp", smooth_value: float | None = None) -> dict:
         sacrebleu = common.import_sacrebleu(self.name)
         grouped = common.reference_lists(references, self.name)
         if tokenize is None:
@@ -97,7 +65,7 @@ class WenlmBleu(common.CheckedMetric):
                 f"{self.name}: unknown tokenize={tokenize!r}"
                 + (f"; choose one of {known}." if known else "; see sacrebleu's list of tokenisers.")
             ) from None
-        result = scorer.corpus_score(predictions, common.transpose_references(grouped))
+        result, signature = common.corpus_score(scorer, predictions, grouped)
         return {
             "bleu": result.score,
             "precisions": list(result.precisions),
@@ -106,5 +74,5 @@ class WenlmBleu(common.CheckedMetric):
             "translation_length": result.sys_len,
             "reference_length": result.ref_len,
             "tokenize": tokenize,
-            "signature": scorer.get_signature().format(),
+            "signature": signature,
         }

@@ -1,32 +1,6 @@
 """chrF / chrF++ through sacrebleu; character n-grams need no word segmentation, so Chinese works as is."""
 
-import evaluate
-
 from wenlm.training.evaluation.metrics import common
-
-_CITATION = """\
-@inproceedings{popovic-2015-chrf,
-    title = "chr{F}: character n-gram {F}-score for automatic {MT} evaluation",
-    author = "Popovi{\\'c}, Maja",
-    booktitle = "Proceedings of the Tenth Workshop on Statistical Machine Translation",
-    year = "2015",
-    pages = "392--395",
-}
-@inproceedings{popovic-2017-chrf,
-    title = "chr{F}++: words helping character n-grams",
-    author = "Popovi{\\'c}, Maja",
-    booktitle = "Proceedings of the Second Conference on Machine Translation",
-    year = "2017",
-    pages = "612--618",
-}
-@inproceedings{post-2018-call,
-    title = "A Call for Clarity in Reporting {BLEU} Scores",
-    author = "Post, Matt",
-    booktitle = "Proceedings of the Third Conference on Machine Translation: Research Papers",
-    year = "2018",
-    pages = "186--191",
-}
-"""
 
 _DESCRIPTION = """\
 Corpus-level chrF (character n-gram F-score) computed by sacrebleu's CHRF (install with:
@@ -56,29 +30,14 @@ Examples:
 """
 
 
-@evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
 class WenlmChrf(common.CheckedMetric):
-    def _info(self) -> evaluate.MetricInfo:
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation=_CITATION,
-            inputs_description=_KWARGS_DESCRIPTION,
-            features=common.reference_features(),
-            codebase_urls=["https://github.com/mjpost/sacrebleu"],
-            reference_urls=["https://aclanthology.org/W15-3049/", "https://aclanthology.org/W17-4770/"],
-        )
+    DESCRIPTION, INPUTS_DESCRIPTION = _DESCRIPTION, _KWARGS_DESCRIPTION
+    CITATION = common.bibtex("popovic-2015-chrf", "popovic-2017-chrf", "post-2018-call")
+    CODEBASE_URLS = ("https://github.com/mjpost/sacrebleu",)
+    REFERENCE_URLS = ("https://aclanthology.org/W15-3049/", "https://aclanthology.org/W17-4770/")
 
-    def _compute(
-        self,
-        predictions: list[str],
-        references: list,
-        char_order: int = 6,
-        word_order: int = 0,
-        beta: int = 2,
-        lowercase: bool = False,
-        whitespace: bool = False,
-        eps_smoothing: bool = False,
-    ) -> dict:
+    def _compute(self, predictions: list[str], references: list, char_order: int = 6, word_order: int = 0,
+                 beta: int = 2, lowercase: bool = False, whitespace: bool = False, eps_smoothing: bool = False) -> dict:
         sacrebleu = common.import_sacrebleu(self.name)
         for parameter, value in (("char_order", char_order), ("word_order", word_order)):
             if not isinstance(value, int) or value < 0:
@@ -88,19 +47,13 @@ class WenlmChrf(common.CheckedMetric):
         if not isinstance(beta, int) or beta < 1:
             raise ValueError(f"{self.name}: beta must be a positive integer, got {beta!r}.")
         grouped = common.reference_lists(references, self.name)
-        scorer = sacrebleu.CHRF(
-            char_order=char_order,
-            word_order=word_order,
-            beta=beta,
-            lowercase=lowercase,
-            whitespace=whitespace,
-            eps_smoothing=eps_smoothing,
-        )
-        result = scorer.corpus_score(predictions, common.transpose_references(grouped))
+        scorer = sacrebleu.CHRF(char_order=char_order, word_order=word_order, beta=beta, lowercase=lowercase,
+                                whitespace=whitespace, eps_smoothing=eps_smoothing)
+        result, signature = common.corpus_score(scorer, predictions, grouped)
         return {
             "chrf": result.score,
             "char_order": char_order,
             "word_order": word_order,
             "beta": beta,
-            "signature": scorer.get_signature().format(),
+            "signature": signature,
         }

@@ -3,21 +3,8 @@
 from collections import Counter
 
 import datasets
-import evaluate
 
 from wenlm.training.evaluation.metrics import common
-
-_CITATION = """\
-@article{sokolova-lapalme-2009-systematic,
-    title = "A systematic analysis of performance measures for classification tasks",
-    author = "Sokolova, Marina and Lapalme, Guy",
-    journal = "Information Processing & Management",
-    volume = "45",
-    number = "4",
-    pages = "427--437",
-    year = "2009",
-}
-"""
 
 _DESCRIPTION = """\
 Accuracy, macro-averaged F1 and the F1 of each class for single-label classification. Labels may be
@@ -45,25 +32,16 @@ Examples:
 """
 
 
-@evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
 class WenlmClassification(common.CheckedMetric):
-    def _info(self) -> evaluate.MetricInfo:
-        # String labels are tried first: an int fails the string check cleanly, whereas a string fed to
-        # an int64 column would only fail later, deep inside Arrow.
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation=_CITATION,
-            inputs_description=_KWARGS_DESCRIPTION,
-            features=[
-                datasets.Features(
-                    {"predictions": datasets.Value("string"), "references": datasets.Value("string")}
-                ),
-                datasets.Features(
-                    {"predictions": datasets.Value("int64"), "references": datasets.Value("int64")}
-                ),
-            ],
-            reference_urls=["https://doi.org/10.1016/j.ipm.2009.03.002"],
-        )
+    DESCRIPTION, INPUTS_DESCRIPTION = _DESCRIPTION, _KWARGS_DESCRIPTION
+    CITATION = common.bibtex("sokolova-lapalme-2009-systematic")
+    REFERENCE_URLS = ("https://doi.org/10.1016/j.ipm.2009.03.002",)
+    # String labels are tried first: an int fails the string check cleanly, whereas a string fed to an int64
+    # column would only fail later, deep inside Arrow.
+    FEATURES = [
+        datasets.Features({"predictions": datasets.Value(kind), "references": datasets.Value(kind)})
+        for kind in ("string", "int64")
+    ]
 
     def _compute(self, predictions: list, references: list, labels: list | None = None) -> dict:
         if labels is None:

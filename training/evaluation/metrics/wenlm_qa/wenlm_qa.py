@@ -2,28 +2,8 @@
 
 from collections import Counter
 
-import evaluate
-
 from wenlm.training.evaluation.metrics import common
 from wenlm.training.evaluation.metrics.text import qa_tokens
-
-_CITATION = """\
-@inproceedings{rajpurkar-etal-2016-squad,
-    title = "{SQ}u{AD}: 100,000+ Questions for Machine Comprehension of Text",
-    author = "Rajpurkar, Pranav and Zhang, Jian and Lopyrev, Konstantin and Liang, Percy",
-    booktitle = "Proceedings of the 2016 Conference on Empirical Methods in Natural Language Processing",
-    year = "2016",
-    pages = "2383--2392",
-}
-@inproceedings{cui-etal-2019-span,
-    title = "A Span-Extraction Dataset for {C}hinese Machine Reading Comprehension",
-    author = "Cui, Yiming and Liu, Ting and Che, Wanxiang and Xiao, Li and Chen, Zhipeng and Ma, Wentao
-              and Wang, Shijin and Hu, Guoping",
-    booktitle = "Proceedings of EMNLP-IJCNLP 2019",
-    year = "2019",
-    pages = "5883--5889",
-}
-"""
 
 _DESCRIPTION = """\
 SQuAD-style exact match (EM) and token-overlap F1 for extractive QA, with tokenisation that works for
@@ -62,28 +42,18 @@ def token_f1(predicted: list[str], gold: list[str]) -> float:
     return 2 * precision * recall / (precision + recall)
 
 
-@evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
+def exact_and_f1(predicted: list[str], gold: list[str]) -> tuple[float, float]:
+    """(exact match, token F1) of one answer's tokens against one gold answer's, as fractions."""
+    return float(predicted == gold), token_f1(predicted, gold)
+
+
 class WenlmQa(common.CheckedMetric):
-    def _info(self) -> evaluate.MetricInfo:
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation=_CITATION,
-            inputs_description=_KWARGS_DESCRIPTION,
-            features=common.reference_features(),
-            reference_urls=[
-                "https://rajpurkar.github.io/SQuAD-explorer/",
-                "https://github.com/ymcui/cmrc2018",
-            ],
-        )
+    DESCRIPTION, INPUTS_DESCRIPTION = _DESCRIPTION, _KWARGS_DESCRIPTION
+    CITATION = common.bibtex("rajpurkar-etal-2016-squad", "cui-etal-2019-span")
+    REFERENCE_URLS = ("https://rajpurkar.github.io/SQuAD-explorer/", "https://github.com/ymcui/cmrc2018")
 
     def _compute(self, predictions: list[str], references: list) -> dict[str, float]:
         grouped = common.reference_lists(references, self.name)
-        exact_total = 0.0
-        f1_total = 0.0
-        for prediction, golds in zip(predictions, grouped, strict=True):
-            predicted_tokens = qa_tokens(prediction)
-            gold_tokens = [qa_tokens(gold) for gold in golds]
-            exact_total += max(float(predicted_tokens == tokens) for tokens in gold_tokens)
-            f1_total += max(token_f1(predicted_tokens, tokens) for tokens in gold_tokens)
-        count = len(grouped)
-        return {"exact_match": 100.0 * exact_total / count, "f1": 100.0 * f1_total / count}
+        # EM and F1 each take their own best reference, as in SQuAD.
+        exact_match, f1 = common.mean_best_scores(predictions, grouped, qa_tokens, exact_and_f1)
+        return {"exact_match": exact_match, "f1": f1}

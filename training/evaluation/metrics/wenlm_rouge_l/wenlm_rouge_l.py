@@ -6,22 +6,8 @@ calling it would also need a custom tokenizer object and a dependency for what i
 On ASCII text the tokens, and therefore the scores, equal ``rouge_score``'s ``rougeL`` without stemming.
 """
 
-import evaluate
-
 from wenlm.training.evaluation.metrics import common
 from wenlm.training.evaluation.metrics.text import lcs_length, rouge_tokens
-
-_CITATION = """\
-@inproceedings{lin-2004-rouge,
-    title = "{ROUGE}: A Package for Automatic Evaluation of Summaries",
-    author = "Lin, Chin-Yew",
-    booktitle = "Text Summarization Branches Out",
-    year = "2004",
-    address = "Barcelona, Spain",
-    publisher = "Association for Computational Linguistics",
-    pages = "74--81",
-}
-"""
 
 _DESCRIPTION = """\
 Sentence-level ROUGE-L: the longest common subsequence (LCS) of prediction and reference tokens gives
@@ -58,32 +44,15 @@ def rouge_l_scores(predicted: list[str], reference: list[str]) -> tuple[float, f
     return precision, recall, 2 * precision * recall / (precision + recall)
 
 
-@evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
 class WenlmRougeL(common.CheckedMetric):
-    def _info(self) -> evaluate.MetricInfo:
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation=_CITATION,
-            inputs_description=_KWARGS_DESCRIPTION,
-            features=common.reference_features(),
-            reference_urls=["https://aclanthology.org/W04-1013/"],
-        )
+    DESCRIPTION, INPUTS_DESCRIPTION = _DESCRIPTION, _KWARGS_DESCRIPTION
+    CITATION = common.bibtex("lin-2004-rouge")
+    REFERENCE_URLS = ("https://aclanthology.org/W04-1013/",)
 
     def _compute(self, predictions: list[str], references: list) -> dict[str, float]:
         grouped = common.reference_lists(references, self.name)
-        precision_total = recall_total = f_total = 0.0
-        for prediction, refs in zip(predictions, grouped, strict=True):
-            predicted_tokens = rouge_tokens(prediction)
-            precision, recall, f_measure = max(
-                (rouge_l_scores(predicted_tokens, rouge_tokens(reference)) for reference in refs),
-                key=lambda scores: scores[2],
-            )
-            precision_total += precision
-            recall_total += recall
-            f_total += f_measure
-        count = len(grouped)
-        return {
-            "rougeL": 100.0 * f_total / count,
-            "rougeL_precision": 100.0 * precision_total / count,
-            "rougeL_recall": 100.0 * recall_total / count,
-        }
+        # The reference with the best F-measure counts, with its own precision and recall.
+        precision, recall, f_measure = common.mean_best_scores(
+            predictions, grouped, rouge_tokens, rouge_l_scores, pick_by=2
+        )
+        return {"rougeL": f_measure, "rougeL_precision": precision, "rougeL_recall": recall}

@@ -1,0 +1,329 @@
+"""Text sources of the pretraining pipeline: resolving `--train_files` entries (paths, globs, folders, `hub:`,
+`builtin`), reading .txt/.jsonl/.json/.parquet/.csv into datasets with one "text" column, and invalid UTF-8
+(counted and replaced by U+FFFD, or refused with `--strict_utf8`)."""
+
+from __future__ import annotations
+
+import glob
+import logging
+import os
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import datasets
+
+from wenlm.training.args import DataArguments
+from wenlm.training.corpus import grammar as builtin_corpus
+from wenlm.training.data.cache import (
+    PIPELINE_VERSION,
+    TEXT_FEATURES,
+    digest,
+    file_signature,
+    materialise_texts,
+)
+
+logger = logging.getLogger(__name__)
+
+SUPPORTED_EXTENSIONS = {
+    ".txt": "text",
+    ".jsonl": "json",
+    ".json": "json",
+    ".parquet": "parquet",
+    ".csv": "csv",
+}
+# Formats whose bytes are checked (and repaired) as UTF-8 before a reader sees them; parquet stores its own types.
+TEXT_FORMATS = (".txt", ".jsonl", ".json", ".csv")
+DEFAULT_BUILTIN_DOCS = 20000
+
+_READ_CHUNK_BYTES = 8 << 20
+_ESCAPED_BYTE = re.compile("[\udc80-\udcff]")
+
+
+# ------------------------------------------------------------------------------------- UTF-8 handling
+
+
+def _iter_byte_chunks(path: str) -> Iterator[tuple[int, bytes]]:
+    """Yield (file_offset, chunk) with every chunk ending after a newline byte (or at EOF).
+
+    0x0A never occurs inside a multi-byte UTF-8 sequence, so each chunk decodes on its own and error
+    offsets inside a chunk map directly to file offsets.
+    """
+    offset = 0
+    with open(path, "rb") as handle:
+        while True:
+            chunk = handle.read(_READ_CHUNK_BYTES)
+            if not chunk:
+                return
+            if not chunk.endswith(b"\n"):
+                chunk += handle.readline()
+            yield offset, chunk
+            offset += len(chunk)
+
+
+def decode_utf8_lenient(raw: bytes) -> tuple[str, int]:
+    """Decode UTF-8, replacing every invalid byte by U+FFFD; return (text, invalid_byte_count)."""
+    try:
+        return raw.decode("utf-8"), 0
+    except UnicodeDecodeError:
+        pass
+    # surrogateescape maps each invalid byte to exactly one lone surrogate, which makes them countable.
+    escaped = raw.decode("utf-8", "surrogateescape")
+    text, count = _ESCAPED_BYTE.subn("\ufffd", escaped)
+    return text, count
+
+
+def scan_utf8(path: str, strict: bool = False) -> int:
+    """Count invalid UTF-8 bytes in a file; with ``strict`` raise at the first one (naming the offset)."""
+    invalid = 0
+    for offset, chunk in _iter_byte_chunks(path):
+        try:
+            chunk.decode("utf-8")
+            continue
+        except UnicodeDecodeError as error:
+            if strict:
+                raise ValueError(
+                    f"{path}: invalid UTF-8 at byte offset {offset + error.start} ({error.reason}); fix the file "
+                    "or run without --strict_utf8 to replace invalid bytes with U+FFFD"
+                ) from None
+        invalid += decode_utf8_lenient(chunk)[1]
+    return invalid
+
+
+def _repaired_copy(path: str, cache_dir: Path) -> str:
+    """Write a UTF-8-clean copy of a structured text file (the json/csv readers reject invalid bytes)."""
+    target = cache_dir / "repaired_utf8" / f"{digest(file_signature(path))}{Path(path).suffix}"
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_suffix(f"{target.suffix}.{os.getpid()}.partial")
+        with open(partial, "w", encoding="utf-8", newline="") as out:
+            for _, chunk in _iter_byte_chunks(path):
+                out.write(decode_utf8_lenient(chunk)[0])
+        os.replace(partial, target)
+    return str(target)
+
+
+# ------------------------------------------------------------------------------------------- resolving
+
+
+@dataclass
+class ResolvedSource:
+    spec: str
+    kind: str  # "files", "hub" or "builtin"
+    files: list[str] = field(default_factory=list)
+    hub_name: str | None = None
+    hub_config: str | None = None
+    builtin_docs: int = 0
+
+
+def _supported_list() -> str:
+    return ", ".join(sorted(SUPPORTED_EXTENSIONS))
+
+
+def _check_extension(path: str, spec: str) -> None:
+    if Path(path).suffix.lower() not in SUPPORTED_EXTENSIONS:
+        raise ValueError(
+            f"unsupported file type {Path(path).suffix or '(none)'!r} for {path} (from train_files entry "
+            f"{spec!r}); supported extensions: {_supported_list()}"
+        )
+
+
+def _resolve_builtin(spec: str) -> ResolvedSource:
+    count_text = spec.partition(":")[2] or str(DEFAULT_BUILTIN_DOCS)
+    if not count_text.isdigit() or int(count_text) < 1:
+        raise ValueError(f"train_files entry {spec!r}: expected 'builtin' or 'builtin:N' with N >= 1")
+    return ResolvedSource(spec, "builtin", builtin_docs=int(count_text))
+
+
+def _resolve_hub(spec: str) -> ResolvedSource:
+    name, _, config = spec[len("hub:") :].partition(":")
+    if not name:
+        raise ValueError(f"train_files entry {spec!r}: expected 'hub:NAME' or 'hub:NAME:CONFIG'")
+    return ResolvedSource(spec, "hub", hub_name=name, hub_config=config or None)
+
+
+def _resolve_directory(spec: str) -> ResolvedSource:
+    files = sorted(
+        str(path)
+        for path in Path(spec).rglob("*")
+        if path.is_file()
+        and path.suffix.lower() in SUPPORTED_EXTENSIONS
+        and not any(part.startswith(".") for part in path.relative_to(spec).parts)
+    )
+    if not files:
+        raise FileNotFoundError(f"directory {spec} holds no supported files ({_supported_list()})")
+    return ResolvedSource(spec, "files", files=files)
+
+
+def _resolve_glob(spec: str) -> ResolvedSource:
+    files = sorted(path for path in glob.glob(spec, recursive=True) if os.path.isfile(path))
+    if not files:
+        raise FileNotFoundError(f"glob {spec!r} in train_files matches no files")
+    for path in files:
+        _check_extension(path, spec)
+    return ResolvedSource(spec, "files", files=files)
+
+
+def _resolve_file(spec: str) -> ResolvedSource:
+    if not os.path.exists(spec):
+        raise FileNotFoundError(f"train_files entry {spec!r} does not exist (not a file, directory or glob)")
+    _check_extension(spec, spec)
+    return ResolvedSource(spec, "files", files=[spec])
+
+
+def resolve_sources(train_files: Iterable[str]) -> list[ResolvedSource]:
+    entries = [train_files] if isinstance(train_files, str) else list(train_files)
+    if not entries:
+        raise ValueError("train_files is empty; give at least one file, glob, directory, 'hub:NAME' or 'builtin'")
+    sources = []
+    for spec in entries:
+        if spec == "builtin" or spec.startswith("builtin:"):
+            sources.append(_resolve_builtin(spec))
+        elif spec.startswith("hub:"):
+            sources.append(_resolve_hub(spec))
+        elif os.path.isdir(spec):
+            sources.append(_resolve_directory(spec))
+        elif glob.has_magic(spec):
+            sources.append(_resolve_glob(spec))
+        else:
+            sources.append(_resolve_file(spec))
+    return sources
+
+
+# --------------------------------------------------------------------------------------------- readers
+
+
+def read_txt_documents(path: str, mode: str = "block", separator: str | None = None) -> Iterator[str]:
+    """Documents of a .txt file (invalid bytes -> U+FFFD).
+
+    ``block``: documents are separated by blank lines, or only by ``separator`` lines when one is given.
+    ``line``: every non-blank line is a document.  Separator lines never appear in a document.
+    """
+    pending: list[str] = []
+    for _, chunk in _iter_byte_chunks(path):
+        text = decode_utf8_lenient(chunk)[0].replace("\r\n", "\n").replace("\r", "\n")
+        lines = text.split("\n")
+        if text.endswith("\n"):
+            lines.pop()
+        for line in lines:
+            stripped = line.strip()
+            is_separator = separator is not None and stripped == separator
+            if mode == "line":
+                if stripped and not is_separator:
+                    yield line
+            # With an explicit separator, blank lines are paragraph breaks inside a document.
+            elif is_separator or (separator is None and not stripped):
+                if any(part.strip() for part in pending):
+                    yield "\n".join(pending)
+                pending = []
+            else:
+                pending.append(line)
+    if any(part.strip() for part in pending):
+        yield "\n".join(pending)
+
+
+def _iter_txt_documents(paths: list[str], mode: str, separator: str | None, signature: str) -> Iterator[dict]:
+    # `signature` is unused here; it is part of gen_kwargs so the datasets cache key changes with the files.
+    del signature
+    for path in paths:
+        for text in read_txt_documents(path, mode, separator):
+            yield {"text": text}
+
+
+def _iter_builtin_documents(num_docs: int, seed: int, signature: str) -> Iterator[dict]:
+    del signature  # part of gen_kwargs only, as above
+    for document in builtin_corpus.generate_documents(num_docs, seed=seed):
+        yield {"text": document["text"]}
+
+
+def _builtin_signature() -> str:
+    return digest(Path(builtin_corpus.__file__).read_bytes())
+
+
+def _select_text_column(dataset, text_column: str, origin: str):
+    columns = dataset.column_names
+    if columns is not None and text_column not in columns:
+        raise ValueError(
+            f"{origin} has no column {text_column!r} (columns: {', '.join(columns)}); choose one with --text_column"
+        )
+    if columns is not None:
+        dataset = dataset.select_columns([text_column])
+    if text_column != "text":
+        dataset = dataset.rename_column(text_column, "text")
+    features = getattr(dataset, "features", None)
+    if features is not None and "text" in features and features["text"] != TEXT_FEATURES["text"]:
+        # Text read from CSV can be typed as numbers; cast so the cleaning step always sees strings.
+        dataset = dataset.cast(TEXT_FEATURES)
+    return dataset
+
+
+def _documents(generator, gen_kwargs: dict, streaming: bool, cached_path: Path):
+    """A generator's documents: lazily as an IterableDataset, or written once to a cached Arrow file."""
+    if streaming:
+        return datasets.IterableDataset.from_generator(generator, features=TEXT_FEATURES, gen_kwargs=gen_kwargs)
+    return materialise_texts((example["text"] for example in generator(**gen_kwargs)), cached_path)
+
+
+def _load_builtin(source: ResolvedSource, args: DataArguments, cache_dir: Path) -> list:
+    gen_kwargs = {"num_docs": source.builtin_docs, "seed": args.corpus_seed, "signature": _builtin_signature()}
+    key = digest(PIPELINE_VERSION, "builtin", gen_kwargs)
+    path = cache_dir / "sources" / f"builtin-{key}.arrow"
+    return [_documents(_iter_builtin_documents, gen_kwargs, args.streaming, path)]
+
+
+def _load_hub(source: ResolvedSource, args: DataArguments) -> list:
+    logger.info("loading hub dataset %s (config %s, split %s)", source.hub_name, source.hub_config, args.hub_split)
+    loaded = datasets.load_dataset(
+        source.hub_name, source.hub_config, split=args.hub_split, streaming=args.streaming, cache_dir=args.cache_dir
+    )
+    return [_select_text_column(loaded, args.text_column, f"hub dataset {source.hub_name}")]
+
+
+def _load_structured_file(path: str, args: DataArguments, cache_dir: Path, repair: bool):
+    suffix = Path(path).suffix.lower()
+    data_file = _repaired_copy(path, cache_dir) if repair else path
+    try:
+        loaded = datasets.load_dataset(
+            SUPPORTED_EXTENSIONS[suffix],
+            data_files=[os.path.abspath(data_file)],
+            split="train",
+            streaming=args.streaming,
+            cache_dir=args.cache_dir,
+        )
+    except Exception as error:  # datasets wraps parser errors in several types; all mean "cannot read this file"
+        raise ValueError(f"could not read {path} as {suffix} ({type(error).__name__}: {error})") from error
+    return _select_text_column(loaded, args.text_column, f"{path}")
+
+
+def _load_files(source: ResolvedSource, args: DataArguments, cache_dir: Path, utf8_report: dict) -> list:
+    for path in source.files:
+        if Path(path).suffix.lower() in TEXT_FORMATS:
+            invalid = scan_utf8(path, strict=args.strict_utf8)
+            utf8_report[path] = invalid
+            if invalid:
+                logger.warning("%s: replaced %d invalid UTF-8 bytes with U+FFFD", path, invalid)
+    loaded_parts = []
+    txt_files = [path for path in source.files if Path(path).suffix.lower() == ".txt"]
+    if txt_files:
+        gen_kwargs = {
+            "paths": [os.path.abspath(path) for path in txt_files],
+            "mode": args.txt_document_mode,
+            "separator": args.txt_document_separator,
+            "signature": digest(PIPELINE_VERSION, [file_signature(path) for path in txt_files]),
+        }
+        path = cache_dir / "sources" / f"txt-{digest('txt', gen_kwargs)}.arrow"
+        loaded_parts.append(_documents(_iter_txt_documents, gen_kwargs, args.streaming, path))
+    for path in source.files:
+        if Path(path).suffix.lower() != ".txt":
+            loaded_parts.append(_load_structured_file(path, args, cache_dir, repair=bool(utf8_report.get(path))))
+    return loaded_parts
+
+
+def load_source(source: ResolvedSource, args: DataArguments, cache_dir: Path, utf8_report: dict) -> list:
+    """Return a list of datasets (one per file group) holding a single 'text' column."""
+    if source.kind == "builtin":
+        return _load_builtin(source, args, cache_dir)
+    if source.kind == "hub":
+        return _load_hub(source, args)
+    return _load_files(source, args, cache_dir, utf8_report)

@@ -1,0 +1,166 @@
+"""The study's data: one tokenizer, one shuffled token stream every cell takes a prefix of, and one
+held-out validation set shared by every cell.
+
+* One tokenizer for the whole study, trained once on the training documents and saved in the study folder,
+  so every cell sees the same token ids and a resumed study keeps them.
+* One token stream: the training documents are shuffled with a fixed seed, tokenized and packed into
+  blocks; the cell with D tokens trains on the first ceil(D / block_size) blocks.  Cells are therefore nested
+  (a smaller cell's data is a prefix of a larger cell's), which removes data-sampling noise from the
+  comparison between data sizes.  The shuffle matters for real corpora, whose files are usually ordered
+  (by author, era, topic), so a prefix of the raw order would not be a sample of the corpus.
+* Validation documents are held out by document (see wenlm.training.data.pipeline) and are identical for every
+  cell.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from transformers import AutoTokenizer
+
+from wenlm.tokenization import train_tokenizer
+from wenlm.training.args import SCALING_DEFAULT_VALIDATION_DOCS, DataArguments, ScalingArguments
+from wenlm.training.data.pipeline import count_bytes, prepare_datasets, token_byte_lengths, tokenize_and_pack
+from wenlm.training.scaling.study_folder import TOKENIZER_DIR
+
+__all__ = [
+    "StudyData",
+    "blocks_for",
+    "cell_dataset",
+    "check_corpus_size",
+    "corpus_description",
+    "prepare_study_data",
+    "uses_builtin_corpus",
+]
+
+
+@dataclass
+class StudyData:
+    tokenizer: Any
+    train: Any  # packed blocks of the shuffled training documents: the study's one token stream
+    validation: Any  # packed blocks of the held-out documents, shared by every cell
+    validation_bytes: int
+    data_report: dict
+
+    @property
+    def train_blocks(self) -> int:
+        return len(self.train)
+
+    @property
+    def validation_bytes_per_token(self) -> float:
+        predicted = len(self.validation) * (len(self.validation[0]["input_ids"]) - 1)
+        return self.validation_bytes / predicted
+
+
+def uses_builtin_corpus(train_files) -> bool:
+    """True when every source is the built-in corpus, the only one whose entropy floor is known."""
+    return bool(train_files) and all(str(source).startswith("builtin") for source in train_files)
+
+
+def blocks_for(tokens: int, block_size: int) -> int:
+    return math.ceil(tokens / block_size)
+
+
+def cell_dataset(train, tokens: int, block_size: int):
+    """The first ceil(tokens / block_size) blocks of the stream: nested subsets across data sizes."""
+    needed = blocks_for(tokens, block_size)
+    if needed > len(train):
+        raise ValueError(
+            f"a cell of {tokens:,} tokens needs {needed:,} blocks but the training stream has {len(train):,}"
+        )
+    return train.select(range(needed))
+
+
+def _data_arguments(options: ScalingArguments) -> DataArguments:
+    if options.validation_split is not None:
+        validation, max_docs = options.validation_split, options.validation_docs
+    else:
+        validation, max_docs = options.validation_docs or SCALING_DEFAULT_VALIDATION_DOCS, None
+    return DataArguments(
+        train_files=list(options.train_files),
+        text_column=options.text_column,
+        txt_document_mode=options.txt_document_mode,
+        txt_document_separator=options.txt_document_separator,
+        min_doc_chars=options.min_doc_chars,
+        validation_split=validation,
+        max_validation_docs=max_docs,
+        block_size=options.block_size,
+        corpus_seed=options.seed,
+        cache_dir=options.cache_dir,
+    )
+
+
+def prepare_study_data(options: ScalingArguments, study_dir: Path) -> StudyData:
+    """Clean and split the corpus, train (or reload) the study tokenizer, pack the shuffled stream."""
+    data_args = _data_arguments(options)
+    tokenizer_dir = study_dir / TOKENIZER_DIR
+    tokenizer, tokenizer_trainer = None, None
+    if tokenizer_dir.is_dir():
+        tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir))
+    else:
+
+        def tokenizer_trainer(texts):
+            return train_tokenizer(texts, vocab_size=options.vocab_size, model_max_length=options.block_size)
+
+    # prepare_datasets trains the tokenizer on the training documents only, never on validation ones.
+    prepared = prepare_datasets(data_args, tokenizer=tokenizer, tokenizer_trainer=tokenizer_trainer)
+    tokenizer = prepared.tokenizer
+    if not tokenizer_dir.is_dir():
+        partial = Path(tempfile.mkdtemp(prefix=".tokenizer.", dir=study_dir))
+        tokenizer.save_pretrained(str(partial))
+        os.replace(partial, tokenizer_dir)
+
+    shuffled = prepared.train_text.shuffle(seed=options.seed)
+    stats: dict = {}
+    train = tokenize_and_pack(
+        shuffled, tokenizer, options.block_size, cache_dir=options.cache_dir, stats=stats
+    )
+    validation = prepared.validation
+    validation_bytes = count_bytes(validation, token_byte_lengths(tokenizer))
+    report = {
+        "documents": prepared.report["documents"],
+        "tokens": {"train": stats["tokens"], "validation": prepared.report["tokens"]["validation"]},
+        "blocks": {"train": len(train), "validation": len(validation)},
+        "bytes": {"train": prepared.report["bytes"]["train"], "validation": validation_bytes},
+        "cleaning": prepared.report["cleaning"],
+        "invalid_utf8_bytes": prepared.report["invalid_utf8_bytes"],
+    }
+    return StudyData(tokenizer, train, validation, validation_bytes, report)
+
+
+def check_corpus_size(data: StudyData, options: ScalingArguments) -> None:
+    """Refuse (before any training) a grid whose largest cell needs more tokens than the stream holds."""
+    largest = max(options.grid_data_sizes)
+    available_tokens = data.train_blocks * options.block_size
+    if blocks_for(largest, options.block_size) > data.train_blocks:
+        raise ValueError(
+            f"the corpus has only {available_tokens:,} training tokens ({data.train_blocks:,} blocks of "
+            f"{options.block_size}) after holding out validation documents, but --data_sizes asks for up to "
+            f"{largest:,}; lower --data_sizes to at most {available_tokens:,} or add data (e.g. builtin:N with a "
+            "larger N, more files, or a smaller --vocab_size, which makes more tokens of the same text)"
+        )
+
+
+def corpus_description(options: ScalingArguments, data_report: dict) -> str:
+    """One paragraph for REPORT.md: the corpus, its split, the tokenizer and the recipe every cell shares."""
+    sources = ", ".join(options.train_files)
+    documents, tokens, nbytes = data_report["documents"], data_report["tokens"], data_report["bytes"]
+    mode = (
+        "" if uses_builtin_corpus(options.train_files) else f", .txt documents by {options.txt_document_mode}"
+    )
+    return (
+        f"{sources}{mode}. {documents['train']:,} training documents ({tokens['train']:,} tokens, "
+        f"{nbytes['train']:,} bytes), shuffled with seed {options.seed} and packed into "
+        f"{data_report['blocks']['train']:,} blocks of {options.block_size}; {documents['validation']:,} held-out "
+        f"validation documents ({data_report['blocks']['validation']:,} blocks, {nbytes['validation']:,} bytes of "
+        f"predicted tokens), the same for every cell. Byte-level BPE tokenizer of {options.vocab_size} tokens "
+        "trained once on the training documents. Each cell: a fresh model trained with the stock Trainer for "
+        f"{options.num_train_epochs:g} epoch(s) on the first ceil(D/{options.block_size}) blocks, batch "
+        f"{options.per_device_train_batch_size} blocks, peak LR {options.learning_rate:g}, cosine schedule with "
+        f"{options.warmup_steps:.0%} warmup scaled to the cell's steps, weight decay {options.weight_decay:g}."
+    )

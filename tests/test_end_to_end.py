@@ -14,6 +14,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, pipeline
 from wenlm.modeling import WenLMConfig, WenLMForCausalLM
 from wenlm.tokenization import train_tokenizer
 from wenlm.training.corpus.grammar import generate_documents
+from wenlm.training.hub.validate import HIDE_WENLM
 
 PROBE_TEXT = "小明在公园里看书。Tom reads a book in the park."
 
@@ -45,22 +46,12 @@ def saved_folder(tmp_path_factory):
 
 
 # Runs with `python -I -S`: no user site, no .pth files, so neither an editable nor a regular install of wenlm is on
-# the path; site-packages is appended by hand for transformers and torch, and a finder refuses `wenlm` outright.
-WITHOUT_WENLM = textwrap.dedent(
+# the path; site-packages is appended by hand for transformers and torch, and wenlm's own HIDE_WENLM (the check
+# `wenlm push` runs) refuses `wenlm` outright.
+WITHOUT_WENLM = HIDE_WENLM + textwrap.dedent(
     """
-    import importlib.abc, json, sys
+    import json, sys
     sys.path.append(sys.argv[1])
-
-    class RefuseWenlm(importlib.abc.MetaPathFinder):
-        def find_spec(self, name, path=None, target=None):
-            if name == "wenlm" or name.startswith("wenlm."):
-                raise ModuleNotFoundError(name)
-    sys.meta_path.insert(0, RefuseWenlm())
-    try:
-        import wenlm  # noqa: F401
-        raise SystemExit("wenlm is importable: the test would prove nothing")
-    except ModuleNotFoundError:
-        pass
 
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, pipeline

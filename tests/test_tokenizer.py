@@ -27,6 +27,7 @@ from wenlm.tokenization import (
     tokenizer_stats,
     train_tokenizer,
 )
+from wenlm.training.hub.validate import HIDE_WENLM
 
 # --- small synthetic corpora -------------------------------------------------------------------------
 
@@ -432,12 +433,6 @@ def test_assistant_tokens_mask_covers_answers_and_end(any_tokenizer):
 _LOADER = """
 import sys
 sys.path.append({purelib!r})  # site-packages without .pth files: the editable wenlm install is invisible
-try:
-    import wenlm  # noqa
-except ImportError:
-    pass
-else:
-    raise SystemExit("wenlm must not be importable in this check")
 import json
 from transformers import AutoTokenizer
 texts = json.loads({texts!r})
@@ -473,7 +468,7 @@ def loaded_elsewhere(request, plain_tokenizer, tmp_path_factory):
     if importlib.util.find_spec("jieba") is not None:
         request.getfixturevalue("jieba_tokenizer").save_pretrained(root / "jieba")
         jobs.append(("jieba", str(root / "jieba"), True))
-    code = _LOADER.format(
+    code = HIDE_WENLM + _LOADER.format(
         purelib=sysconfig.get_paths()["purelib"], texts=json.dumps(LOAD_TEXTS), jobs=json.dumps(jobs)
     )
     env = {

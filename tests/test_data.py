@@ -225,6 +225,28 @@ def test_csv_with_custom_column_parquet_and_mixed_sources_concatenate(tmp_path, 
     assert prepared.report["documents"] == {"train": 7, "validation": 2}
 
 
+@pytest.mark.parametrize("streaming", [False, True])
+def test_csv_text_column_keeps_the_exact_strings(tmp_path, tokenizer, streaming):
+    # pandas would type these cells: "007" -> 7, "1e3" -> 1000.0, "NA" -> missing.
+    cells = ["007", "1e3", "NA", "3.10", "-0", "True", "0x1F", "1,000"]
+    csv_path = tmp_path / "numbers.csv"
+    csv_path.write_text("id,text\n" + "".join(f'{i},"{cell}"\n' for i, cell in enumerate(cells)), encoding="utf-8")
+    raw = sources.load_source(
+        resolve_sources([str(csv_path)])[0], make_args(tmp_path, [csv_path], streaming=streaming), tmp_path, {}
+    )[0]
+    assert [example["text"] for example in raw] == cells
+
+
+def test_forced_binary_file_is_read_with_replacement_characters(tmp_path, tokenizer):
+    image = tmp_path / "picture.txt"
+    image.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00" + b"\n\n".join(b"chunk %d \xff\xfe" % i for i in range(40)))
+    with pytest.raises(ValueError, match=r"picture\.txt does not look like UTF-8 text.*--allow_binary_files true"):
+        prepare_datasets(make_args(tmp_path, [image]), tokenizer=tokenizer)
+    prepared = prepare_datasets(make_args(tmp_path, [image], allow_binary_files=True), tokenizer=tokenizer)
+    assert prepared.report["invalid_utf8_by_file"][str(image)] > 80
+    assert "\ufffd" in all_texts(prepared)[0]
+
+
 def test_missing_text_column_names_file_columns_and_option(tmp_path, tokenizer):
     path = write_jsonl(tmp_path / "data.jsonl", [{"content": "hello", "id": 1}])
     with pytest.raises(
@@ -378,7 +400,8 @@ def test_streaming_split_is_deterministic_and_capped():
 def _expected_stream(texts, tokenizer):
     ids = []
     for text in texts:
-        ids += tokenizer(text, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+        ids += tokenizer(text, add_special_tokens=False, split_special_tokens=True)["input_ids"]
+        ids += [tokenizer.eos_token_id]
     return ids
 
 
@@ -397,6 +420,7 @@ def test_tokenize_and_pack_makes_exact_blocks_and_counts_remainder(tmp_path, tok
         "tokens": len(expected),
         "blocks": len(blocks),
         "dropped_remainder_tokens": len(expected) % 16,
+        "special_token_strings_in_text": 0,
     }
     assert expected.count(tokenizer.eos_token_id) == len(texts)
 
@@ -469,7 +493,10 @@ JOIN_TEST_TEXTS = SAMPLE_TEXTS + [
 
 
 def _encode_alone(tokenizer, texts):
-    ids = [tokenizer(text, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id] for text in texts]
+    ids = [
+        tokenizer(text, add_special_tokens=False, split_special_tokens=True)["input_ids"] + [tokenizer.eos_token_id]
+        for text in texts
+    ]
     return [t for row in ids for t in row], [len(row) for row in ids]
 
 
@@ -484,19 +511,24 @@ def test_joined_encoding_equals_encoding_each_document(tokenizer, monkeypatch):
 
     monkeypatch.setattr(packing, "_encode_joined", recording)
     monkeypatch.setattr(packing, "_JOINED_BELOW_MEAN_CHARS", 10**9)  # join even the long document
-    flat, lengths = packing._encode_documents(tokenizer, JOIN_TEST_TEXTS, tokenizer.eos_token_id)
+    flat, lengths, _ = packing._encode_documents(tokenizer, JOIN_TEST_TEXTS, tokenizer.eos_token_id)
     assert joined_calls == [True]  # the fast path was taken, and it must still give the per-document result
     expected_flat, expected_lengths = _encode_alone(tokenizer, JOIN_TEST_TEXTS)
     assert flat.tolist() == expected_flat and lengths.tolist() == expected_lengths
 
 
-def test_document_containing_the_eos_text_falls_back_to_per_document_encoding(tokenizer):
+def test_document_containing_the_eos_text_is_encoded_as_text_per_document(tokenizer, monkeypatch):
     assert all(len(text) < packing._JOINED_BELOW_MEAN_CHARS for text in SAMPLE_TEXTS)  # short: joined path
+    joined_calls = []
+    monkeypatch.setattr(packing, "_encode_joined", lambda *args: joined_calls.append(1))
     texts = ["first document", "a document that mentions <|eos|> in its text", "last"]
-    flat, lengths = packing._encode_documents(tokenizer, texts, tokenizer.eos_token_id)
+    flat, lengths, special_docs = packing._encode_documents(tokenizer, texts, tokenizer.eos_token_id)
     expected_flat, expected_lengths = _encode_alone(tokenizer, texts)
     assert flat.tolist() == expected_flat and lengths.tolist() == expected_lengths
-    assert expected_flat.count(tokenizer.eos_token_id) == 4  # the mentioned EOS is a real EOS, as when alone
+    assert joined_calls == []  # joining by the EOS string would turn the mentioned EOS into a control id
+    assert special_docs == 1
+    assert expected_flat.count(tokenizer.eos_token_id) == 3  # one per document: the mentioned EOS stays text
+    assert tokenizer.decode(flat[: lengths[0] + lengths[1]]).count("<|eos|>") == 3  # its characters are kept
 
 
 def test_tokenizers_where_joining_differs_are_encoded_per_document():
@@ -515,7 +547,7 @@ def test_tokenizers_where_joining_differs_are_encoded_per_document():
         assert packing._encode_joined(
             tok.backend_tokenizer, tok.backend_tokenizer.encode_batch, texts, tok.eos_token_id
         ) is None
-        flat, lengths = packing._encode_documents(tok, texts, tok.eos_token_id)
+        flat, lengths, _ = packing._encode_documents(tok, texts, tok.eos_token_id)
         expected_flat, expected_lengths = _encode_alone(tok, texts)
         assert flat.tolist() == expected_flat and lengths.tolist() == expected_lengths
 
@@ -681,3 +713,41 @@ def test_pipeline_with_project_tokenizer_and_builtin_corpus(tmp_path):
         assert int(lengths[ids].sum()) == len(text.encode("utf-8"))
     assert prepared.report["blocks"]["validation"] >= 1
     assert prepared.report["bytes"]["validation"] == count_bytes(prepared.validation, lengths)
+
+
+# ------------------------------------------------------------------------------------------ user text stays text
+
+
+def test_special_token_strings_in_documents_stay_text_and_are_counted(tmp_path):
+    tok = train_tokenizer(stories(40) + ["<|eos|> <|user|> <|end|>"], vocab_size=400)
+    eos, user, end = (tok.convert_tokens_to_ids(t) for t in ("<|eos|>", "<|user|>", "<|end|>"))
+    forged = [f"{text} <|eos|> and then <|user|> said <|end|>" for text in stories(12, "forged")]
+    plain = stories(24)
+    path = write_jsonl(tmp_path / "d.jsonl", [{"text": t} for t in plain + forged])
+    for streaming in (False, True):
+        prepared = prepare_datasets(
+            make_args(tmp_path, [path], block_size=16, validation_split=4, streaming=streaming), tokenizer=tok
+        )
+        ids = [t for block in prepared.train for t in block["input_ids"]]
+        ids += [t for block in prepared.validation for t in block["input_ids"]]
+        documents = len(plain) + len(forged)
+        # One EOS per document (at most: the packing remainder is dropped), never a user or end-of-turn id.
+        assert documents - 2 <= ids.count(eos) <= documents
+        assert ids.count(user) == 0 and ids.count(end) == 0
+        assert tok.decode(ids).count("<|user|>") >= len(forged) - 2
+        if not streaming:
+            counts = prepared.report["special_token_strings_in_text"]
+            assert counts["train"] + counts["validation"] == len(forged)
+            json.dumps(prepared.report)
+    # The streamed packing counts them too, while it is consumed.
+    stats = {}
+    streamed = tokenize_and_pack(datasets.Dataset.from_dict({"text": forged}).to_iterable_dataset(), tok, 16, stats=stats)
+    list(streamed)
+    assert stats["special_token_strings_in_text"] == len(forged)
+
+
+def test_tokenizer_flag_is_restored_after_packing(tmp_path):
+    tok = train_tokenizer(stories(40), vocab_size=400)
+    tokenize_and_pack(datasets.Dataset.from_dict({"text": ["say <|eos|> " * 3] * 4}), tok, 4, cache_dir=tmp_path)
+    assert tok.backend_tokenizer.encode_special_tokens is False
+    assert tok("<|eos|>", add_special_tokens=False)["input_ids"] == [tok.eos_token_id]

@@ -8,7 +8,7 @@ import shutil
 import pytest
 import torch
 from test_finetune import tiny_base, tokenizer, write_lines  # noqa: F401  (session fixtures shared with it)
-from transformers import AutoModelForCausalLM
+from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from wenlm.training.evaluation import evaluate as evaluate_cli
 from wenlm.training.evaluation.evaluate import document_windows, generate_answers, prompt_and_reference
@@ -130,3 +130,20 @@ def test_options_file_and_dashed_spellings(tmp_path):
                                          "--per-device-eval-batch-size", "4", "--save-results", "false"])
     assert dashed.per_device_eval_batch_size == 4 and dashed.save_results is False
     assert dashed.validation_files == ["x.txt"]
+
+
+def test_auto_prompt_format_follows_the_training_task_not_the_stop_tokens(tmp_path, tiny_base):  # noqa: F811
+    # Every saved wenlm folder has a chat template and stops at <|end|>; only a chat fine-tune gets chat prompts.
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_base, folder)
+    model = AutoModelForCausalLM.from_pretrained(folder)
+    model.generation_config.eos_token_id = [2, 6]
+    folder_tokenizer = AutoTokenizer.from_pretrained(folder)
+    assert folder_tokenizer.chat_template
+    (folder / "training_report.json").unlink(missing_ok=True)
+    assert not evaluate_cli.uses_chat_format(model, folder_tokenizer, "auto")
+    (folder / "training_report.json").write_text(json.dumps({"wenlm_command": "wenlm pretrain"}))
+    assert not evaluate_cli.uses_chat_format(model, folder_tokenizer, "auto")
+    (folder / "training_report.json").write_text(json.dumps({"task": "sft"}))
+    assert evaluate_cli.uses_chat_format(model, folder_tokenizer, "auto")
+    assert not evaluate_cli.uses_chat_format(model, folder_tokenizer, "plain")

@@ -184,6 +184,7 @@ def test_torchrun_with_two_processes_trains_and_saves_one_model(tmp_path):
 def test_tokenizer_larger_than_the_model_vocabulary_is_refused(trained, tmp_path, capsys):
     tokenizer_dir, _ = trained
     args = tiny_args(tmp_path / "out", "--tokenizer", str(tokenizer_dir))
+    del args[args.index("--vocab_size") : args.index("--vocab_size") + 2]  # refused next to --tokenizer
     args[args.index("--config_overrides") + 1] += ",vocab_size=100"
     assert cli_main(["pretrain", *args]) == 2
     error = capsys.readouterr().err
@@ -238,6 +239,9 @@ def test_quickstart_defaults_and_pretrain_options_pass_through(tmp_path):
     assert model_args.preset == "nano" and model_args.vocab_size == 4096
     assert training_args.output_dir == "wenlm-quickstart" and training_args.learning_rate == 3e-3
     assert parse_quickstart_args(["--train_files", "corpus.txt"])[2].train_files == ["corpus.txt"]
+    # An existing tokenizer keeps its own vocabulary: the quickstart's size must not count as an explicit one.
+    assert parse_quickstart_args(["--tokenizer", "some-tokenizer"])[1].vocab_size is None
+    assert parse_quickstart_args(["--vocab_size", "2048"])[1].vocab_size == 2048
 
 
 def test_quickstart_trains_and_prints_samples(tmp_path, capsys):

@@ -47,6 +47,10 @@ CPU_TRAINING_DEFAULTS: dict[str, Any] = {
 DEFAULT_LOSS_CHUNK_SIZE = 256
 
 
+# Vocabulary of a tokenizer trained by `wenlm pretrain` when --vocab_size is not given.
+DEFAULT_VOCAB_SIZE = 8192
+
+
 @dataclass
 class ModelArguments:
     preset: str = field(default="micro", metadata={"help": f"Model size: one of {', '.join(PRESETS)}."})
@@ -58,7 +62,11 @@ class ModelArguments:
         default=None,
         metadata={"help": "An existing tokenizer (folder or Hub id). Without it a byte-level BPE is trained on the corpus."},
     )
-    vocab_size: int = field(default=8192, metadata={"help": "Vocabulary size of the tokenizer trained here."})
+    vocab_size: int | None = field(
+        default=None,
+        metadata={"help": f"Vocabulary size of the tokenizer trained here (unset: {DEFAULT_VOCAB_SIZE}). Refused "
+                          "together with --tokenizer, which keeps its own vocabulary."},
+    )
     tokenizer_min_frequency: int = field(default=2, metadata={"help": "Minimum pair frequency for a BPE merge."})
     use_jieba: bool = field(default=False, metadata={"help": "Pre-segment Chinese with jieba (needs wenlm[zh])."})
     attn_implementation: str = field(default="sdpa", metadata={"help": "sdpa, eager, flash_attention_2 or flex_attention."})
@@ -112,6 +120,11 @@ class DataArguments:
     num_proc: int = field(default=1, metadata={"help": "Processes for PII scrubbing. Tokenization always runs on all cores "
                                                        "in the tokenizer's own thread pool."})
     strict_utf8: bool = field(default=False, metadata={"help": "Fail on invalid UTF-8 instead of replacing the bytes with U+FFFD."})
+    allow_binary_files: bool = field(
+        default=False,
+        metadata={"help": "Train on files that look binary or not UTF-8 (NUL bytes, or over a tenth of the bytes invalid), "
+                          "which are refused by default; invalid bytes become U+FFFD."},
+    )
     block_size: int = field(default=256, metadata={"help": "Tokens per packed training block."})
     corpus_seed: int = field(default=0, metadata={"help": "Seed for the validation split and the builtin corpus."})
     cache_dir: str | None = field(
@@ -201,11 +214,14 @@ class FinetuneArguments:
 
 # ------------------------------------------------------------------------------------------ wenlm quickstart
 
+# The quickstart's tokenizer vocabulary, used only when it trains one (an explicit --tokenizer keeps its own).
+QUICKSTART_VOCAB_SIZE = 4096
+
 # Sized to finish in under 10 minutes on 2 CPU cores (README records the measured time and bits per byte). Every
 # pretrain option can still be given; train_files stays unset so that --num_docs decides the built-in corpus.
 QUICKSTART_DEFAULTS: dict[str, Any] = {
     **CPU_TRAINING_DEFAULTS, "output_dir": "wenlm-quickstart", "train_files": None, "preset": "micro",
-    "vocab_size": 4096, "block_size": 256, "learning_rate": 3e-3, "eval_steps": 200, "save_steps": 200,
+    "block_size": 256, "learning_rate": 3e-3, "eval_steps": 200, "save_steps": 200,
     "logging_steps": 25,
 }
 
@@ -267,8 +283,8 @@ class EvaluateArguments:
         default="auto",
         metadata={
             "help": "Generation tasks: chat renders the prompt as a user turn with the chat template; plain feeds "
-            "it as text and cuts the answer at the first newline; auto picks chat for fine-tuned chat models "
-            "(their generation config stops at <|end|>).",
+            "it as text and cuts the answer at the first newline; auto picks chat for models fine-tuned on chat "
+            "turns (their training_report.json says task sft) and plain for the rest.",
             "choices": PROMPT_FORMATS,
         },
     )
@@ -584,6 +600,24 @@ def positional_model_to_flag(argv: Sequence[str] | None, command: str) -> list[s
         argv = ["--model", *argv]
     return argv
 
+
+
+# ==== wenlm export (section owned by the export helper) ====
+# Formats `wenlm export --to` writes; each has a writer in training/export.py.
+EXPORT_FORMATS = ("llama",)
+
+
+@dataclass
+class ExportArguments:
+    model: str = field(metadata={"help": "The wenlm model to convert: a local folder or a Hub id."})
+    output_dir: str = field(metadata={"help": "Folder to write (created; refused if it already holds files)."})
+    to: str = field(
+        default="llama",
+        metadata={"choices": EXPORT_FORMATS,
+                  "help": "Target format. llama: a stock LlamaForCausalLM folder (no remote code) with the same "
+                          "weights, tokenizer and generation settings."},
+    )
+    revision: str | None = field(default=None, metadata={"help": "Branch, tag or commit of a Hub model."})
 
 
 # ----------------------------------------------------------------------------------------------- parsing

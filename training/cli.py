@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "scaling": ("wenlm.training.scaling.study", "data-scale study: train a grid of (model, data) cells, fit and plot laws"),
     "push": ("wenlm.training.hub.push", "validate a model folder and upload it to the Hugging Face Hub"),
     "card": ("wenlm.training.hub.card_command", "re-render a model folder's model card from its reports"),
+    "export": ("wenlm.training.export", "convert a wenlm model to a stock Llama folder that needs no remote code"),
 }
 
 # Errors a user can fix from the message alone: shown without a traceback (WENLM_DEBUG=1 shows it).

@@ -52,7 +52,7 @@ from wenlm.training.data.tasks import (
 )
 from wenlm.training.evaluation.metrics import compute_metric
 from wenlm.training.hub.publish import take_hub_push_from_args
-from wenlm.training.pretrain import check_output_dir
+from wenlm.training.pretrain import check_output_dir, stop_token_ids
 from wenlm.training.report import (
     REPORT_FILE,
     finished_report,
@@ -67,7 +67,6 @@ from wenlm.training.utils import perplexity
 logger = logging.getLogger(__name__)
 
 ADAPTER_DIR = "adapter"
-END_OF_TURN_ID = 6  # <|end|>: generation of a chat reply stops here as well as at <|eos|>
 
 
 def parse_finetune_args(argv: list[str] | None = None) -> tuple[FinetuneArguments, TrainingArguments]:
@@ -260,7 +259,7 @@ def finetune(args: FinetuneArguments, training_args: TrainingArguments) -> dict:
     report: dict = {}
     if trainer.is_world_process_zero():
         output_dir = Path(training_args.output_dir)
-        saved_model = save_model_folder(trainer.model, tokenizer, output_dir, args, block_size)
+        saved_model = save_model_folder(trainer.model, tokenizer, output_dir, args)
         report = build_finetune_report(args, trainer, saved_model.config, data, train_result.metrics, final_eval,
                                        time.time() - started, trained_parameters)
         write_outputs(output_dir, report, trainer.state.log_history)
@@ -269,7 +268,7 @@ def finetune(args: FinetuneArguments, training_args: TrainingArguments) -> dict:
     return report
 
 
-def save_model_folder(model, tokenizer, output_dir: Path, args: FinetuneArguments, block_size: int):
+def save_model_folder(model, tokenizer, output_dir: Path, args: FinetuneArguments):
     """Save the trained model (LoRA: the adapter in adapter/ and the merged model at the top) and return the
     plain transformers model that was saved at the top level."""
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -278,12 +277,13 @@ def save_model_folder(model, tokenizer, output_dir: Path, args: FinetuneArgument
         model = model.merge_and_unload()
     if args.task == "sft":
         generation = model.generation_config
-        generation.eos_token_id = [tokenizer.eos_token_id, END_OF_TURN_ID]
+        generation.eos_token_id = stop_token_ids(tokenizer)
         generation.pad_token_id = tokenizer.pad_token_id
         generation.bos_token_id = tokenizer.bos_token_id
     model.config.use_cache = True
     model.save_pretrained(output_dir)
-    tokenizer.model_max_length = block_size
+    # The model's context, not the training blocks: what generation and truncation may use.
+    tokenizer.model_max_length = model.config.max_position_embeddings
     tokenizer.save_pretrained(output_dir)
     return model
 

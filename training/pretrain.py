@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import logging
 import time
+import types
+import typing
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +22,14 @@ from transformers import (
 from transformers.trainer_utils import get_last_checkpoint
 
 from wenlm.modeling import PRESETS, WenLMConfig, WenLMForCausalLM
-from wenlm.tokenization import tokenizer_stats, train_tokenizer
-from wenlm.training.args import CPU_TRAINING_DEFAULTS, DataArguments, ModelArguments, parse_options
+from wenlm.tokenization import END_OF_TURN_TOKEN, tokenizer_stats, train_tokenizer
+from wenlm.training.args import (
+    CPU_TRAINING_DEFAULTS,
+    DEFAULT_VOCAB_SIZE,
+    DataArguments,
+    ModelArguments,
+    parse_options,
+)
 from wenlm.training.corpus.grammar import exact_entropy_bits_per_byte
 from wenlm.training.data.packing import count_bytes, token_byte_lengths
 from wenlm.training.data.pipeline import prepare_datasets
@@ -47,7 +55,30 @@ def parse_override_value(text: str) -> Any:
         return text
 
 
-def build_config(model_args: ModelArguments, tokenizer: PreTrainedTokenizerBase, block_size: int) -> WenLMConfig:
+def _override_matches(value: Any, annotation: Any) -> bool:
+    """Whether an override value (parsed as JSON) fits a WenLMConfig field annotation such as ``int | None``."""
+    for kind in typing.get_args(annotation) if isinstance(annotation, types.UnionType) else (annotation,):
+        kind = typing.get_origin(kind) or kind
+        if kind is type(None):
+            if value is None:
+                return True
+        elif isinstance(value, bool) or kind is bool:  # JSON true/false is a bool, and a bool is not a number
+            if kind is bool and isinstance(value, bool):
+                return True
+        elif kind is float and isinstance(value, (int, float)):
+            return True
+        elif isinstance(kind, type) and isinstance(value, kind):
+            return True
+    return False
+
+
+# Field types of the config; rope_theta is accepted as a keyword and stored in rope_parameters.
+_OVERRIDE_TYPES = {**WenLMConfig.__annotations__, "rope_theta": float}
+_TYPE_WORDS = {int: "an integer", float: "a number", bool: "true or false", str: "a string", dict: "a JSON object"}
+
+
+def parse_config_overrides(model_args: ModelArguments) -> dict[str, Any]:
+    """The --config_overrides fields, each a known WenLMConfig field with a value of that field's type."""
     overrides: dict[str, Any] = {}
     for item in filter(None, (model_args.config_overrides or "").split(",")):
         if "=" not in item:
@@ -57,6 +88,20 @@ def build_config(model_args: ModelArguments, tokenizer: PreTrainedTokenizerBase,
     unknown = set(overrides) - set(WenLMConfig().to_dict()) - {"rope_theta"}
     if unknown:
         raise ValueError(f"--config_overrides: unknown config fields {sorted(unknown)}.")
+    for name, value in overrides.items():
+        annotation = _OVERRIDE_TYPES.get(name)
+        if annotation is not None and not isinstance(annotation, str) and not _override_matches(value, annotation):
+            kinds = typing.get_args(annotation) if isinstance(annotation, types.UnionType) else (annotation,)
+            wanted = " or ".join(_TYPE_WORDS.get(typing.get_origin(k) or k, "null") for k in kinds)
+            raise ValueError(
+                f"--config_overrides: {name}={value!r} is not valid; {name} must be {wanted} "
+                f"(e.g. --config_overrides {name}={WenLMConfig.from_preset(model_args.preset).to_dict().get(name)})."
+            )
+    return overrides
+
+
+def build_config(model_args: ModelArguments, tokenizer: PreTrainedTokenizerBase, block_size: int) -> WenLMConfig:
+    overrides = parse_config_overrides(model_args)
     base = dict(
         vocab_size=len(tokenizer),
         pad_token_id=tokenizer.pad_token_id,
@@ -64,13 +109,44 @@ def build_config(model_args: ModelArguments, tokenizer: PreTrainedTokenizerBase,
         eos_token_id=tokenizer.eos_token_id,
     )
     config = WenLMConfig.from_preset(model_args.preset, **{**base, **overrides})
+    check_block_size(block_size, config, model_args.preset)
+    return config
+
+
+def check_block_size(block_size: int, config: WenLMConfig, preset: str) -> None:
     if block_size > config.max_position_embeddings:
         raise ValueError(
-            f"--block_size {block_size} exceeds the model's max_position_embeddings="
-            f"{config.max_position_embeddings}; lower --block_size or pass "
+            f"--block_size {block_size} exceeds the context of preset {preset!r} (max_position_embeddings="
+            f"{config.max_position_embeddings}); lower --block_size or pass "
             f"--config_overrides max_position_embeddings={block_size}."
         )
-    return config
+
+
+def check_settings(model_args: ModelArguments, data_args: DataArguments, training_args: TrainingArguments) -> None:
+    """Refuse, by name, settings that would train nothing, run longer than asked or ignore an option; before any
+    data is read or any file written."""
+    check_model_arguments(model_args)
+    if not training_args.learning_rate > 0:
+        raise ValueError(
+            f"--learning_rate must be positive, got {training_args.learning_rate}: the model would not learn."
+        )
+    if training_args.max_steps < -1 or training_args.max_steps == 0:
+        raise ValueError(
+            f"--max_steps must be a positive number of optimizer steps, or -1 (unset: --num_train_epochs decides); "
+            f"got {training_args.max_steps}."
+        )
+    if training_args.max_steps == -1 and not training_args.num_train_epochs > 0:
+        raise ValueError(
+            f"--num_train_epochs {training_args.num_train_epochs} trains nothing; give a positive --num_train_epochs "
+            "or --max_steps."
+        )
+    if model_args.tokenizer and model_args.vocab_size is not None:
+        raise ValueError(
+            f"--vocab_size {model_args.vocab_size} applies only to a tokenizer trained here, but --tokenizer "
+            f"{model_args.tokenizer} is given and keeps its own vocabulary; drop one of the two options."
+        )
+    overrides = parse_config_overrides(model_args)
+    check_block_size(data_args.block_size, WenLMConfig.from_preset(model_args.preset, **overrides), model_args.preset)
 
 
 def check_tokenizer_matches(tokenizer: PreTrainedTokenizerBase, config: WenLMConfig) -> None:
@@ -123,7 +199,7 @@ def load_or_train_tokenizer(model_args: ModelArguments, data_args: DataArguments
     def trainer(texts):
         return train_tokenizer(
             texts,
-            vocab_size=model_args.vocab_size,
+            vocab_size=model_args.vocab_size or DEFAULT_VOCAB_SIZE,
             min_frequency=model_args.tokenizer_min_frequency,
             use_jieba=model_args.use_jieba,
             model_max_length=block_size,
@@ -168,9 +244,19 @@ def new_model(model_args: ModelArguments, tokenizer, block_size: int) -> WenLMFo
     check_tokenizer_matches(tokenizer, config)
     model = WenLMForCausalLM._from_config(config, attn_implementation=model_args.attn_implementation)
     model.generation_config.pad_token_id = tokenizer.pad_token_id
-    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    model.generation_config.eos_token_id = stop_token_ids(tokenizer)
     model.generation_config.bos_token_id = tokenizer.bos_token_id
     return model
+
+
+def stop_token_ids(tokenizer, eos_token_id: int | list[int] | None = None) -> list[int]:
+    """The ids generation stops at: `eos_token_id` (default: the tokenizer's end of text) and, when the tokenizer
+    has it, the end of a chat turn, so that a chat reply ends at <|end|> instead of running on."""
+    ids = eos_token_id if isinstance(eos_token_id, list) else [
+        tokenizer.eos_token_id if eos_token_id is None else eos_token_id
+    ]
+    end_of_turn = tokenizer.get_vocab().get(END_OF_TURN_TOKEN)
+    return [token_id for token_id in dict.fromkeys([*ids, end_of_turn]) if token_id is not None]
 
 
 def evaluation_data(prepared, tokenizer) -> tuple[datasets.Dataset, int]:
@@ -188,12 +274,12 @@ def pretrain(model_args: ModelArguments, data_args: DataArguments, training_args
     # Before anything saves the arguments: the token must not reach training_args.bin, and only the validated
     # push at the end publishes (the Trainer's own hub sync is turned off).
     hub_push = take_hub_push_from_args(training_args)
+    check_settings(model_args, data_args, training_args)
     if data_args.streaming and training_args.max_steps <= 0:
         raise ValueError("--streaming needs --max_steps: the length of a streamed corpus is unknown in advance.")
     resume_from = check_output_dir(training_args)
     set_seed(training_args.seed)
     block_size = data_args.block_size
-    check_model_arguments(model_args)
     prepared, tokenizer = prepare_data_and_tokenizer(model_args, data_args, training_args, resume_from)
     model = new_model(model_args, tokenizer, block_size)
     eval_dataset, eval_bytes = evaluation_data(prepared, tokenizer)
@@ -216,8 +302,7 @@ def pretrain(model_args: ModelArguments, data_args: DataArguments, training_args
 
     report = {}
     if trainer.is_world_process_zero():
-        trainer.save_model(training_args.output_dir)
-        tokenizer.save_pretrained(training_args.output_dir)
+        save_model_folder(trainer, tokenizer, training_args.output_dir)
         report = build_report(trainer, model_args, data_args, prepared, train_result.metrics, final_eval,
                               time.time() - started, eval_bytes)
         write_outputs(Path(training_args.output_dir), report, trainer.state.log_history)
@@ -225,6 +310,16 @@ def pretrain(model_args: ModelArguments, data_args: DataArguments, training_args
         commit_url = hub_push.push(training_args.output_dir)
         print(f"pushed to the Hub: {commit_url}")
     return report
+
+
+def save_model_folder(trainer, tokenizer, output_dir: str | Path) -> None:
+    """The trained model and its tokenizer, saved so that the files agree with each other and with inference:
+    the Trainer turns the KV cache off for training, and the tokenizer's length limit is the model's context
+    (training blocks may be shorter)."""
+    trainer.model.config.use_cache = True
+    tokenizer.model_max_length = trainer.model.config.max_position_embeddings
+    trainer.save_model(output_dir)
+    tokenizer.save_pretrained(output_dir)
 
 
 def build_report(trainer, model_args: ModelArguments, data_args: DataArguments, prepared, train_metrics: dict,

@@ -13,6 +13,7 @@ from transformers import TrainingArguments, pipeline, set_seed
 
 from wenlm.training.args import (
     QUICKSTART_DEFAULTS,
+    QUICKSTART_VOCAB_SIZE,
     DataArguments,
     ModelArguments,
     QuickstartArguments,
@@ -31,6 +32,8 @@ def parse_quickstart_args(argv: list[str] | None = None) -> tuple:
     )
     if not data_args.train_files:
         data_args.train_files = [f"builtin:{quick.num_docs}"]
+    if model_args.vocab_size is None and not model_args.tokenizer:
+        model_args.vocab_size = QUICKSTART_VOCAB_SIZE
     return quick, model_args, data_args, training_args
 
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+import re
+import threading
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -43,27 +45,67 @@ def tokenizer_fingerprint(tokenizer) -> str:
 
 
 def _tokenize_batch(batch: dict, tokenizer, eos_token_id: int, text_column: str) -> dict:
-    flat, lengths = _encode_documents(tokenizer, batch[text_column], eos_token_id)
-    return {"input_ids": np.split(flat, np.cumsum(lengths)[:-1])}
+    flat, lengths, _ = _encode_documents(tokenizer, batch[text_column], eos_token_id)
+    found = _special_strings_pattern(tokenizer)
+    marks = [bool(found and found.search(text)) for text in batch[text_column]]
+    return {"input_ids": np.split(flat, np.cumsum(lengths)[:-1]), _SPECIAL_TEXT_COLUMN: marks}
 
 
-def _encode_documents(tokenizer, texts: list[str], eos_token_id: int) -> tuple[np.ndarray, np.ndarray]:
-    """Token ids of the documents with EOS after each, flattened, and every document's length (EOS included).
+_SPECIAL_TEXT_COLUMN = "special_token_strings_in_text"
+# Encoding with special tokens read as text flips a flag on the shared Rust tokenizer (transformers' own
+# ``split_special_tokens`` does the same); the lock keeps two encodes from seeing each other's setting.
+_FLAG_LOCK = threading.Lock()
 
-    Calls the Rust backend directly (it encodes a batch on all cores); ``encode_batch_fast`` skips the
-    character offsets that packing never uses.  Going through ``tokenizer(...)`` and per-example Arrow encoding
-    cost more than the tokenization itself.
+
+def _special_strings_pattern(tokenizer) -> re.Pattern | None:
+    """A regex matching any special-token string (``<|eos|>``, ``<|user|>``, ...); None if there are none.
+
+    Non-special added tokens (the PII placeholders) are left out: cleaning writes them into the text on purpose.
     """
+    contents = sorted(
+        {token.content for token in tokenizer.added_tokens_decoder.values() if token.special and token.content},
+        key=len,
+        reverse=True,
+    )
+    return re.compile("|".join(map(re.escape, contents))) if contents else None
+
+
+def _encode_as_text(backend, encode, strings: list[str], specials_as_text: bool) -> list[list[int]]:
+    with _FLAG_LOCK:
+        previous = backend.encode_special_tokens
+        backend.encode_special_tokens = specials_as_text
+        try:
+            return [encoding.ids for encoding in encode(strings, add_special_tokens=False)]
+        finally:
+            backend.encode_special_tokens = previous
+
+
+def _encode_documents(tokenizer, texts: list[str], eos_token_id: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """Token ids of the documents with EOS after each, flattened; every document's length (EOS included); and
+    how many documents contain a special-token string.
+
+    User text stays text: a document that says ``<|eos|>`` or ``<|user|>`` is encoded as those characters,
+    never as the control ids; only packing inserts EOS.  Calls the Rust backend directly (it encodes a batch
+    on all cores); ``encode_batch_fast`` skips the character offsets that packing never uses.  Going through
+    ``tokenizer(...)`` and per-example Arrow encoding cost more than the tokenization itself.
+    """
+    found = _special_strings_pattern(tokenizer)
+    special_docs = 0 if found is None else sum(1 for text in texts if found.search(text))
     backend = getattr(tokenizer, "backend_tokenizer", None)
     if backend is None:  # a slow (Python) tokenizer: no batch encoder to call
-        encoded = tokenizer(texts, add_special_tokens=False, return_attention_mask=False)["input_ids"]
-        return _flatten_with_eos(encoded, eos_token_id)
+        encoded = tokenizer(
+            texts, add_special_tokens=False, return_attention_mask=False, split_special_tokens=True
+        )["input_ids"]
+        return (*_flatten_with_eos(encoded, eos_token_id), special_docs)
     encode = getattr(backend, "encode_batch_fast", backend.encode_batch)
-    if sum(map(len, texts)) < _JOINED_BELOW_MEAN_CHARS * len(texts):
+    # Joining is exact only when no document can produce a special token: then matching special tokens
+    # finds the separators and nothing else.
+    if special_docs == 0 and sum(map(len, texts)) < _JOINED_BELOW_MEAN_CHARS * len(texts):
         joined = _encode_joined(backend, encode, texts, eos_token_id)
         if joined is not None:
-            return joined
-    return _flatten_with_eos((encoding.ids for encoding in encode(texts, add_special_tokens=False)), eos_token_id)
+            return (*joined, 0)
+    encoded = _encode_as_text(backend, encode, texts, specials_as_text=True)
+    return (*_flatten_with_eos(encoded, eos_token_id), special_docs)
 
 
 def _flatten_with_eos(encoded: Iterable[list[int]], eos_token_id: int) -> tuple[np.ndarray, np.ndarray]:
@@ -86,14 +128,19 @@ def _encode_joined(backend, encode, texts: list[str], eos_token_id: int) -> tupl
     """Encode runs of documents joined by the EOS text, so one encoded string yields ids, EOS, ids, EOS, ...
 
     Per-string overhead dominated short documents (a line of poetry): joining ~8k characters per string made
-    encoding ~1.8x faster on the Tang poems.  It is exact only when the EOS is an added token matched as is
-    (no lstrip/rstrip/single_word/normalisation), since the backend then encodes the pieces between added tokens
-    independently.  A pre-tokenizer that treats the first piece of a string specially (Metaspace with
-    ``prepend_scheme="first"``) would still differ, so the first documents are also encoded one by one and
-    compared; any difference, or a document that itself contains the EOS text, returns None (encode per document).
+    encoding ~1.8x faster on the Tang poems.  The caller joins only documents without any special-token
+    string.  It is exact only when the EOS is an added token matched as is (no lstrip/rstrip/single_word/
+    normalisation) and no special token is matched on normalised text, since the backend then encodes the
+    pieces between added tokens independently.  A pre-tokenizer that treats the first piece of a string
+    specially (Metaspace with ``prepend_scheme="first"``) would still differ, so the first documents are also
+    encoded one by one and compared; any difference, or a special token matched across a document boundary
+    (the EOS count is then wrong), returns None (encode per document).
     """
-    added = backend.get_added_tokens_decoder().get(eos_token_id)
+    added_tokens = backend.get_added_tokens_decoder()
+    added = added_tokens.get(eos_token_id)
     if added is None or added.lstrip or added.rstrip or added.single_word or added.normalized:
+        return None
+    if any(token.special and token.normalized for token in added_tokens.values()):
         return None
     separator = added.content
     strings: list[str] = []
@@ -108,8 +155,8 @@ def _encode_joined(backend, encode, texts: list[str], eos_token_id: int) -> tupl
     if run:
         strings.append(separator.join(run) + separator)
     flat_ids: list[int] = []
-    for encoding in encode(strings, add_special_tokens=False):
-        flat_ids.extend(encoding.ids)
+    for ids in _encode_as_text(backend, encode, strings, specials_as_text=False):
+        flat_ids.extend(ids)
     flat = np.array(flat_ids, dtype=np.int32)
     ends = np.flatnonzero(flat == eos_token_id)
     if len(ends) != len(texts):
@@ -117,16 +164,18 @@ def _encode_joined(backend, encode, texts: list[str], eos_token_id: int) -> tupl
     lengths = np.diff(ends, prepend=-1)
     checked = min(len(texts), _JOINED_CHECK_DOCS)
     alone, _ = _flatten_with_eos(
-        (encoding.ids for encoding in encode(texts[:checked], add_special_tokens=False)), eos_token_id
+        _encode_as_text(backend, encode, texts[:checked], specials_as_text=True), eos_token_id
     )
     if not np.array_equal(alone, flat[: len(alone)]):
         return None
     return flat, lengths
 
 
-def _iter_tokenized_writing(dataset, tokenizer, eos_token_id: int, text_column: str, path: Path):
+def _iter_tokenized_writing(dataset, tokenizer, eos_token_id: int, text_column: str, path: Path, counts: dict):
     """Yield every batch's flat token ids while writing the per-document ids to ``path``, so that packing at
-    another block size later reuses them without tokenizing again."""
+    another block size later reuses them without tokenizing again; the documents holding a special-token
+    string are counted into ``counts`` and written next to ``path`` when the file is complete."""
+    counts[_SPECIAL_TEXT_COLUMN] = 0
     # The backend encodes with the GIL released but uses the cores unevenly (about 1.35x on 2 cores here), so
     # the next batch is encoded in a worker thread while this one is written and packed in Python.
     with arrow_file_writer(path, _TOKENIZED_FEATURES) as writer, ThreadPoolExecutor(max_workers=1) as pool:
@@ -136,12 +185,14 @@ def _iter_tokenized_writing(dataset, tokenizer, eos_token_id: int, text_column: 
                 None if texts is None else pool.submit(_encode_documents, tokenizer, texts.to_pylist(), eos_token_id)
             )
             if pending is not None:
-                flat, lengths = pending.result()
+                flat, lengths, special_docs = pending.result()
+                counts[_SPECIAL_TEXT_COLUMN] += special_docs
                 offsets = np.zeros(len(lengths) + 1, dtype=np.int32)
                 np.cumsum(lengths, out=offsets[1:])
                 writer.write_table(pa.table({"input_ids": pa.ListArray.from_arrays(offsets, flat)}))
                 yield flat
             pending = encoding
+    path.with_suffix(".json").write_text(json.dumps(counts))
 
 
 def _require_eos(tokenizer) -> int:
@@ -189,8 +240,9 @@ def tokenize_and_pack(
 
     Map-style datasets are cached under ``cache_dir`` by (dataset fingerprint, tokenizer.json hash,
     block_size): a repeated call loads the packed Arrow file without tokenizing again.  An IterableDataset is
-    packed lazily into an IterableDataset.  If ``stats`` is a dict it receives documents, tokens, blocks and
-    dropped_remainder_tokens (for streams: filled while the packed stream is consumed).
+    packed lazily into an IterableDataset.  If ``stats`` is a dict it receives documents, tokens, blocks,
+    dropped_remainder_tokens and special_token_strings_in_text (documents whose text holds a special-token
+    string, encoded as text) (for streams: filled while the packed stream is consumed).
     """
     if block_size < 2:
         raise ValueError(f"block_size must be at least 2, got {block_size}")
@@ -211,8 +263,9 @@ def tokenize_and_pack(
 
     cache_root = resolve_cache_dir(cache_dir) / "packed"
     cache_root.mkdir(parents=True, exist_ok=True)
+    # "special-tokens-as-text": entries written before user text stopped being read as control tokens are stale.
     tokenized_key = digest(
-        PIPELINE_VERSION, dataset._fingerprint, tokenizer_fingerprint(tokenizer), text_column
+        PIPELINE_VERSION, "special-tokens-as-text", dataset._fingerprint, tokenizer_fingerprint(tokenizer), text_column
     )
     packed_key = digest(tokenized_key, block_size)
     packed_path = cache_root / f"packed-{packed_key}.arrow"
@@ -223,13 +276,22 @@ def tokenize_and_pack(
         return datasets.Dataset.from_file(str(packed_path))
 
     tokenized_path = cache_root / f"tokenized-{tokenized_key}.arrow"
-    if tokenized_path.exists():
+    counts: dict = {}
+    if tokenized_path.exists() and tokenized_path.with_suffix(".json").exists():
+        counts.update(json.loads(tokenized_path.with_suffix(".json").read_text()))
         token_arrays = _iter_token_arrays(datasets.Dataset.from_file(str(tokenized_path)))
     else:
-        token_arrays = _iter_tokenized_writing(dataset, tokenizer, eos_token_id, text_column, tokenized_path)
+        token_arrays = _iter_tokenized_writing(dataset, tokenizer, eos_token_id, text_column, tokenized_path, counts)
     totals: dict = {}
     blocks = _iter_blocks(token_arrays, block_size, totals)
     write_arrow_file(packed_path, _PACKED_FEATURES, (_blocks_table(array) for array in blocks))
+    totals.update(counts)
+    if totals[_SPECIAL_TEXT_COLUMN]:
+        logger.warning(
+            "%d documents contain special-token strings such as %s; they were encoded as ordinary text",
+            totals[_SPECIAL_TEXT_COLUMN],
+            tokenizer.eos_token,
+        )
     totals["documents"] = len(dataset)
     stats_path.write_text(json.dumps(totals))
     stats.update(totals)
@@ -246,11 +308,13 @@ def tokenize_and_pack(
 
 def _iter_stream_blocks(tokenized, block_size: int, stats: dict) -> Iterator[dict]:
     documents = 0
+    stats[_SPECIAL_TEXT_COLUMN] = 0
 
     def token_arrays():
         nonlocal documents
         for example in tokenized:
             documents += 1
+            stats[_SPECIAL_TEXT_COLUMN] += int(example[_SPECIAL_TEXT_COLUMN])
             yield np.asarray(example["input_ids"], dtype=np.int64)
 
     totals = stats

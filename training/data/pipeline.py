@@ -14,7 +14,9 @@ Decisions worth knowing:
 
 * Every step is counted in ``PreparedData.report`` (documents and characters in/out per cleaning step,
   invalid UTF-8 bytes per file, PII replacements per kind, documents/tokens/blocks/bytes per split, tokens
-  dropped as the packing remainder).
+  dropped as the packing remainder, documents whose text holds a special-token string such as ``<|eos|>``).
+* User text stays text: a special-token string inside a document is encoded as its characters, never as the
+  control id (packing alone inserts EOS), so a corpus that quotes ``<|user|>`` cannot forge chat turns.
 * ``.txt`` files are read by this module (not by the ``datasets`` "text" builder): its
   ``sample_by="paragraph"`` only splits on an exact ``"\\n\\n"``, so whitespace-only lines or ``"\\r\\n"``
   pairs between paragraphs would not separate documents, and it cannot count replaced bytes.  Lines are
@@ -170,7 +172,7 @@ def _split_counts(report: dict, texts: tuple, packed: tuple, stats: tuple, byte_
     """Per-split documents, tokens, blocks, remainders and predicted bytes (the bits-per-byte denominator)."""
     splits = ("train", "validation")
     report["documents"] = {name: len(text) for name, text in zip(splits, texts)}
-    for key in ("tokens", "blocks", "dropped_remainder_tokens"):
+    for key in ("tokens", "blocks", "dropped_remainder_tokens", "special_token_strings_in_text"):
         report[key] = {name: split_stats[key] for name, split_stats in zip(splits, stats)}
     report["bytes"] = {name: count_bytes(blocks, byte_lengths) for name, blocks in zip(splits, packed)}
     logger.info("prepared %s", json.dumps({key: report[key] for key in ("documents", "tokens", "blocks", "bytes")}))
@@ -193,7 +195,7 @@ def prepare_datasets(
         tokenizer = tokenizer_trainer(_iter_texts(train_text, sample_limit))
     train, validation, *stats, byte_lengths = _pack_splits(train_text, validation_text, tokenizer, args)
     if args.streaming:
-        for key in ("documents", "tokens", "blocks", "bytes", "dropped_remainder_tokens"):
+        for key in ("documents", "tokens", "blocks", "bytes", "dropped_remainder_tokens", "special_token_strings_in_text"):
             report[key] = None
         report["note"] = "streaming: per-split counts are only known after a full pass over the stream"
     else:

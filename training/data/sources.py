@@ -1,6 +1,7 @@
 """Text sources of the pretraining pipeline: resolving `--train_files` entries (paths, globs, folders, `hub:`,
-`builtin`), reading .txt/.jsonl/.json/.parquet/.csv into datasets with one "text" column, and invalid UTF-8
-(counted and replaced by U+FFFD, or refused with `--strict_utf8`)."""
+`builtin`), reading .txt/.jsonl/.json/.parquet/.csv into datasets with one "text" column (a CSV text column
+kept as the exact strings in the file), and invalid UTF-8 (counted and replaced by U+FFFD, or refused with
+`--strict_utf8`; files that are clearly not text are refused unless `--allow_binary_files`)."""
 
 from __future__ import annotations
 
@@ -38,6 +39,9 @@ TEXT_FORMATS = (".txt", ".jsonl", ".json", ".csv")
 DEFAULT_BUILTIN_DOCS = 20000
 
 _READ_CHUNK_BYTES = 8 << 20
+# Text in UTF-8 never holds NUL bytes, and even Latin-1 prose has only a few percent of non-ASCII bytes: a file
+# past this share of invalid bytes (a PNG renamed .txt: 41 %) is not worth training on without being asked.
+BINARY_INVALID_SHARE = 0.10
 _ESCAPED_BYTE = re.compile("[\udc80-\udcff]")
 
 
@@ -76,8 +80,15 @@ def decode_utf8_lenient(raw: bytes) -> tuple[str, int]:
 
 def scan_utf8(path: str, strict: bool = False) -> int:
     """Count invalid UTF-8 bytes in a file; with ``strict`` raise at the first one (naming the offset)."""
-    invalid = 0
+    return _scan_bytes(path, strict)[0]
+
+
+def _scan_bytes(path: str, strict: bool = False) -> tuple[int, int, int]:
+    """(invalid UTF-8 bytes, NUL bytes, all bytes) of a file; with ``strict`` raise at the first invalid byte."""
+    invalid = nul = total = 0
     for offset, chunk in _iter_byte_chunks(path):
+        total += len(chunk)
+        nul += chunk.count(0)
         try:
             chunk.decode("utf-8")
             continue
@@ -88,6 +99,21 @@ def scan_utf8(path: str, strict: bool = False) -> int:
                     "or run without --strict_utf8 to replace invalid bytes with U+FFFD"
                 ) from None
         invalid += decode_utf8_lenient(chunk)[1]
+    return invalid, nul, total
+
+
+def check_text_file(path: str, strict: bool = False, allow_binary: bool = False) -> int:
+    """Count a text file's invalid UTF-8 bytes, refusing a file that is clearly not text (see BINARY_INVALID_SHARE)
+    unless ``allow_binary``."""
+    invalid, nul, total = _scan_bytes(path, strict)
+    if not allow_binary and (nul or invalid > BINARY_INVALID_SHARE * total):
+        found = f"{nul} NUL bytes" if nul else f"{invalid / total:.0%} of its bytes are not valid UTF-8"
+        raise ValueError(
+            f"{path} does not look like UTF-8 text ({found}): it may be a binary file (an image, an archive) or "
+            "text in another encoding (UTF-16, GBK, Latin-1). Remove it from --train_files, convert it to UTF-8 "
+            "(e.g. iconv -f GBK -t UTF-8), or pass --allow_binary_files true to train on it anyway "
+            "(invalid bytes become U+FFFD)"
+        )
     return invalid
 
 
@@ -283,6 +309,9 @@ def _load_hub(source: ResolvedSource, args: DataArguments) -> list:
 def _load_structured_file(path: str, args: DataArguments, cache_dir: Path, repair: bool):
     suffix = Path(path).suffix.lower()
     data_file = _repaired_copy(path, cache_dir) if repair else path
+    # CSV cells are typed by pandas: "007" would come back as 7 and "1e3" as 1000.0, "NA" as missing. The text
+    # column is read as the exact string in the file.
+    csv_options = {"converters": {args.text_column: str}, "keep_default_na": False} if suffix == ".csv" else {}
     try:
         loaded = datasets.load_dataset(
             SUPPORTED_EXTENSIONS[suffix],
@@ -290,6 +319,7 @@ def _load_structured_file(path: str, args: DataArguments, cache_dir: Path, repai
             split="train",
             streaming=args.streaming,
             cache_dir=args.cache_dir,
+            **csv_options,
         )
     except Exception as error:  # datasets wraps parser errors in several types; all mean "cannot read this file"
         raise ValueError(f"could not read {path} as {suffix} ({type(error).__name__}: {error})") from error
@@ -299,7 +329,7 @@ def _load_structured_file(path: str, args: DataArguments, cache_dir: Path, repai
 def _load_files(source: ResolvedSource, args: DataArguments, cache_dir: Path, utf8_report: dict) -> list:
     for path in source.files:
         if Path(path).suffix.lower() in TEXT_FORMATS:
-            invalid = scan_utf8(path, strict=args.strict_utf8)
+            invalid = check_text_file(path, strict=args.strict_utf8, allow_binary=args.allow_binary_files)
             utf8_report[path] = invalid
             if invalid:
                 logger.warning("%s: replaced %d invalid UTF-8 bytes with U+FFFD", path, invalid)

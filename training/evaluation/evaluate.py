@@ -29,6 +29,7 @@ from pathlib import Path
 
 import torch
 from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
+from transformers.utils import cached_file
 
 from wenlm.training.args import EvaluateArguments, ModelSourceArguments, parse_options
 from wenlm.training.data.pipeline import read_txt_documents
@@ -36,6 +37,7 @@ from wenlm.training.data.tasks import encode_classification_text, read_rows
 from wenlm.training.evaluation.generate import END_OF_TURN_ID
 from wenlm.training.evaluation.metrics import compute_metric
 from wenlm.training.hub.card import EVAL_RESULTS, write_model_card
+from wenlm.training.report import REPORT_FILE
 from wenlm.training.utils import bits_per_byte, perplexity, write_json
 
 TASK_TYPES = {"lm": "text-generation", "qa": "question-answering", "translate": "translation",
@@ -174,9 +176,23 @@ def uses_chat_format(model, tokenizer, prompt_format: str) -> bool:
         if prompt_format == "chat" and not tokenizer.chat_template:
             raise ValueError("--prompt_format chat: the tokenizer has no chat_template.")
         return prompt_format == "chat"
-    eos = model.generation_config.eos_token_id
-    eos_ids = set(eos if isinstance(eos, list) else [eos])
-    return bool(tokenizer.chat_template) and END_OF_TURN_ID in eos_ids
+    # Every wenlm tokenizer has a chat template and every saved folder stops at <|end|>, so neither says whether
+    # the model was trained on chat turns; the folder's training report does.
+    return bool(tokenizer.chat_template) and training_task(model) == "sft"
+
+
+def training_task(model) -> str | None:
+    """The `task` recorded in the model folder's training_report.json (local or Hub, at the loaded commit)."""
+    report_path = cached_file(
+        model.name_or_path, REPORT_FILE, revision=getattr(model.config, "_commit_hash", None),
+        _raise_exceptions_for_missing_entries=False, _raise_exceptions_for_connection_errors=False,
+    )
+    if report_path is None:
+        return None
+    try:
+        return json.loads(Path(report_path).read_text(encoding="utf-8")).get("task")
+    except (json.JSONDecodeError, AttributeError):
+        return None
 
 
 def render_prompt(tokenizer, prompt: str, chat: bool) -> str:

@@ -1,0 +1,177 @@
+"""Options of `wenlm scaling`."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from wenlm.training.args.training import CPU_TRAINING_DEFAULTS
+
+# --------------------------------------------------------------------------------------------- wenlm scaling
+
+# The default grid finishes in under 30 minutes on 2 CPU cores (see benchmarks/results/scaling_builtin).
+SCALING_DEFAULT_DATA_SIZES = "1e5,2e5,5e5,1e6"
+SCALING_DEFAULT_PRESETS = "nano:num_hidden_layers=2,nano,micro"
+SCALING_DEFAULT_VALIDATION_DOCS = 1000
+SCALING_METRICS = ("val_bpb", "val_loss")
+
+
+def parse_data_sizes(text: str) -> list[int]:
+    """``"1e5,3e5,1e6"`` -> ``[100000, 300000, 1000000]`` (sorted, duplicates refused)."""
+    sizes = []
+    for item in (part.strip() for part in str(text).split(",")):
+        if not item:
+            continue
+        try:
+            value = float(item)
+        except ValueError:
+            raise ValueError(f"--data_sizes: {item!r} is not a number (expected e.g. 1e5,3e5,1e6)") from None
+        if not math.isfinite(value) or value < 1 or value != int(value):
+            raise ValueError(f"--data_sizes: {item!r} must be a whole number of tokens >= 1")
+        sizes.append(int(value))
+    if not sizes:
+        raise ValueError("--data_sizes is empty; give comma-separated token counts such as 1e5,3e5,1e6")
+    if len(set(sizes)) != len(sizes):
+        raise ValueError(f"--data_sizes lists a size twice: {text}")
+    return sorted(sizes)
+
+
+@dataclass
+class ScalingArguments:
+    """`wenlm scaling`: the grid of (model size, training tokens D) cells, how each cell trains, and the fit."""
+
+    output_dir: str = field(metadata={"help": "Study folder (created; an existing study there is resumed)."})
+    train_files: list[str] = field(
+        default_factory=lambda: ["builtin"],
+        metadata={
+            "help": "Text sources as for `wenlm pretrain` (files, globs, folders, hub:NAME, builtin[:N])."
+        },
+    )
+    data_sizes: str = field(
+        default=SCALING_DEFAULT_DATA_SIZES, metadata={"help": "Comma-separated training token counts D."}
+    )
+    presets: str = field(
+        default=SCALING_DEFAULT_PRESETS,
+        metadata={
+            "help": "Comma-separated model sizes: a preset, optionally with its own overrides as "
+            "preset:field=value[:field=value]."
+        },
+    )
+    config_overrides: str | None = field(
+        default=None,
+        metadata={"help": "Config fields overriding every model, e.g. 'hidden_size=32,num_hidden_layers=1'."},
+    )
+    num_train_epochs: float = field(
+        default=CPU_TRAINING_DEFAULTS["num_train_epochs"],
+        metadata={"help": "Passes over each cell's data. Default 1: every token seen once."},
+    )
+    report_only: bool = field(
+        default=False,
+        metadata={
+            "help": "Re-render results, fits, plots and REPORT.md from the stored cells without training."
+        },
+    )
+    vocab_size: int = field(default=1024, metadata={"help": "Size of the study's BPE tokenizer."})
+    block_size: int = field(default=128, metadata={"help": "Tokens per training block (context length)."})
+    validation_docs: int | None = field(
+        default=None,
+        metadata={
+            "help": f"Held-out validation documents (default {SCALING_DEFAULT_VALIDATION_DOCS}; with "
+            "--validation_split: an upper bound)."
+        },
+    )
+    validation_split: float | None = field(
+        default=None, metadata={"help": "Held-out fraction of documents instead of a count."}
+    )
+    learning_rate: float = field(
+        default=CPU_TRAINING_DEFAULTS["learning_rate"],
+        metadata={"help": "Peak learning rate (cosine decay)."},
+    )
+    per_device_train_batch_size: int = field(
+        default=CPU_TRAINING_DEFAULTS["per_device_train_batch_size"],
+        metadata={"help": "Blocks per optimisation step."},
+    )
+    warmup_steps: float = field(
+        default=CPU_TRAINING_DEFAULTS["warmup_steps"],
+        metadata={"help": "Warmup as a fraction of each cell's steps, in [0, 1)."},
+    )
+    weight_decay: float = field(
+        default=CPU_TRAINING_DEFAULTS["weight_decay"], metadata={"help": "AdamW weight decay."}
+    )
+    # 0, not the trainers' 42: every stored study was run with 0, and a changed seed refuses to resume them.
+    seed: int = field(
+        default=0, metadata={"help": "Seed for the validation split, the shuffle and model init."}
+    )
+    bootstrap: int = field(
+        default=1000, metadata={"help": "Bootstrap refits for the 95%% intervals (0: none)."}
+    )
+    metric: str = field(
+        default="val_bpb",
+        metadata={
+            "help": "Metric to fit: val_bpb (bits per byte, comparable with the built-in corpus's entropy floor "
+            "and across tokenizers) or val_loss (nats per token)."
+        },
+    )
+    text_column: str = field(
+        default="text", metadata={"help": "Column holding the text in jsonl/json/csv/parquet."}
+    )
+    txt_document_mode: str = field(
+        default="block",
+        metadata={"help": "How .txt files split into documents: 'block' (blank-line separated) or 'line'."},
+    )
+    txt_document_separator: str | None = field(
+        default=None, metadata={"help": "Extra .txt document boundary: a line equal to this marker."}
+    )
+    min_doc_chars: int = field(
+        default=1, metadata={"help": "Drop documents shorter than this after stripping."}
+    )
+    cache_dir: str | None = field(
+        default=None, metadata={"help": "Cache folder for the prepared data (default: HF datasets cache)."}
+    )
+    save_models: str | None = field(
+        default=None,
+        metadata={"help": "Folder to save each cell's trained model in (default: weights are discarded)."},
+    )
+    torch_threads: int | None = field(
+        default=None,
+        metadata={
+            "help": "CPU threads for torch (default: torch's own choice). On a machine shared with other jobs, 1 "
+            "thread can be several times faster than 2: threads of one process spin-wait for each other when the "
+            "cores are busy. Affects speed only, not the cells' results beyond float rounding."
+        },
+    )
+    discussion: bool = field(
+        default=True, metadata={"help": "Discuss the published exponents against this study's in REPORT.md."}
+    )
+
+    def __post_init__(self):
+        if isinstance(self.train_files, str):
+            self.train_files = [self.train_files]
+        parse_data_sizes(self.data_sizes)
+        positive = ("vocab_size", "per_device_train_batch_size", "num_train_epochs", "learning_rate")
+        for name in positive:
+            if not getattr(self, name) > 0:
+                raise ValueError(f"--{name} must be positive, got {getattr(self, name)}")
+        if self.block_size < 2:
+            raise ValueError(f"--block_size must be at least 2, got {self.block_size}")
+        if not 0 <= self.warmup_steps < 1:
+            raise ValueError(
+                f"--warmup_steps must be a fraction of each cell's steps in [0, 1), got {self.warmup_steps}"
+            )
+        if self.validation_docs is not None and self.validation_docs < 1:
+            raise ValueError(f"--validation_docs must be >= 1, got {self.validation_docs}")
+        if self.validation_split is not None and not 0 < self.validation_split < 1:
+            raise ValueError(f"--validation_split must be a fraction in (0, 1), got {self.validation_split}")
+        if self.metric not in SCALING_METRICS:
+            raise ValueError(f"--metric must be one of {', '.join(SCALING_METRICS)}, got {self.metric!r}")
+        if self.txt_document_mode not in ("block", "line"):
+            raise ValueError(f"--txt_document_mode must be 'block' or 'line', got {self.txt_document_mode!r}")
+        if self.torch_threads is not None and self.torch_threads < 1:
+            raise ValueError(f"--torch_threads must be >= 1, got {self.torch_threads}")
+        if self.bootstrap < 0:
+            raise ValueError(f"--bootstrap must be >= 0, got {self.bootstrap}")
+
+    @property
+    def grid_data_sizes(self) -> list[int]:
+        """The training token counts D of the grid, smallest first."""
+        return parse_data_sizes(self.data_sizes)

@@ -1,0 +1,225 @@
+"""Options of the commands that train: `wenlm pretrain`, `finetune`, `quickstart`, and the corpus options every
+command that reads text shares (the built-in corpus writer included)."""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from wenlm.modeling import PRESETS
+
+# Defaults suited to a small model on a CPU, shared by every command that trains; any of them can still be set
+# on the command line.
+_CPU_ONLY = not torch.cuda.is_available()
+CPU_TRAINING_DEFAULTS: dict[str, Any] = {
+    "per_device_train_batch_size": 16, "per_device_eval_batch_size": 16, "learning_rate": 2e-3,
+    "lr_scheduler_type": "cosine", "warmup_steps": 0.05, "weight_decay": 0.1, "adam_beta2": 0.95,
+    "max_grad_norm": 1.0, "num_train_epochs": 1.0, "logging_steps": 10, "logging_first_step": True,
+    "eval_strategy": "steps", "eval_steps": 100, "save_strategy": "steps", "save_steps": 100, "save_total_limit": 2,
+    "prediction_loss_only": True, "report_to": "none", "include_num_input_tokens_seen": True,
+    "dataloader_num_workers": 0, "dataloader_pin_memory": not _CPU_ONLY, "seed": 42,
+    # Without use_cpu and gloo the Trainer ignores a torchrun launch on a CPU-only machine and trains each
+    # process alone; gloo is named only when launched distributed, since naming it starts a process group.
+    "use_cpu": _CPU_ONLY,
+    "ddp_backend": "gloo" if _CPU_ONLY and int(os.environ.get("WORLD_SIZE", "1")) > 1 else None,
+}
+
+
+# Rows of logits per chunk of the fused training loss: fast on CPU at every preset (BENCHMARKS.md, section 1).
+DEFAULT_LOSS_CHUNK_SIZE = 256
+
+
+# Vocabulary of a tokenizer trained by `wenlm pretrain` when --vocab_size is not given.
+DEFAULT_VOCAB_SIZE = 8192
+
+
+@dataclass
+class ModelArguments:
+    preset: str = field(default="micro", metadata={"help": f"Model size: one of {', '.join(PRESETS)}."})
+    config_overrides: str | None = field(
+        default=None,
+        metadata={"help": "Comma-separated config fields overriding the preset, e.g. 'num_hidden_layers=4,dropout=0.1'."},
+    )
+    tokenizer: str | None = field(
+        default=None,
+        metadata={"help": "An existing tokenizer (folder or Hub id). Without it a byte-level BPE is trained on the corpus."},
+    )
+    vocab_size: int | None = field(
+        default=None,
+        metadata={"help": f"Vocabulary size of the tokenizer trained here (unset: {DEFAULT_VOCAB_SIZE}). Refused "
+                          "together with --tokenizer, which keeps its own vocabulary."},
+    )
+    tokenizer_min_frequency: int = field(default=2, metadata={"help": "Minimum pair frequency for a BPE merge."})
+    use_jieba: bool = field(default=False, metadata={"help": "Pre-segment Chinese with jieba (needs wenlm[zh])."})
+    attn_implementation: str = field(default="sdpa", metadata={"help": "sdpa, eager, flash_attention_2 or flex_attention."})
+    scaling_study: str | None = field(
+        default=None, metadata={"help": "Folder of a `wenlm scaling` study whose table and plot go into the model card."}
+    )
+    license: str = field(default="apache-2.0", metadata={"help": "License written into the model card metadata."})
+    loss_chunk_size: int = field(
+        default=DEFAULT_LOSS_CHUNK_SIZE,
+        metadata={
+            "help": "Training loss computed this many token rows at a time, with its gradients, never building the "
+            "full logits (measured 1.0-1.4x faster steps on CPU; see BENCHMARKS.md). 0: the stock loss. Not saved "
+            "in the model's config."
+        },
+    )
+
+
+
+@dataclass
+class DataArguments:
+    train_files: list[str] = field(
+        default_factory=lambda: ["builtin"],
+        metadata={
+            "help": "Text sources: .txt/.jsonl/.json/.parquet/.csv paths, globs, directories, 'hub:NAME' or "
+            "'hub:NAME:CONFIG' (Hugging Face Hub), 'builtin' or 'builtin:N' (synthetic corpus). Several "
+            "sources are concatenated in the given order."
+        },
+    )
+    text_column: str = field(default="text", metadata={"help": "Column holding the text in jsonl/json/csv/parquet/hub."})
+    txt_document_mode: str = field(
+        default="block", metadata={"help": "How .txt files split into documents: 'block' (blank-line separated) or 'line'."}
+    )
+    txt_document_separator: str | None = field(
+        default=None, metadata={"help": "Extra .txt document boundary: a line equal to this marker, e.g. '<|endoftext|>'."}
+    )
+    min_doc_chars: int = field(default=1, metadata={"help": "Drop documents shorter than this after stripping."})
+    dedup: bool = field(default=True, metadata={"help": "Drop exact duplicate documents (keep the first)."})
+    scrub_pii: bool = field(
+        default=False, metadata={"help": "Replace e-mails, phones, ID/card numbers and IPs with placeholder tokens."}
+    )
+    validation_split: float = field(
+        default=0.05, metadata={"help": "Held-out documents: a fraction (< 1) or an integer count (>= 1) of documents."}
+    )
+    max_validation_docs: int | None = field(default=None, metadata={"help": "Upper bound on the number of validation documents."})
+    streaming: bool = field(
+        default=False, metadata={"help": "Read sources lazily as IterableDatasets instead of materialising them."}
+    )
+    tokenizer_sample_docs: int = field(
+        default=100000, metadata={"help": "In streaming mode, train the tokenizer on at most this many training documents."}
+    )
+    num_proc: int = field(default=1, metadata={"help": "Processes for PII scrubbing. Tokenization always runs on all cores "
+                                                       "in the tokenizer's own thread pool."})
+    strict_utf8: bool = field(default=False, metadata={"help": "Fail on invalid UTF-8 instead of replacing the bytes with U+FFFD."})
+    allow_binary_files: bool = field(
+        default=False,
+        metadata={"help": "Train on files that look binary or not UTF-8 (NUL bytes, or over a tenth of the bytes invalid), "
+                          "which are refused by default; invalid bytes become U+FFFD."},
+    )
+    block_size: int = field(default=256, metadata={"help": "Tokens per packed training block."})
+    corpus_seed: int = field(default=0, metadata={"help": "Seed for the validation split and the builtin corpus."})
+    cache_dir: str | None = field(
+        default=None, metadata={"help": "Cache folder for loaded, cleaned and packed data (default: <HF datasets cache>/wenlm)."}
+    )
+    hub_split: str = field(default="train", metadata={"help": "Split to load from 'hub:' sources."})
+
+    def __post_init__(self):
+        if isinstance(self.train_files, str):
+            self.train_files = [self.train_files]
+        if self.txt_document_mode not in ("block", "line"):
+            raise ValueError(f"txt_document_mode must be 'block' or 'line', got {self.txt_document_mode!r}")
+        if self.block_size < 2:
+            raise ValueError(
+                f"block_size must be at least 2 (a causal LM predicts tokens 1..n-1), got {self.block_size}"
+            )
+        if self.num_proc < 1:
+            raise ValueError(f"num_proc must be >= 1, got {self.num_proc}")
+        validation_spec(self.validation_split)
+
+
+
+def validation_spec(validation_split: float) -> tuple[str, float]:
+    """Return ('fraction', f) or ('count', n) for a validation_split value, or raise."""
+    if validation_split is None or validation_split <= 0 or math.isnan(validation_split):
+        raise ValueError(
+            f"validation_split must be a fraction in (0, 1) or a document count >= 1, got {validation_split!r}; "
+            "bits-per-byte evaluation needs held-out documents"
+        )
+    if validation_split < 1:
+        return "fraction", float(validation_split)
+    if float(validation_split) != int(validation_split):
+        raise ValueError(
+            f"validation_split={validation_split} is >= 1, so it must be a whole number of documents "
+            "(use a value below 1 for a fraction)"
+        )
+    return "count", int(validation_split)
+
+
+
+# -------------------------------------------------------------------------------------------- wenlm finetune
+
+FINETUNE_TASKS = ("sft", "classification")
+DEFAULT_MAX_BLOCK_SIZE = 512
+DEFAULT_LORA_TARGETS = "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj"
+# Fine-tuning starts from trained weights: a lower peak learning rate and more frequent evaluation than pretraining.
+FINETUNE_TRAINING_DEFAULTS: dict[str, Any] = {
+    **CPU_TRAINING_DEFAULTS, "learning_rate": 1e-3, "weight_decay": 0.0, "eval_steps": 50, "save_steps": 200,
+}
+FINETUNE_RENAMED = {"--train_file": "--train_files", "--validation_file": "--validation_files"}
+
+
+@dataclass
+class FinetuneArguments:
+    model: str = field(metadata={"help": "The pretrained wenlm model: a local folder or a Hub id."})
+    task: str = field(metadata={"help": f"One of {', '.join(FINETUNE_TASKS)}: chat/instruction rows (sft) or "
+                                        "{'text', 'label'} rows (classification)."})
+    train_files: list[str] = field(
+        metadata={"help": "Training rows: JSON Lines, or any file `datasets` loads; several files are concatenated."}
+    )
+    validation_files: list[str] | None = field(
+        default=None, metadata={"help": "Validation rows, same formats; several files are concatenated."}
+    )
+    revision: str | None = field(default=None, metadata={"help": "Branch, tag or commit of a Hub model."})
+    block_size: int | None = field(
+        default=None,
+        metadata={"help": f"Longest sequence in tokens; longer rows are truncated (beginning kept). Default: the "
+                          f"model's max_position_embeddings, at most {DEFAULT_MAX_BLOCK_SIZE}."},
+    )
+    skip_bad_rows: bool = field(default=False, metadata={"help": "Train without malformed rows instead of stopping."})
+    text_column: str = field(default="text", metadata={"help": "Text column for classification."})
+    label_column: str = field(default="label", metadata={"help": "Label column for classification (str or int)."})
+    lora_r: int = field(default=0, metadata={"help": "LoRA rank; 0 trains every weight (needs wenlm[lora] if > 0)."})
+    lora_alpha: float = field(default=16.0, metadata={"help": "LoRA scaling numerator (scale = alpha / r)."})
+    lora_dropout: float = field(default=0.0, metadata={"help": "Dropout on the LoRA input."})
+    lora_target_modules: str = field(default=DEFAULT_LORA_TARGETS,
+                                     metadata={"help": "Comma-separated module names that get adapters."})
+    license: str = field(default="apache-2.0", metadata={"help": "License written into the model card metadata."})
+
+    def __post_init__(self):
+        if isinstance(self.train_files, str):
+            self.train_files = [self.train_files]
+        if isinstance(self.validation_files, str):
+            self.validation_files = [self.validation_files]
+
+
+
+# ------------------------------------------------------------------------------------------ wenlm quickstart
+
+# The quickstart's tokenizer vocabulary, used only when it trains one (an explicit --tokenizer keeps its own).
+QUICKSTART_VOCAB_SIZE = 4096
+
+# Sized to finish in under 10 minutes on 2 CPU cores (README records the measured time and bits per byte). Every
+# pretrain option can still be given; train_files stays unset so that --num_docs decides the built-in corpus.
+QUICKSTART_DEFAULTS: dict[str, Any] = {
+    **CPU_TRAINING_DEFAULTS, "output_dir": "wenlm-quickstart", "train_files": None, "preset": "micro",
+    "block_size": 256, "learning_rate": 3e-3, "eval_steps": 200, "save_steps": 200,
+    "logging_steps": 25,
+}
+
+
+@dataclass
+class QuickstartArguments:
+    num_docs: int = field(
+        default=32000,
+        metadata={"help": "Documents of the built-in corpus to generate and train on (unless --train_files is given)."},
+    )
+    max_new_tokens: int = field(default=48, metadata={"help": "Tokens generated for each sample prompt after training."})
+
+    def __post_init__(self):
+        if self.num_docs < 2:
+            raise ValueError(f"--num_docs must be at least 2 (training and validation documents), got {self.num_docs}")

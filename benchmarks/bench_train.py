@@ -25,6 +25,7 @@ from common import (
     wenlm_config,
     write_json,
 )
+from torch.profiler import ProfilerActivity, profile
 
 from wenlm.training.trainer import fused_training_loss
 
@@ -75,7 +76,6 @@ def time_breakdown(step) -> dict:
     so 1 / (their share + the optimizer's) of the reference model bounds what any same-math implementation can
     gain at the same kernel speed.
     """
-    from torch.profiler import ProfilerActivity, profile
 
     with profile(activities=[ProfilerActivity.CPU]) as profiler:
         started = time.perf_counter()

@@ -12,6 +12,7 @@ import sys
 import sysconfig
 import unicodedata
 
+import datasets
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -27,6 +28,7 @@ from wenlm.tokenization import (
     tokenizer_stats,
     train_tokenizer,
 )
+from wenlm.training.data.pipeline import tokenize_and_pack
 from wenlm.training.hub.validate import HIDE_WENLM
 
 # --- small synthetic corpora -------------------------------------------------------------------------
@@ -538,7 +540,9 @@ def test_jieba_tokenizer_loads_as_remote_code_without_wenlm(jieba_tokenizer, loa
 
 
 def test_jieba_tokenizer_from_pretrained_in_process(jieba_tokenizer, loaded_elsewhere):
-    from wenlm.tokenization.tokenization_wenlm import WenLMJiebaTokenizerFast
+    from wenlm.tokenization.tokenization_wenlm import (
+        WenLMJiebaTokenizerFast,  # imports jieba, an optional dependency
+    )
 
     reloaded = WenLMJiebaTokenizerFast.from_pretrained(loaded_elsewhere[0] / "jieba")
     assert [reloaded.encode(text) for text in LOAD_TEXTS] == [
@@ -616,10 +620,6 @@ def test_missing_jieba_gives_install_hint(monkeypatch):
 def test_data_pipeline_tokenizes_with_jieba_exactly_as_the_tokenizer_does(jieba_tokenizer, tmp_path):
     # The pipeline calls the Rust backend from a worker thread and joins short documents with the EOS token;
     # jieba is a Python pre-tokenizer inside that backend, so check every document's ids, not just a sample.
-    import datasets
-
-    from wenlm.training.data.pipeline import tokenize_and_pack
-
     documents = [line for text in MIXED_CORPUS for line in text.splitlines() if line.strip()] * 3
     documents = [f"{line} {index}" for index, line in enumerate(documents)]
     expected = []

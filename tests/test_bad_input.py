@@ -1,14 +1,23 @@
 """Bad input to `wenlm pretrain` (issue 14, parts B and C): each case is refused with exit status 2, a message
 that names the option or file and says what to do, no traceback, and nothing written or prepared."""
 
+import json
+import logging
+import os
+import subprocess
+import sys
+
 import pytest
+import torch
+from safetensors.torch import save_file
 from transformers import TrainingArguments
 
 from wenlm.tokenization import train_tokenizer
 from wenlm.training.args import DEFAULT_VOCAB_SIZE, DataArguments, ModelArguments
 from wenlm.training.cli import main as cli_main
 from wenlm.training.data.sources import check_text_file
-from wenlm.training.pretrain import check_settings
+from wenlm.training.pretrain import check_output_dir, check_settings
+from wenlm.training.run_folder import LOCK_NAME, FolderLock, last_complete_checkpoint
 
 TINY_MODEL = "hidden_size=32,intermediate_size=64,num_hidden_layers=2,num_attention_heads=2,num_key_value_heads=1"
 
@@ -121,3 +130,165 @@ def test_mostly_invalid_utf8_file_is_refused_and_can_be_forced(tmp_path, capsys)
     mostly_text = tmp_path / "latin.txt"
     mostly_text.write_bytes(("the quick brown fox " * 20).encode() + b"caf\xe9\n")
     assert check_text_file(str(mostly_text)) == 1
+
+
+# ---------------------------------------------------------------------- A: output folders and checkpoints
+
+
+def fake_checkpoint(folder, step=None, *, state=True, weights=True, truncated=False):
+    """A checkpoint folder as the Trainer writes it (the files a resume reads), optionally damaged."""
+    folder.mkdir(parents=True)
+    if state:
+        (folder / "trainer_state.json").write_text(json.dumps({"global_step": step}))
+    if weights:
+        save_file({"weight": torch.zeros(64)}, str(folder / "model.safetensors"))
+        if truncated:
+            data = (folder / "model.safetensors").read_bytes()
+            (folder / "model.safetensors").write_bytes(data[: len(data) // 2])
+    return folder
+
+
+def fake_finished_model(folder):
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text('{"model_type": "wenlm", "note": "the micro model"}')
+    (folder / "model.safetensors").write_bytes(b"finished weights")
+    return {path.name: path.read_bytes() for path in folder.iterdir()}
+
+
+def folder_contents(folder):
+    return {str(path.relative_to(folder)): path.read_bytes() for path in folder.rglob("*") if path.is_file()}
+
+
+def test_resuming_another_runs_checkpoint_into_a_finished_model_is_refused(tmp_path, capsys):
+    finished = fake_finished_model(tmp_path / "out")
+    checkpoint = fake_checkpoint(tmp_path / "other-run" / "checkpoint-10", 10)
+    args = pretrain_args(tmp_path, "--resume_from_checkpoint", str(checkpoint))
+    assert cli_main(args) == 2
+    error = capsys.readouterr().err
+    assert "Traceback" not in error
+    assert str(tmp_path / "out") in error and "finished model" in error and "another --output_dir" in error
+    assert folder_contents(tmp_path / "out") == finished  # nothing replaced, no lock file left
+    assert not (tmp_path / "cache").exists()
+
+
+def test_resuming_into_a_folder_of_another_run_is_refused(tmp_path, capsys):
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "tokenizer.json").write_text("{}")
+    checkpoint = fake_checkpoint(tmp_path / "other-run" / "checkpoint-10", 10)
+    assert cli_main(pretrain_args(tmp_path, "--resume_from_checkpoint", str(checkpoint))) == 2
+    error = capsys.readouterr().err
+    assert "does not belong" in error and f"--output_dir {checkpoint.parent}" in error
+    assert sorted(os.listdir(tmp_path / "out")) == ["tokenizer.json"]
+
+
+def test_resuming_into_the_checkpoints_own_folder_or_an_empty_one_is_allowed(tmp_path):
+    run = tmp_path / "run"
+    checkpoint = fake_checkpoint(run / "checkpoint-10", 10)
+    (run / "tokenizer.json").write_text("{}")
+    for output_dir in (run, tmp_path / "empty", tmp_path / "new"):
+        (tmp_path / "empty").mkdir(exist_ok=True)
+        args = TrainingArguments(output_dir=str(output_dir), resume_from_checkpoint=str(checkpoint))
+        assert check_output_dir(args) == str(checkpoint)
+    # The run's own folder, once it holds the finished model, is not retrained over either.
+    (run / "config.json").write_text("{}")
+    (run / "model.safetensors").write_bytes(b"weights")
+    with pytest.raises(FileExistsError, match="finished model"):
+        check_output_dir(TrainingArguments(output_dir=str(run), resume_from_checkpoint="last"))
+
+
+def test_a_second_run_into_a_locked_folder_fails_at_once_naming_the_holder(tmp_path, capsys):
+    lock = FolderLock(tmp_path / "out")
+    lock.acquire()
+    try:
+        assert cli_main(pretrain_args(tmp_path)) == 2
+        error = capsys.readouterr().err
+        assert "Traceback" not in error
+        assert f"PID {os.getpid()}" in error and "in use by another wenlm run" in error
+        assert os.listdir(tmp_path / "out") == [LOCK_NAME]  # the holder's folder is left as it was
+        assert not (tmp_path / "cache").exists()
+    finally:
+        lock.release()
+    assert not (tmp_path / "out" / LOCK_NAME).exists()
+
+
+def test_a_lock_held_by_another_process_is_refused_and_freed_when_it_is_killed(tmp_path):
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from wenlm.training.run_folder import FolderLock; "
+         f"FolderLock({str(tmp_path / 'out')!r}).acquire(); print('locked', flush=True); time.sleep(600)"],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(FileExistsError, match=f"PID {holder.pid}"):
+            FolderLock(tmp_path / "out").acquire()
+    finally:
+        holder.kill()
+        holder.wait()
+    lock = FolderLock(tmp_path / "out")
+    lock.acquire()  # the kernel dropped the dead process's lock: no manual clean-up needed
+    lock.release()
+
+
+def test_a_stale_lock_file_from_a_killed_run_is_cleared(tmp_path, caplog):
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = dead.stdout.strip()
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / LOCK_NAME).write_text(f"{dead_pid}\n")
+    lock = FolderLock(tmp_path / "out")
+    with caplog.at_level(logging.WARNING):
+        lock.acquire()
+    assert f"PID {dead_pid}" in caplog.text and "no longer running" in caplog.text
+    assert (tmp_path / "out" / LOCK_NAME).read_text().strip() == str(os.getpid())
+    # The lock file alone is not "another run's files".
+    assert check_output_dir(TrainingArguments(output_dir=str(tmp_path / "out"))) is None
+    lock.release()
+    assert os.listdir(tmp_path / "out") == []
+
+
+def test_a_run_that_fails_after_writing_files_can_simply_be_retried(tmp_path, capsys, tokenizer_dir):
+    # The tokenizer (300 tokens) exceeds the model's vocabulary: found only after the data and tokenizer are
+    # prepared and saved into the output folder.
+    failing = pretrain_args(tmp_path, "--tokenizer", str(tokenizer_dir))
+    failing[failing.index("--config_overrides") + 1] += ",vocab_size=100"
+    assert cli_main(failing) == 2
+    assert "vocab_size is 100" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()  # what the failed run wrote is gone, and so is the folder it made
+    assert cli_main(pretrain_args(tmp_path, "--tokenizer", str(tokenizer_dir))) == 0, capsys.readouterr().err
+    assert (tmp_path / "out" / "model.safetensors").is_file()
+    assert not (tmp_path / "out" / LOCK_NAME).exists()
+
+
+def test_last_is_the_highest_numbered_complete_checkpoint(tmp_path, caplog):
+    # Numbered so that neither the first, nor the lexicographically last ("checkpoint-5"), nor the newest
+    # folder is the right answer.
+    for step in (5, 10, 100):
+        fake_checkpoint(tmp_path / f"checkpoint-{step}", step)
+    fake_checkpoint(tmp_path / "checkpoint-120", 120, state=False)  # killed before trainer_state.json
+    fake_checkpoint(tmp_path / "checkpoint-130", 130, weights=False)
+    fake_checkpoint(tmp_path / "checkpoint-140", 140, truncated=True)
+    (tmp_path / "checkpoint-150").write_text("a file, not a checkpoint folder")
+    with caplog.at_level(logging.WARNING):
+        assert last_complete_checkpoint(tmp_path) == str(tmp_path / "checkpoint-100")
+    for skipped in ("checkpoint-120", "checkpoint-130", "checkpoint-140"):
+        assert f"Skipping incomplete checkpoint {tmp_path / skipped}" in caplog.text
+    assert "trainer_state.json is missing" in caplog.text and "model.safetensors is damaged" in caplog.text
+
+
+def test_resume_last_with_only_incomplete_checkpoints_is_refused(tmp_path, capsys, caplog):
+    fake_checkpoint(tmp_path / "out" / "checkpoint-10", 10, state=False)
+    with caplog.at_level(logging.WARNING):
+        assert cli_main(pretrain_args(tmp_path, "--resume_from_checkpoint", "last")) == 2
+    error = capsys.readouterr().err
+    assert "no complete checkpoint" in error and str(tmp_path / "out") in error and "another --output_dir" in error
+    assert "Skipping incomplete checkpoint" in caplog.text and "checkpoint-10" in caplog.text
+
+
+def test_a_truncated_checkpoint_given_explicitly_is_named_with_what_to_do(tmp_path, capsys):
+    checkpoint = fake_checkpoint(tmp_path / "out" / "checkpoint-20", 20, truncated=True)
+    before = folder_contents(tmp_path / "out")
+    assert cli_main(pretrain_args(tmp_path, "--resume_from_checkpoint", str(checkpoint))) == 2
+    error = capsys.readouterr().err
+    assert "Traceback" not in error
+    assert str(checkpoint / "model.safetensors") in error and "damaged" in error
+    assert "--resume_from_checkpoint last" in error and "earlier checkpoint" in error
+    assert folder_contents(tmp_path / "out") == before

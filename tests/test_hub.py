@@ -235,6 +235,7 @@ def llama(tmp_path_factory):
     (folders["main"] / "optimizer.pt").write_bytes(b"optimizer state")
     (folders["main"] / "runs").mkdir()
     (folders["main"] / "runs" / "events.out").write_bytes(b"tensorboard")
+    (folders["main"] / ".wenlm.lock").write_text("12345\n")  # a run's folder lock, still held during --push_to_hub
     bad_card = root / "bad_card"
     bad_card.mkdir()
     (bad_card / "README.md").write_text("---\nlibrary_name: [unclosed\n---\nbroken card\n", encoding="utf-8")

@@ -2,7 +2,6 @@
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -19,6 +18,7 @@ from wenlm.training.corpus.grammar import exact_entropy_bits_per_byte, generate_
 from wenlm.training.pretrain import main as pretrain_main
 from wenlm.training.quickstart import main as quickstart_main
 from wenlm.training.quickstart import parse_quickstart_args
+from wenlm.training.run_folder import LOCK_NAME, last_complete_checkpoint
 
 TINY_MODEL = "hidden_size=32,intermediate_size=64,num_hidden_layers=2,num_attention_heads=2,num_key_value_heads=1"
 
@@ -91,6 +91,17 @@ def test_refuses_to_overwrite_an_existing_model(trained, capsys):
     assert (output_dir / "model.safetensors").read_bytes() == before
 
 
+def test_last_checkpoint_of_a_real_run_is_its_highest_and_a_finished_run_is_not_resumed(trained, capsys):
+    output_dir, _ = trained
+    assert sorted(path.name for path in output_dir.glob("checkpoint-*")) == ["checkpoint-10", "checkpoint-20"]
+    assert last_complete_checkpoint(output_dir) == str(output_dir / "checkpoint-20")
+    assert not (output_dir / LOCK_NAME).exists()  # released and removed: never part of the model folder
+    before = (output_dir / "model.safetensors").read_bytes()
+    assert cli_main(["pretrain", *tiny_args(output_dir, "--resume_from_checkpoint", "last")]) == 2
+    assert "finished model" in capsys.readouterr().err
+    assert (output_dir / "model.safetensors").read_bytes() == before
+
+
 @pytest.mark.parametrize(
     "change, message",
     [
@@ -148,15 +159,21 @@ def test_resume_after_kill_9_finishes_like_an_uninterrupted_run(tmp_path):
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
     assert not (interrupted / "training_report.json").exists()
-    # A checkpoint being written when the process died may be incomplete; the Trainer resumes from the last
-    # complete one, so remove any partial folder the kill left behind.
-    for checkpoint in interrupted.glob("checkpoint-*"):
-        if not (checkpoint / "trainer_state.json").exists():
-            shutil.rmtree(checkpoint)
+    # A kill while a checkpoint is being written leaves a half one; make sure there is one past the last complete
+    # checkpoint (weights cut short, no trainer_state.json): `last` must skip it, not resume from it.
+    complete = last_complete_checkpoint(interrupted)
+    assert complete is not None
+    half = interrupted / f"checkpoint-{int(complete.rsplit('-', 1)[1]) + 10}"
+    if not half.exists():
+        half.mkdir()
+        weights = (Path(complete) / "model.safetensors").read_bytes()
+        (half / "model.safetensors").write_bytes(weights[: len(weights) // 3])
+    assert (interrupted / LOCK_NAME).exists()  # the killed run's lock file: stale, cleared by the next run
 
     process = run_cli(tiny_args(interrupted, "--seed", "7", "--resume_from_checkpoint", "last", steps=steps))
     output, _ = process.communicate(timeout=600)
     assert process.returncode == 0, output[-3000:]
+    assert f"Skipping incomplete checkpoint {half}" in output
     resumed = json.loads((interrupted / "training_report.json").read_text())
     uninterrupted = json.loads((reference / "training_report.json").read_text())
     assert resumed["training"]["steps"] == uninterrupted["training"]["steps"] == steps

@@ -19,7 +19,6 @@ from transformers import (
     TrainingArguments,
     set_seed,
 )
-from transformers.trainer_utils import get_last_checkpoint
 
 from wenlm.modeling import PRESETS, WenLMConfig, WenLMForCausalLM
 from wenlm.tokenization import END_OF_TURN_TOKEN, tokenizer_stats, train_tokenizer
@@ -41,6 +40,12 @@ from wenlm.training.report import (
     model_section,
     training_section,
     write_outputs,
+)
+from wenlm.training.run_folder import (
+    check_checkpoint,
+    claim_output_folder,
+    last_complete_checkpoint,
+    refuse_foreign_files,
 )
 from wenlm.training.trainer import LanguageModelTrainer
 
@@ -165,26 +170,24 @@ def parse_pretrain_args(argv: list[str] | None = None) -> tuple[ModelArguments, 
 
 
 def check_output_dir(training_args: TrainingArguments) -> str | None:
-    """Return the checkpoint to resume from, and refuse to train over what a folder already holds."""
+    """Return the checkpoint to resume from (only a complete one), and refuse a run whose output folder holds
+    another run's files, whatever the flags."""
     output_dir = Path(training_args.output_dir)
     resume = training_args.resume_from_checkpoint
+    checkpoint = None
     if resume in ("True", "true", "last"):
-        last = get_last_checkpoint(str(output_dir)) if output_dir.is_dir() else None
-        if last is None:
-            raise ValueError(f"--resume_from_checkpoint last: no checkpoint-* folder found in {output_dir}.")
-        return last
-    if resume:
-        if not Path(resume).is_dir():
-            raise FileNotFoundError(f"--resume_from_checkpoint {resume}: no such checkpoint folder.")
-        return resume
-    # Only the main process judges the folder: the others start while it may already be writing there.
-    if training_args.process_index == 0 and output_dir.is_dir() and any(output_dir.iterdir()):
-        if not getattr(training_args, "overwrite_output_dir", False):
-            raise FileExistsError(
-                f"Output folder {output_dir} already holds files. Pass --resume_from_checkpoint last to continue "
-                "its run, choose another --output_dir, or delete the folder: wenlm never overwrites a model silently."
+        checkpoint = last_complete_checkpoint(output_dir)
+        if checkpoint is None:
+            raise ValueError(
+                f"--resume_from_checkpoint last: no complete checkpoint-* folder found in {output_dir} (incomplete "
+                "ones are named in the warnings above). Start the run anew with another --output_dir."
             )
-    return None
+    elif resume:
+        checkpoint = check_checkpoint(resume)
+    # Only the main process judges the folder: the others start while it may already be writing there.
+    if training_args.process_index == 0:
+        refuse_foreign_files(output_dir, checkpoint, getattr(training_args, "overwrite_output_dir", False))
+    return checkpoint
 
 
 def load_or_train_tokenizer(model_args: ModelArguments, data_args: DataArguments, block_size: int):
@@ -277,6 +280,14 @@ def pretrain(model_args: ModelArguments, data_args: DataArguments, training_args
     check_settings(model_args, data_args, training_args)
     if data_args.streaming and training_args.max_steps <= 0:
         raise ValueError("--streaming needs --max_steps: the length of a streamed corpus is unknown in advance.")
+    # Locked before the folder is judged, so that two runs started together cannot both find it free.
+    with claim_output_folder(training_args.output_dir, main_process=training_args.process_index == 0):
+        return run_pretraining(model_args, data_args, training_args, hub_push, started)
+
+
+def run_pretraining(model_args: ModelArguments, data_args: DataArguments, training_args: TrainingArguments,
+                    hub_push, started: float) -> dict:
+    """The job itself, run while the output folder is held (see claim_output_folder)."""
     resume_from = check_output_dir(training_args)
     set_seed(training_args.seed)
     block_size = data_args.block_size

@@ -24,8 +24,8 @@ from huggingface_hub.utils import DEFAULT_IGNORE_PATTERNS, filter_repo_objects
 from wenlm.training.hub.tokens import HF_TOKEN_PATTERN, current_tokens, redact_secrets
 
 # What a training output folder holds besides the model: intermediate checkpoints, TensorBoard runs, optimizer and
-# RNG states, and `training_args.bin` (a pickle of TrainingArguments, which can contain `hub_token`).
-PUSH_IGNORE_PATTERNS = ["checkpoints/", "runs/", "checkpoint-*/", "*.pt", "*.pth", "training_args.bin"]
+# RNG states, `training_args.bin` (a pickle of TrainingArguments, which can contain `hub_token`) and the run's folder lock.
+PUSH_IGNORE_PATTERNS = ["checkpoints/", "runs/", "checkpoint-*/", "*.pt", "*.pth", "training_args.bin", ".wenlm.lock"]
 
 REQUIRED_CARD_FIELDS = ("library_name", "pipeline_tag")
 REQUIRED_AUTO_CLASSES = ("AutoConfig",)

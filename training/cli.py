@@ -15,6 +15,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "finetune": ("wenlm.training.finetune", "fine-tune a wenlm model: chat/instruction SFT or classification"),
     "evaluate": ("wenlm.training.evaluation.evaluate", "measure a model: language modelling, QA, translation, summaries, classes"),
     "generate": ("wenlm.training.evaluation.generate", "generate continuations of prompts through pipeline('text-generation')"),
+    "inspect": ("wenlm.training.inspection.command", "look inside a model: per-token surprisal, logit lens, attention"),
     "chat": ("wenlm.training.evaluation.chat", "chat with a model in the terminal, streaming its replies"),
     "scaling": ("wenlm.training.scaling.study", "data-scale study: train a grid of (model, data) cells, fit and plot laws"),
     "push": ("wenlm.training.hub.push", "validate a model folder and upload it to the Hugging Face Hub"),

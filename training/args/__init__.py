@@ -22,6 +22,7 @@ from wenlm.training.args.evaluation import (
     SamplingArguments,
     check_at_least_one,
 )
+from wenlm.training.args.inspection import InspectArguments
 from wenlm.training.args.parsing import (
     OPTIONS_FILE_SUFFIXES,
     options_file_to_argv,
@@ -81,6 +82,7 @@ __all__ = [
     "FINETUNE_TRAINING_DEFAULTS",
     "FinetuneArguments",
     "GenerateArguments",
+    "InspectArguments",
     "ModelArguments",
     "ModelSourceArguments",
     "OPTIONS_FILE_SUFFIXES",

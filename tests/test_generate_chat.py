@@ -104,3 +104,25 @@ def test_chat_command_reads_stdin_until_eof(tiny_base):  # noqa: F811
     )
     assert completed.returncode == 0, completed.stderr
     assert completed.stdout.count("you> ") == 2 and completed.stdout.count("model> ") == 1
+
+
+def test_chat_sends_the_whole_conversation_ending_in_the_assistant_header(tiny_base, tokenizer):  # noqa: F811
+    # A random-weight model may answer the same with or without the generation prompt, so check the ids sent.
+    model = AutoModelForCausalLM.from_pretrained(tiny_base).eval()
+    sent = []
+    original_generate = model.generate
+
+    def recording_generate(**kwargs):
+        sent.append(kwargs["input_ids"][0].tolist())
+        return original_generate(**kwargs)
+
+    model.generate = recording_generate
+    kwargs = dict(max_new_tokens=3, do_sample=False, eos_token_id=[2, 6], pad_token_id=0)
+    history = chat_cli.chat_loop(model, tokenizer, io.StringIO("你好\nhow are you?\n"), io.StringIO(),
+                                 system="Be kind.", generate_kwargs=kwargs)
+    assistant_header = tokenizer.encode("<|assistant|>\n")
+    assert len(sent) == 2
+    for ids in sent:
+        assert ids[-len(assistant_header):] == assistant_header
+    expected_second = tokenizer.apply_chat_template(history[:4], add_generation_prompt=True, return_dict=True)["input_ids"]
+    assert sent[1] == list(expected_second)

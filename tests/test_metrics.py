@@ -137,6 +137,13 @@ def test_qa_exact_match_after_normalisation_and_best_reference(metrics):
     assert result["f1"] == pytest.approx(100 * (1 + 8 / 9 + 0) / 3)
 
 
+def test_qa_case_is_folded_on_both_sides(metrics):
+    # Capitals only in the references: a metric that lower-cases just the prediction scores these 0.
+    result = metrics["qa"].compute(predictions=["paris", "tom 在 Beijing"], references=[["Paris"], ["TOM在BEIJING"]])
+    assert result["exact_match"] == pytest.approx(100.0)
+    assert result["f1"] == pytest.approx(100.0)
+
+
 def test_qa_empty_answers_agree_and_batches_accumulate(metrics):
     qa = metrics["qa"]
     # an empty prediction matches an empty (unanswerable) reference and nothing else

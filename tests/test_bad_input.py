@@ -1,15 +1,18 @@
 """Bad input to `wenlm pretrain` (issue 14, parts B and C): each case is refused with exit status 2, a message
 that names the option or file and says what to do, no traceback, and nothing written or prepared."""
 
+import io
 import json
 import logging
 import os
 import subprocess
 import sys
 
+import huggingface_hub
 import pytest
 import torch
 from safetensors.torch import save_file
+from test_finetune import tiny_base  # noqa: F401  (session fixture shared with it)
 from transformers import TrainingArguments
 
 from wenlm.tokenization import train_tokenizer
@@ -292,3 +295,123 @@ def test_a_truncated_checkpoint_given_explicitly_is_named_with_what_to_do(tmp_pa
     assert str(checkpoint / "model.safetensors") in error and "damaged" in error
     assert "--resume_from_checkpoint last" in error and "earlier checkpoint" in error
     assert folder_contents(tmp_path / "out") == before
+
+
+# ---------------------------------------------------------------------- D: --model folders, generate's context
+
+
+def model_command(command, model, tmp_path):
+    """The shortest command line of ``command`` that loads ``model`` first."""
+    data = tmp_path / "rows.jsonl"
+    data.write_text('{"prompt": "hi", "response": "hello"}\n', encoding="utf-8")
+    return {
+        "generate": ["generate", "--model", str(model), "--prompts", "hello"],
+        "evaluate": ["evaluate", "--model", str(model), "--task", "lm", "--validation_files", str(data)],
+        "finetune": ["finetune", "--model", str(model), "--task", "sft", "--train_files", str(data),
+                     "--output_dir", str(tmp_path / "out"), "--max_steps", "1"],
+        "chat": ["chat", "--model", str(model)],
+    }[command]
+
+
+def refused_model(tmp_path, capsys, command, model, *expected):
+    before = folder_contents(model) if model.is_dir() else None
+    assert cli_main(model_command(command, model, tmp_path)) == 2
+    error = capsys.readouterr().err
+    assert "Traceback" not in error
+    for text in expected:
+        assert text in error, error
+    assert not (tmp_path / "out").exists()
+    if before is not None:
+        assert folder_contents(model) == before
+    return error
+
+
+MODEL_COMMANDS = ["generate", "evaluate", "finetune", "chat"]
+
+
+@pytest.mark.parametrize("command", MODEL_COMMANDS)
+def test_a_model_folder_with_broken_config_json_is_named_as_damaged(tmp_path, capsys, command):
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text('{"model_type": "wenlm",\n "hidden_size": 64,,\n}')
+    (model / "model.safetensors").write_bytes(b"weights")
+    refused_model(tmp_path, capsys, command, model, str(model / "config.json"), "not valid JSON", "line 2",
+                  "damaged", "re-run the training")
+
+
+@pytest.mark.parametrize("command", MODEL_COMMANDS)
+def test_a_local_model_folder_that_does_not_exist_is_not_a_hub_error(tmp_path, capsys, command):
+    error = refused_model(tmp_path, capsys, command, tmp_path / "no-such-model", str(tmp_path / "no-such-model"),
+                          "no such folder")
+    assert "huggingface.co" not in error and "connect" not in error.lower()
+
+
+@pytest.mark.parametrize("command", MODEL_COMMANDS)
+def test_a_folder_that_is_not_a_model_is_named_as_such(tmp_path, capsys, command):
+    model = tmp_path / "notes"
+    model.mkdir()
+    (model / "todo.txt").write_text("not a model")
+    error = refused_model(tmp_path, capsys, command, model, str(model), "not a model folder", "no config.json")
+    assert "tokenizer" not in error.lower()
+
+
+def test_a_run_folder_with_only_checkpoints_points_at_one(tmp_path, capsys):
+    model = tmp_path / "run"
+    fake_checkpoint(model / "checkpoint-10", 10)
+    refused_model(tmp_path, capsys, "generate", model, "no config.json", str(model / "checkpoint-10"))
+
+
+def test_finetune_of_a_llama_folder_is_refused_before_training(tmp_path, capsys):
+    model = tmp_path / "llama"
+    model.mkdir()
+    (model / "config.json").write_text(json.dumps({"model_type": "llama", "hidden_size": 32,
+                                                   "num_attention_heads": 2, "num_hidden_layers": 1}))
+    refused_model(tmp_path, capsys, "finetune", model, str(model), "'llama' model", "trains wenlm models",
+                  "model_type 'wenlm'")
+
+
+def test_generate_refuses_a_prompt_that_does_not_fit_the_context(tmp_path, capsys, tiny_base):  # noqa: F811
+    max_context = json.loads((tiny_base / "config.json").read_text())["max_position_embeddings"]
+    args = ["generate", "--model", str(tiny_base), "--prompts", "a short prompt", "--max_new_tokens",
+            str(max_context)]
+    assert cli_main(args) == 2
+    error = capsys.readouterr().err
+    assert "Traceback" not in error
+    assert f"--max_new_tokens is {max_context}" in error and f"context of {max_context}" in error
+    assert "Lower --max_new_tokens or shorten the prompt" in error
+    # Chat-formatted prompts are measured with the template around them.
+    assert cli_main([*args, "--chat", "true"]) == 2
+    assert "Prompt 1 is" in capsys.readouterr().err
+
+
+def test_a_jsonl_row_that_is_not_json_is_named_by_its_line(tmp_path, capsys):
+    data = tmp_path / "corpus.jsonl"
+    data.write_text('{"text": "one"}\n\n{"text": "two"\n{"text": "three"}\n', encoding="utf-8")
+    before = data.read_bytes()
+    refused(tmp_path, capsys, pretrain_args(tmp_path, train_files=data), f"{data}, line 3",
+            "Expecting ',' delimiter", "Fix or remove that line")
+    assert data.read_bytes() == before
+    # A line that parses but is not an object is named too.
+    data.write_text('{"text": "one"}\n["a", "list"]\n', encoding="utf-8")
+    refused(tmp_path, capsys, pretrain_args(tmp_path, train_files=data), f"{data}, line 2", "a JSON list")
+
+
+def test_chat_input_that_is_not_utf8_is_named_not_a_traceback(tmp_path, capsys, monkeypatch, tiny_base):  # noqa: F811
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO("你好\n".encode("gbk")), encoding="utf-8"))
+    before = folder_contents(tiny_base)
+    assert cli_main(["chat", "--model", str(tiny_base), "--max_new_tokens", "2"]) == 2
+    error = capsys.readouterr().err
+    assert "Traceback" not in error
+    assert "not UTF-8" in error and "0xc4" in error and "iconv" in error
+    assert folder_contents(tiny_base) == before
+
+
+@pytest.mark.parametrize("command", MODEL_COMMANDS)
+def test_a_relative_name_that_is_neither_a_folder_nor_on_the_hub_says_both(tmp_path, capsys, monkeypatch, command):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)  # no network in tests
+    assert cli_main(model_command(command, "runs/no-such-model", tmp_path)) == 2
+    error = capsys.readouterr().err
+    assert "Traceback" not in error
+    assert "--model runs/no-such-model: there is no such folder here" in error and "check its path" in error
+    assert not (tmp_path / "out").exists() and not (tmp_path / "runs").exists()

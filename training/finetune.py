@@ -52,6 +52,7 @@ from wenlm.training.data.tasks import (
 )
 from wenlm.training.evaluation.metrics import compute_metric
 from wenlm.training.hub.publish import take_hub_push_from_args
+from wenlm.training.model_folder import check_model_folder, check_wenlm_model_type, hub_errors_named
 from wenlm.training.pretrain import check_output_dir, stop_token_ids
 from wenlm.training.report import (
     REPORT_FILE,
@@ -228,6 +229,11 @@ def finetune(args: FinetuneArguments, training_args: TrainingArguments) -> dict:
     """Run the whole job and return the training report (also written to the output folder)."""
     started = time.time()
     check_arguments(args)
+    # The base model is checked before the output folder is touched, and before any data is prepared.
+    check_model_folder(args.model)
+    with hub_errors_named(args.model):
+        base_config = AutoConfig.from_pretrained(args.model, revision=args.revision, trust_remote_code=True)
+    check_wenlm_model_type(base_config.model_type, args.model, "finetune")
     resume_from = check_output_dir(training_args)
     adjust_training_arguments(training_args, args)
     # Moves --hub_token out of the arguments the Trainer pickles, and publishes once at the end, validated.
@@ -235,7 +241,6 @@ def finetune(args: FinetuneArguments, training_args: TrainingArguments) -> dict:
     set_seed(training_args.seed)
 
     tokenizer = load_tokenizer(args)
-    base_config = AutoConfig.from_pretrained(args.model, revision=args.revision, trust_remote_code=True)
     block_size = resolve_block_size(args, base_config.max_position_embeddings)
     data = prepare_task_data(args, tokenizer, block_size)
     model = load_model(args, data.id2label)

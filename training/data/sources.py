@@ -6,6 +6,7 @@ kept as the exact strings in the file), and invalid UTF-8 (counted and replaced 
 from __future__ import annotations
 
 import glob
+import json
 import logging
 import os
 import re
@@ -322,8 +323,29 @@ def _load_structured_file(path: str, args: DataArguments, cache_dir: Path, repai
             **csv_options,
         )
     except Exception as error:  # datasets wraps parser errors in several types; all mean "cannot read this file"
+        bad_line = first_bad_json_line(data_file) if suffix == ".jsonl" else None
+        if bad_line is not None:
+            number, reason = bad_line
+            raise ValueError(f"{path}, line {number}: not a JSON object ({reason}). Fix or remove that line; each "
+                             "line of a .jsonl file must be one JSON object.") from None
         raise ValueError(f"could not read {path} as {suffix} ({type(error).__name__}: {error})") from error
     return _select_text_column(loaded, args.text_column, f"{path}")
+
+
+def first_bad_json_line(path: str) -> tuple[int, str] | None:
+    """(1-based line, why) of the first non-blank line of a JSON Lines file that is not a JSON object."""
+    # datasets' reader (pyarrow) reports a row within a block, not the file's line: find it ourselves.
+    with open(path, encoding="utf-8", errors="replace") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line.rstrip("\r\n"))
+            except json.JSONDecodeError as error:
+                return number, f"{error.msg} at column {error.colno}"
+            if not isinstance(row, dict):
+                return number, f"a JSON {type(row).__name__}"
+    return None
 
 
 def _load_files(source: ResolvedSource, args: DataArguments, cache_dir: Path, utf8_report: dict) -> list:

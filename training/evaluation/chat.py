@@ -10,6 +10,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, TextStreamer, set_
 
 from wenlm.training.args import ChatArguments, ModelSourceArguments, SamplingArguments, parse_options
 from wenlm.training.evaluation.generate import RENAMED, generation_kwargs
+from wenlm.training.model_folder import check_model_folder, hub_errors_named
 
 RESET, EXIT = "/reset", "/exit"
 
@@ -26,6 +27,15 @@ class WriterStreamer(TextStreamer):
         self.output.flush()
 
 
+def read_line(input_stream: TextIO) -> str:
+    try:
+        return input_stream.readline()
+    except UnicodeDecodeError as error:
+        raise ValueError(f"wenlm chat reads UTF-8 text, but its input holds the byte 0x{error.object[error.start]:02x}, "
+                         f"which is not UTF-8 ({error.encoding} {error.reason}). Convert the input first (e.g. "
+                         "`iconv -f GBK -t UTF-8`) or set the terminal to UTF-8.") from None
+
+
 def chat_loop(model, tokenizer, input_stream: TextIO, output_stream: TextIO, system: str | None = None,
               generate_kwargs: dict | None = None, max_context: int | None = None) -> list[dict]:
     """Run the conversation until /exit or the end of `input_stream`; return the final history."""
@@ -40,7 +50,7 @@ def chat_loop(model, tokenizer, input_stream: TextIO, output_stream: TextIO, sys
     while True:
         output_stream.write("you> ")
         output_stream.flush()
-        line = input_stream.readline()
+        line = read_line(input_stream)
         if not line:  # end of input
             output_stream.write("\n")
             break
@@ -79,9 +89,11 @@ def parse_args(argv: list[str] | None) -> tuple[ModelSourceArguments, ChatArgume
 def main(argv: list[str] | None = None, input_stream: TextIO | None = None,
          output_stream: TextIO | None = None) -> list[dict]:
     source, options, sampling = parse_args(argv)
-    tokenizer = AutoTokenizer.from_pretrained(source.model, revision=source.revision, trust_remote_code=True)
-    model = AutoModelForCausalLM.from_pretrained(source.model, revision=source.revision,
-                                                 trust_remote_code=True).eval()
+    check_model_folder(source.model)
+    with hub_errors_named(source.model):
+        tokenizer = AutoTokenizer.from_pretrained(source.model, revision=source.revision, trust_remote_code=True)
+        model = AutoModelForCausalLM.from_pretrained(source.model, revision=source.revision,
+                                                     trust_remote_code=True).eval()
     set_seed(sampling.seed)
     return chat_loop(model, tokenizer, input_stream or sys.stdin, output_stream or sys.stdout, system=options.system,
                      generate_kwargs=generation_kwargs(sampling, tokenizer))

@@ -37,6 +37,7 @@ from wenlm.training.data.tasks import encode_classification_text, read_rows
 from wenlm.training.evaluation.generate import END_OF_TURN_ID
 from wenlm.training.evaluation.metrics import compute_metric
 from wenlm.training.hub.card import EVAL_RESULTS, write_model_card
+from wenlm.training.model_folder import check_model_folder, hub_errors_named
 from wenlm.training.report import REPORT_FILE
 from wenlm.training.utils import bits_per_byte, perplexity, write_json
 
@@ -317,11 +318,15 @@ def record_results(folder: Path, task: str, metrics: dict, data: str, num_sample
 def evaluate_model(source: ModelSourceArguments, options: EvaluateArguments) -> dict:
     """Score the model on the task; returns the metrics (with a few generated examples for generation tasks)."""
     check_files(options.validation_files)
+    check_model_folder(source.model)
     samples: list[dict] = []
     if options.task == "classification":
-        metrics, num_samples = evaluate_classification(source, options)
+        with hub_errors_named(source.model):
+            metrics, num_samples = evaluate_classification(source, options)
     else:
-        model, tokenizer = load_causal_lm(source.model, source.revision), load_tokenizer(source.model, source.revision)
+        with hub_errors_named(source.model):
+            model = load_causal_lm(source.model, source.revision)
+            tokenizer = load_tokenizer(source.model, source.revision)
         if options.task == "lm":
             documents = read_documents(options.validation_files, options.text_column, options.max_samples)
             metrics = language_model_metrics(model, tokenizer, documents, options.per_device_eval_batch_size)

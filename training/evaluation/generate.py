@@ -19,6 +19,7 @@ from wenlm.training.args import (
     SamplingArguments,
     parse_options,
 )
+from wenlm.training.model_folder import check_model_folder, hub_errors_named
 
 END_OF_TURN_ID = 6  # <|end|>: a chat reply stops here as well as at <|eos|>
 # Old flag spellings of generate and chat, still accepted for one release with a FutureWarning.
@@ -97,9 +98,29 @@ def parse_args(argv: list[str] | None) -> tuple[ModelSourceArguments, GenerateAr
     return source, generate_options, sampling
 
 
+def check_context(tokenizer, max_context: int, prompts: list[str], chat: bool, max_new_tokens: int) -> None:
+    """Refuse, before generating, a prompt that with --max_new_tokens does not fit the model's context."""
+    for number, prompt in enumerate(prompts, start=1):
+        if chat:
+            length = len(tokenizer.apply_chat_template([{"role": "user", "content": prompt}],
+                                                       add_generation_prompt=True, return_dict=True)["input_ids"])
+        else:  # tokenized as the text-generation pipeline does it
+            length = len(tokenizer(prompt, add_special_tokens=False)["input_ids"])
+        if length + max_new_tokens > max_context:
+            raise ValueError(f"Prompt {number} is {length} tokens and --max_new_tokens is {max_new_tokens}: "
+                             f"{length + max_new_tokens} tokens, more than the model's context of {max_context} "
+                             "(max_position_embeddings). Lower --max_new_tokens or shorten the prompt "
+                             "(--prompts / --prompts_file).")
+
+
 def generate(source: ModelSourceArguments, sampling: SamplingArguments, prompts: list[str],
              chat: bool = False) -> list[str]:
-    generator = pipeline("text-generation", model=source.model, revision=source.revision, trust_remote_code=True)
+    check_model_folder(source.model)
+    with hub_errors_named(source.model):
+        generator = pipeline("text-generation", model=source.model, revision=source.revision,
+                             trust_remote_code=True)
+    check_context(generator.tokenizer, generator.model.config.max_position_embeddings, prompts, chat,
+                  sampling.max_new_tokens)
     kwargs = generation_kwargs(sampling, generator.tokenizer)
     set_seed(sampling.seed)
     if chat:

@@ -13,12 +13,11 @@ import pytest
 from test_pretrain import tiny_args
 from transformers import AutoTokenizer
 
-from wenlm.tokenization import END_OF_TURN_TOKEN, SPECIAL_TOKEN_IDS
+from wenlm.tokenization import END_OF_TURN_TOKEN, SPECIAL_TOKEN_IDS, stop_token_ids
 from wenlm.training.corpus.grammar import write_jsonl
 from wenlm.training.finetune import main as finetune_main
 from wenlm.training.hub.validate import HIDE_WENLM
 from wenlm.training.pretrain import main as pretrain_main
-from wenlm.training.pretrain import stop_token_ids
 
 STOP_IDS = [SPECIAL_TOKEN_IDS["eos"], SPECIAL_TOKEN_IDS["end"]]
 

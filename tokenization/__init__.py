@@ -14,6 +14,7 @@ from .bpe import (
     PII_PLACEHOLDERS,
     PRE_TOKENIZE_PATTERN,
     SPECIAL_TOKEN_IDS,
+    stop_token_ids,
     tokenizer_stats,
     train_tokenizer,
 )
@@ -28,6 +29,7 @@ __all__ = [
     "PII_PLACEHOLDERS",
     "PRE_TOKENIZE_PATTERN",
     "SPECIAL_TOKEN_IDS",
+    "stop_token_ids",
     "tokenizer_stats",
     "train_tokenizer",
 ]

@@ -19,8 +19,8 @@ from transformers import AutoConfig, AutoTokenizer, LlamaConfig, LlamaForCausalL
 from transformers.models.auto.tokenization_auto import get_tokenizer_config
 
 from wenlm.modeling import WenLMConfig, WenLMForCausalLM
+from wenlm.tokenization import stop_token_ids
 from wenlm.training.args import ExportArguments, parse_options
-from wenlm.training.pretrain import stop_token_ids
 from wenlm.training.utils import write_atomically
 
 # Fields with the same name and meaning in both configs.

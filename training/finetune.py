@@ -31,6 +31,7 @@ from transformers import (
 )
 from transformers.trainer_utils import IntervalStrategy
 
+from wenlm.tokenization import stop_token_ids
 from wenlm.training.args import (
     DEFAULT_MAX_BLOCK_SIZE,
     FINETUNE_RENAMED,
@@ -53,7 +54,7 @@ from wenlm.training.data.tasks import (
 from wenlm.training.evaluation.metrics import compute_metric
 from wenlm.training.hub.publish import take_hub_push_from_args
 from wenlm.training.model_folder import check_model_folder, check_wenlm_model_type, hub_errors_named
-from wenlm.training.pretrain import check_output_dir, stop_token_ids
+from wenlm.training.pretrain import check_output_dir
 from wenlm.training.report import (
     REPORT_FILE,
     finished_report,

@@ -21,7 +21,7 @@ from transformers import (
 )
 
 from wenlm.modeling import PRESETS, WenLMConfig, WenLMForCausalLM
-from wenlm.tokenization import END_OF_TURN_TOKEN, tokenizer_stats, train_tokenizer
+from wenlm.tokenization import stop_token_ids, tokenizer_stats, train_tokenizer
 from wenlm.training.args import (
     CPU_TRAINING_DEFAULTS,
     DEFAULT_VOCAB_SIZE,
@@ -250,16 +250,6 @@ def new_model(model_args: ModelArguments, tokenizer, block_size: int) -> WenLMFo
     model.generation_config.eos_token_id = stop_token_ids(tokenizer)
     model.generation_config.bos_token_id = tokenizer.bos_token_id
     return model
-
-
-def stop_token_ids(tokenizer, eos_token_id: int | list[int] | None = None) -> list[int]:
-    """The ids generation stops at: `eos_token_id` (default: the tokenizer's end of text) and, when the tokenizer
-    has it, the end of a chat turn, so that a chat reply ends at <|end|> instead of running on."""
-    ids = eos_token_id if isinstance(eos_token_id, list) else [
-        tokenizer.eos_token_id if eos_token_id is None else eos_token_id
-    ]
-    end_of_turn = tokenizer.get_vocab().get(END_OF_TURN_TOKEN)
-    return [token_id for token_id in dict.fromkeys([*ids, end_of_turn]) if token_id is not None]
 
 
 def evaluation_data(prepared, tokenizer) -> tuple[datasets.Dataset, int]:

@@ -31,10 +31,10 @@ import torch
 from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
 from transformers.utils import cached_file
 
+from wenlm.tokenization import stop_token_ids
 from wenlm.training.args import EvaluateArguments, ModelSourceArguments, parse_options
 from wenlm.training.data.pipeline import read_txt_documents
 from wenlm.training.data.tasks import encode_classification_text, read_rows
-from wenlm.training.evaluation.generate import END_OF_TURN_ID
 from wenlm.training.evaluation.metrics import compute_metric
 from wenlm.training.hub.card import EVAL_RESULTS, write_model_card
 from wenlm.training.model_folder import check_model_folder, hub_errors_named
@@ -209,7 +209,7 @@ def generate_answers(model, tokenizer, prompts: list[str], chat: bool, batch_siz
     tokenizer.padding_side = "left"
     tokenizer.truncation_side = "left"  # an over-long prompt keeps its end, where the question and turn marker are
     texts = [render_prompt(tokenizer, prompt, chat) for prompt in prompts]
-    stop_ids = [tokenizer.eos_token_id, END_OF_TURN_ID]
+    stop_ids = stop_token_ids(tokenizer)
     context = min(model.config.max_position_embeddings, MAX_EVAL_CONTEXT)
     # Longest prompts first: a batch then holds prompts of similar length, wasting less on padding.
     order = sorted(range(len(texts)), key=lambda index: -len(texts[index]))

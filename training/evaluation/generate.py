@@ -12,6 +12,7 @@ from pathlib import Path
 
 from transformers import pipeline, set_seed
 
+from wenlm.tokenization import stop_token_ids
 from wenlm.training.args import (
     OPTIONS_FILE_SUFFIXES,
     GenerateArguments,
@@ -21,7 +22,6 @@ from wenlm.training.args import (
 )
 from wenlm.training.model_folder import check_model_folder, hub_errors_named
 
-END_OF_TURN_ID = 6  # <|end|>: a chat reply stops here as well as at <|eos|>
 # Old flag spellings of generate and chat, still accepted for one release with a FutureWarning.
 RENAMED = {"--greedy": ("--do_sample", "false")}
 GENERATE_OPTIONS = (ModelSourceArguments, GenerateArguments, SamplingArguments)
@@ -32,7 +32,7 @@ BOOLEAN_WORDS = frozenset({"true", "false", "yes", "no", "t", "f", "y", "n", "1"
 def generation_kwargs(sampling: SamplingArguments, tokenizer) -> dict:
     kwargs = dict(max_new_tokens=sampling.max_new_tokens, do_sample=sampling.do_sample,
                   repetition_penalty=sampling.repetition_penalty, pad_token_id=tokenizer.pad_token_id,
-                  eos_token_id=[tokenizer.eos_token_id, END_OF_TURN_ID])
+                  eos_token_id=stop_token_ids(tokenizer))
     if sampling.do_sample:
         kwargs.update(temperature=sampling.temperature, top_k=sampling.top_k, top_p=sampling.top_p)
     return kwargs

@@ -186,7 +186,7 @@ def check_output_dir(training_args: TrainingArguments) -> str | None:
         checkpoint = check_checkpoint(resume)
     # Only the main process judges the folder: the others start while it may already be writing there.
     if training_args.process_index == 0:
-        refuse_foreign_files(output_dir, checkpoint, getattr(training_args, "overwrite_output_dir", False))
+        refuse_foreign_files(output_dir, checkpoint)
     return checkpoint
 
 

@@ -178,11 +178,11 @@ def holds_finished_model(folder: Path) -> bool:
     return (folder / "config.json").is_file() and (folder / "model.safetensors").is_file()
 
 
-def refuse_foreign_files(output_dir: Path, checkpoint: str | None, overwrite: bool = False) -> None:
+def refuse_foreign_files(output_dir: Path, checkpoint: str | None) -> None:
     """Refuse a run whose output folder holds another run's files. Resuming is allowed into the folder the
     checkpoint belongs to (unless that run has finished) or into an empty folder."""
     entries = [path for path in output_dir.iterdir() if path.name != LOCK_NAME] if output_dir.is_dir() else []
-    if not entries or overwrite:
+    if not entries:
         return
     if holds_finished_model(output_dir):
         raise FileExistsError(

@@ -11,6 +11,7 @@ import pytest
 from wenlm.training.cli import main as cli_main
 from wenlm.training.corpus import grammar as corpus
 from wenlm.training.corpus import parsing, rules, vocabulary
+from wenlm.training.data.sources import DEFAULT_BUILTIN_DOCS, builtin_entropy_floor, parse_builtin_spec
 
 CJK = re.compile(r"[\u4e00-\u9fff]")
 ASCII_LETTER = re.compile(r"[A-Za-z]")
@@ -299,3 +300,32 @@ def test_corpus_command_reads_an_options_file(tmp_path):
     assert cli_main(["corpus", str(options), "--num_docs", "6"]) == 0  # a later flag wins over the file
     rows = [json.loads(line) for line in output.read_text(encoding="utf-8").splitlines()]
     assert rows == corpus.make_task_rows("classify", 6, seed=9)
+
+
+@pytest.mark.parametrize("words", [2, 4])
+def test_a_variant_with_fewer_words_has_an_exact_lower_floor(words):
+    exact = corpus.exact_entropy_bits_per_byte(words)
+    estimate = corpus.entropy_bits_per_byte(num_docs=3000, seed=3, words=words)
+    assert abs(estimate["bits_per_byte"] - exact["bits_per_byte"]) < 4 * estimate["stderr"]
+    assert exact["bits_per_byte"] < corpus.exact_entropy_bits_per_byte()["bits_per_byte"]
+    # Only the first `words` entries of each word list appear; names keep their English and Chinese forms.
+    names = rules.tables_for(words)["name"].options
+    assert len(names) == words
+    text = "\n".join(doc["text"] for doc in corpus.generate_documents(300, seed=4, words=words))
+    others = [name for name in vocabulary.NAMES if name not in names]
+    assert not any(re.search(rf"\b{name}\b", text) for name in others)
+    assert all(name in text for name in names)
+
+
+def test_builtin_sources_name_their_variant_and_its_floor():
+    assert parse_builtin_spec("builtin") == (DEFAULT_BUILTIN_DOCS, None)
+    assert parse_builtin_spec("builtin:500:words=4") == (500, 4)
+    assert parse_builtin_spec("builtin:words=3") == (DEFAULT_BUILTIN_DOCS, 3)
+    for bad in ("builtin:0", "builtin:words=1", "builtin:500:vocab=4", "builtins"):
+        with pytest.raises(ValueError, match="builtin:40000:words=4"):
+            parse_builtin_spec(bad)
+    assert builtin_entropy_floor(["builtin:100:words=4"]) == corpus.exact_entropy_bits_per_byte(4)["bits_per_byte"]
+    assert builtin_entropy_floor(["builtin"]) == corpus.exact_entropy_bits_per_byte()["bits_per_byte"]
+    # A mixture of variants, or any other text, has no known floor.
+    assert builtin_entropy_floor(["builtin:words=4", "builtin"]) is None
+    assert builtin_entropy_floor(["builtin", "poems.txt"]) is None

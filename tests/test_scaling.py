@@ -1,4 +1,5 @@
-"""`wenlm scaling`: nested data subsets, resume, the end-to-end study outputs, --report_only, bad grids."""
+"""`wenlm scaling`: nested data subsets, the cells' regimes and rules, the repetition sub-study, workers, the time
+budget, resume, the end-to-end study outputs, --report_only, bad grids."""
 
 from __future__ import annotations
 
@@ -9,13 +10,17 @@ from pathlib import Path
 
 import pytest
 import torch
+from transformers import AutoTokenizer, TrainerControl, TrainerState
 
 from wenlm.training.args import DataArguments, parse_data_sizes
 from wenlm.training.cli import main as cli_main
 from wenlm.training.corpus.grammar import exact_entropy_bits_per_byte
+from wenlm.training.data.packing import count_bytes, document_rows, token_byte_lengths
 from wenlm.training.data.pipeline import prepare_datasets
 from wenlm.training.scaling import study as scaling
+from wenlm.training.scaling.cells import KeepBestWeights, cell_plan
 from wenlm.training.scaling.grid import parse_model_specs
+from wenlm.training.scaling.planning import assign_to_workers, estimate_seconds, plan_cells, trim_to_budget
 from wenlm.training.scaling.study_data import cell_dataset, prepare_study_data
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -39,6 +44,11 @@ def study_argv(output_dir: Path, cache_dir: Path, *extra: str) -> list[str]:
         "--bootstrap", "20",
         "--cache_dir", str(cache_dir),
         "--torch_threads", "1",
+        "--workers", "1",
+        "--num_train_epochs", "3",
+        "--early_stopping_tokens", "256",
+        "--epochs", "1,2,4",
+        "--repetition_tokens", "1000",
         "--output_dir", str(output_dir),
         *extra,
     ]  # fmt: skip
@@ -67,11 +77,11 @@ def counting_train_cell(monkeypatch, calls: list, real: bool):
     """Count the runner's calls of train_cell (the name study.py calls it by)."""
     original = scaling.train_cell
 
-    def fake(spec, data_size, data, options):
-        calls.append((spec.label, data_size))
+    def fake(spec, data_size, data, options, epochs=None):
+        calls.append((spec.label, data_size, epochs))
         if not real:
             raise AssertionError(f"train_cell called for {spec.label} D={data_size}")
-        return original(spec, data_size, data, options)
+        return original(spec, data_size, data, options, epochs=epochs)
 
     monkeypatch.setattr(scaling, "train_cell", fake)
 
@@ -130,14 +140,13 @@ def test_training_options_take_trainingarguments_names(tmp_path):
 
 
 def test_old_option_spellings_still_work_and_warn(tmp_path):
-    old = ["--output_dir", str(tmp_path), "--batch_size", "4", "--epochs", "2", "--warmup_ratio", "0.1",
-           "--no_discussion"]  # fmt: skip
+    old = ["--output_dir", str(tmp_path), "--batch_size", "4", "--warmup_ratio", "0.1", "--no_discussion"]
     with pytest.warns(FutureWarning) as warned:
         options = scaling.parse_args(old)
-    assert (options.per_device_train_batch_size, options.num_train_epochs, options.warmup_steps) == (4, 2.0, 0.1)
+    assert (options.per_device_train_batch_size, options.warmup_steps) == (4, 0.1)
     assert options.discussion is False
     messages = " ".join(str(warning.message) for warning in warned)
-    for new in ("--per_device_train_batch_size", "--num_train_epochs", "--warmup_steps", "--discussion false"):
+    for new in ("--per_device_train_batch_size", "--warmup_steps", "--discussion false"):
         assert new in messages
 
 
@@ -161,10 +170,13 @@ def test_cells_train_on_nested_prefixes_of_one_shuffled_stream(study, cache_dir)
         ),
         tokenizer=data.tokenizer,
     )
-    assert len(unshuffled.train) == len(data.train)
+    # The stream's tail is set aside for early stopping: never trained on by any cell, never the validation set.
+    assert len(unshuffled.train) == len(data.train) + len(data.early_stopping)
+    assert data.early_stopping.num_rows == math.ceil(256 / BLOCK)
     assert unshuffled.train["input_ids"][:4] != data.train["input_ids"][:4]
-    # Validation is identical for every cell: the same held-out documents, packed the same way.
-    assert unshuffled.validation["input_ids"] == data.validation["input_ids"]
+    # Validation is identical for every cell: the same held-out documents, each scored from its own start.
+    texts = [example["text"] for example in unshuffled.validation_text]
+    assert document_rows(texts, data.tokenizer, BLOCK)[0]["input_ids"] == data.validation["input_ids"]
 
 
 def test_a_resumed_study_rebuilds_the_same_stream(study, cache_dir, tmp_path):
@@ -203,18 +215,29 @@ def test_the_study_writes_every_output(study):
     # No model weights end up in the study folder.
     assert not list(study.rglob("*.safetensors")) and not list(study.rglob("*.bin"))
 
-    records = json.loads((study / "results.json").read_text())["records"]
+    everything = json.loads((study / "results.json").read_text())["records"]
+    records = [record for record in everything if not record.get("substudy")]
+    repeated = [record for record in everything if record.get("substudy") == "repetition"]
     assert len(records) == len(DATA_SIZES) * 2
+    # The sub-study: U = 1000 tokens seen 1, 2 and 4 times, and single passes over 2U and 4U fresh tokens.
+    assert sorted((r["data_size"], r["epochs_requested"]) for r in repeated) == [
+        (1000, 1), (1000, 2), (1000, 4), (2000, 1), (4000, 1)
+    ]  # fmt: skip
+    assert {r["model"] for r in repeated} == {"nano"}
+    assert len({r["batch_size"] for r in repeated}) == 1  # equal steps for equal tokens seen
+    assert {r["regime"] for r in records} == {"converged"}
+    assert {r["regime"] for r in repeated} == {"fixed_epochs"}
     assert {record["model"] for record in records} == {"nano", "nano:num_hidden_layers=2"}
     study_info = json.loads((study / "study.json").read_text())
     bytes_per_token = study_info["validation_bytes_per_token"]
     for record in records:
         assert record["tokens"] == math.ceil(record["data_size"] / BLOCK) * BLOCK
-        assert record["tokens_seen"] == record["tokens"]
-        assert record["flops"] == pytest.approx(6 * record["n_params"] * record["tokens"])
+        # Converged cells pass over their data several times, stop on the held-out tail, keep the best weights.
+        assert record["tokens_seen"] == pytest.approx(record["tokens"] * record["epochs_trained"], rel=0.01)
+        assert 0 < record["best_epoch"] <= record["epochs_trained"] <= record["max_epochs"]
+        assert record["flops"] == pytest.approx(6 * record["n_params"] * record["tokens_seen"])
         assert record["n_params_total"] > record["n_params"] > 0
         assert record["val_bpb"] == pytest.approx(record["val_loss"] / bytes_per_token / math.log(2))
-        assert record["steps"] == math.ceil(record["blocks"] / 8)
         assert math.isfinite(record["train_loss"])
     by_model: dict = {}
     for record in records:
@@ -228,8 +251,14 @@ def test_the_study_writes_every_output(study):
     assert fit["metric"] == "val_bpb"
     assert fit["floor"] == pytest.approx(exact_entropy_bits_per_byte()["bits_per_byte"])
     assert set(fit["data_laws"]) == {"nano", "nano:num_hidden_layers=2"}
+    assert {"joint", "joint_constrained", "holdout", "repetition"} <= set(fit)
+    assert fit["repetition"]["unique_tokens"] == 1024 and "R_star" in fit["repetition"]
+    assert "bootstrap_draws" not in json.dumps(fit)
     report = (study / "REPORT.md").read_text()
-    assert "## Fitted irreducible loss vs the entropy floor of the built-in corpus" in report
+    # The answer first, then its validation, then the tables.
+    order = [report.index(title) for title in ("## How much data", "## Validation", "## Repeating data",
+                                               "## Fitted scaling laws", "## Measured cells")]  # fmt: skip
+    assert order == sorted(order)
     assert "## Discussion" in report and "## Reproduce" in report
     assert "--presets nano,nano:num_hidden_layers=2" in report
     # The reproduce command names non-default settings by today's option names, not study.json's keys.
@@ -249,10 +278,10 @@ def test_rerun_skips_finished_cells_and_retrains_a_deleted_one(study, cache_dir,
     kept = json.loads((resumed / "cells" / "nano_8000.json").read_text())
     deleted.unlink()
     scaling.main(study_argv(resumed, cache_dir))
-    assert calls == [("nano:num_hidden_layers=2", 4000)]
+    assert calls == [("nano:num_hidden_layers=2", 4000, None)]
     assert deleted.is_file()
     assert json.loads((resumed / "cells" / "nano_8000.json").read_text()) == kept
-    assert len(json.loads((resumed / "results.json").read_text())["records"]) == len(DATA_SIZES) * 2
+    assert len(json.loads((resumed / "results.json").read_text())["records"]) == len(DATA_SIZES) * 2 + 5
 
 
 def test_report_only_renders_without_training(study, cache_dir, tmp_path, monkeypatch):
@@ -297,3 +326,107 @@ def test_a_folder_with_other_files_is_not_used(tmp_path, cache_dir):
     with pytest.raises(FileExistsError, match="no study.json"):
         scaling.main(study_argv(occupied, cache_dir))
     assert (occupied / "notes.txt").read_text() == "mine"
+
+
+# ------------------------------------------------------------------------------------------ cells and plans
+
+
+def test_the_batch_rule_gives_small_cells_steps_and_scales_the_learning_rate(tmp_path):
+    options = scaling.parse_args(["--output_dir", str(tmp_path), "--regime", "single_epoch"])
+    assert (options.min_steps, options.num_train_epochs) == (300, 1.0)
+    big = cell_plan(options, blocks=100_000, hidden_size=64)
+    small = cell_plan(options, blocks=1200, hidden_size=64)
+    tiny = cell_plan(options, blocks=100, hidden_size=64)
+    assert big["batch_size"] == options.per_device_train_batch_size
+    assert big["learning_rate"] == pytest.approx(options.learning_rate)
+    # 1200 blocks at the study's batch of 16 would be 75 steps; batch 4 gives the 300 the rule asks for.
+    assert small["batch_size"] == 4 and small["max_steps"] == 300
+    assert small["learning_rate"] == pytest.approx(options.learning_rate * math.sqrt(4 / 16))
+    assert tiny["batch_size"] == 1
+    # Wider models get the 1/width learning rate of muP.
+    assert cell_plan(options, 100_000, hidden_size=128)["learning_rate"] == pytest.approx(options.learning_rate / 2)
+    assert not big["early_stopping"]
+    converged = scaling.parse_args(["--output_dir", str(tmp_path)])
+    assert (converged.regime, converged.min_steps, converged.num_train_epochs) == ("converged", 100, 16.0)
+    plan = cell_plan(converged, blocks=5000, hidden_size=64)
+    assert plan["early_stopping"] and plan["eval_steps"] == plan["steps_per_epoch"]
+    # A repetition cell passes a fixed number of times, without early stopping, whatever the regime.
+    fixed = cell_plan(converged, blocks=5000, hidden_size=64, epochs=4)
+    assert not fixed["early_stopping"] and fixed["max_epochs"] == 4
+
+
+def test_early_stopping_keeps_the_best_weights_and_stops_after_patience():
+    keeper = KeepBestWeights(patience=2)
+    model = torch.nn.Linear(2, 1)
+    control = TrainerControl()
+    for step, loss in enumerate([3.0, 2.0, 2.5, 1.9, 2.2, 2.3], start=1):
+        with torch.no_grad():
+            model.weight.fill_(float(step))
+        state = TrainerState(global_step=step, epoch=float(step))
+        keeper.on_evaluate(None, state, control, metrics={"eval_loss": loss}, model=model)
+        if control.should_training_stop:
+            break
+    assert step == 6 and control.should_training_stop
+    assert (keeper.best_step, keeper.best_loss) == (4, 1.9)
+    assert torch.all(keeper.best_state["weight"] == 4.0)
+
+
+def test_plan_budget_and_worker_shares(tmp_path):
+    options = scaling.parse_args(
+        ["--output_dir", str(tmp_path), "--presets", "nano,nano:num_hidden_layers=2", "--data_sizes", "1e4,2e4,4e4",
+         "--epochs", "1,2,4", "--repetition_tokens", "5000"]
+    )  # fmt: skip
+    specs = parse_model_specs(options.presets)
+    cells = plan_cells(specs, options)
+    grid = [cell for cell in cells if not cell.substudy]
+    repeated = [cell for cell in cells if cell.substudy]
+    assert len(grid) == 6
+    # Each repeated cell (U seen R times) has a single-pass partner of R x U fresh tokens.
+    assert sorted((cell.data_size, cell.epochs) for cell in repeated) == [
+        (5000, 1), (5000, 2), (5000, 4), (10000, 1), (20000, 1)
+    ]  # fmt: skip
+    assert len({cell.file_name for cell in cells}) == len(cells)
+    rates = {spec.label: 10_000.0 for spec in specs}
+    kept, dropped, total = trim_to_budget(cells, options, [], rates)
+    assert dropped == [] and kept == cells
+    options.budget_minutes = 0.9 * total / 60
+    kept, dropped, estimate = trim_to_budget(cells, options, [], rates)
+    # The sub-study gives way first, its most expensive cell first.
+    assert dropped and all(cell.substudy for cell in dropped) and estimate <= options.budget_minutes * 60
+    shares = assign_to_workers(grid, 2, options, [], rates)
+    assert sorted(cell.file_name for share in shares for cell in share) == sorted(c.file_name for c in grid)
+    loads = [sum(estimate_seconds(cell, options, [], rates) for cell in share) for share in shares]
+    assert max(loads) - min(loads) <= max(estimate_seconds(cell, options, [], rates) for cell in grid)
+
+
+def test_document_rows_predict_every_token_once_from_the_document_start(study):
+    tokenizer = AutoTokenizer.from_pretrained(str(study / "tokenizer"))
+    texts = ["Tom and Ann went to the park.", "短的。", "A longer document " * 12]
+    rows, stats = document_rows(texts, tokenizer, block_size=16)
+    eos = tokenizer.eos_token_id
+    assert stats["documents"] == 3 and stats["documents_split"] == 1 and stats["rows"] == len(rows)
+    predicted = [token for row in rows["input_ids"] for token in row[1:]]
+    expected = []
+    for text in texts:
+        expected += tokenizer(text, add_special_tokens=False)["input_ids"] + [eos]
+    assert predicted == expected
+    assert rows["input_ids"][0][0] == eos and all(len(row) <= 16 for row in rows["input_ids"])
+    byte_lengths = token_byte_lengths(tokenizer)
+    assert count_bytes(rows, byte_lengths) == sum(len(text.encode("utf-8")) for text in texts)
+
+
+def test_the_study_runs_single_epoch_cells_and_workers_in_processes(tmp_path, cache_dir):
+    argv = study_argv(tmp_path / "study", cache_dir, "--regime", "single_epoch", "--workers", "2", "--epochs", "")
+    argv[argv.index("--num_train_epochs") + 1] = "1"
+    argv[argv.index("--presets") + 1] = "nano"
+    assert cli_main(["scaling", *argv]) == 0
+    records = json.loads((tmp_path / "study" / "results.json").read_text())["records"]
+    assert len(records) == len(DATA_SIZES)
+    for record in records:
+        assert record["regime"] == "single_epoch" and record["tokens_seen"] == record["tokens"]
+        assert record["epochs_trained"] == pytest.approx(1.0)
+    # Two worker processes shared the cells, each with one thread.
+    workers = sorted((tmp_path / "study" / ".workers").glob("worker_*.json"))
+    assert len(workers) == 2
+    assert all(json.loads(path.read_text())["torch_threads"] == 1 for path in workers)
+    assert "## Validation" in (tmp_path / "study" / "REPORT.md").read_text()

@@ -29,9 +29,9 @@ from wenlm.training.args import (
     ModelArguments,
     parse_options,
 )
-from wenlm.training.corpus.grammar import exact_entropy_bits_per_byte
 from wenlm.training.data.packing import count_bytes, token_byte_lengths
 from wenlm.training.data.pipeline import prepare_datasets
+from wenlm.training.data.sources import builtin_entropy_floor
 from wenlm.training.hub.publish import take_hub_push_from_args
 from wenlm.training.hub.tokens import redact_secrets
 from wenlm.training.report import (
@@ -285,8 +285,9 @@ def run_pretraining(model_args: ModelArguments, data_args: DataArguments, traini
     model = new_model(model_args, tokenizer, block_size)
     eval_dataset, eval_bytes = evaluation_data(prepared, tokenizer)
     prepared.report["tokenizer_stats_by_language"] = stats_by_language(tokenizer, prepared.validation_text)
-    if any(str(source).startswith("builtin") for source in data_args.train_files):
-        prepared.report["entropy_floor_bpb"] = exact_entropy_bits_per_byte()["bits_per_byte"]
+    floor = builtin_entropy_floor(data_args.train_files)
+    if floor is not None:
+        prepared.report["entropy_floor_bpb"] = floor
 
     trainer = LanguageModelTrainer(
         model=model,

@@ -3,17 +3,50 @@
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, field
 
 from wenlm.training.args.training import CPU_TRAINING_DEFAULTS
 
 # --------------------------------------------------------------------------------------------- wenlm scaling
 
-# The default grid finishes in under 30 minutes on 2 CPU cores (see benchmarks/results/scaling_builtin).
-SCALING_DEFAULT_DATA_SIZES = "1e5,2e5,5e5,1e6"
-SCALING_DEFAULT_PRESETS = "nano:num_hidden_layers=2,nano,micro"
+# The default study is the control of issue 12: a variant of the built-in corpus (4 entries per word list, exact
+# entropy floor) that nano-sized models learn close to its floor within the 30 minutes the default grid may take on
+# 2 CPU cores (see benchmarks/results/scaling_builtin and BENCHMARKS.md).
+SCALING_DEFAULT_TRAIN_FILES = "builtin:12000:words=4"
+SCALING_DEFAULT_DATA_SIZES = "3.125e4,6.25e4,1.25e5,2.5e5,5e5"
+SCALING_DEFAULT_PRESETS = "nano:num_hidden_layers=1,nano:num_hidden_layers=2,nano"
+# Optimizer steps per pass a cell gets at least (through smaller batches): Chinchilla-style single passes need
+# ~300 to measure data rather than under-training; converged cells make up steps with passes.
+DEFAULT_MIN_STEPS = {"converged": 100, "single_epoch": 300}
 SCALING_DEFAULT_VALIDATION_DOCS = 1000
 SCALING_METRICS = ("val_bpb", "val_loss")
+SCALING_REGIMES = ("converged", "single_epoch")
+# Passes over a cell's data at most, per regime: converged cells stop earlier when the held-out loss stops falling.
+DEFAULT_MAX_EPOCHS = {"converged": 16.0, "single_epoch": 1.0}
+
+
+def parse_epochs_list(text: str | None) -> list[int]:
+    """``"1,2,4,8,16"`` -> ``[1, 2, 4, 8, 16]`` for the repetition sub-study (empty or None: no sub-study)."""
+    if text is None or not str(text).strip():
+        return []
+    epochs = []
+    for item in (part.strip() for part in str(text).split(",") if part.strip()):
+        try:
+            value = float(item)
+        except ValueError:
+            raise ValueError(f"--epochs: {item!r} is not a number (expected e.g. 1,2,4,8,16)") from None
+        if value != int(value) or value < 1:
+            raise ValueError(f"--epochs: {item!r} must be a whole number of passes >= 1")
+        epochs.append(int(value))
+    if len(set(epochs)) != len(epochs):
+        raise ValueError(f"--epochs lists a value twice: {text}")
+    if len(epochs) < 3 or 1 not in epochs:
+        raise ValueError(
+            f"--epochs {text}: the repetition sub-study needs 1 (every token once) and at least two repeat counts, "
+            "e.g. 1,2,4,8,16"
+        )
+    return sorted(epochs)
 
 
 def parse_data_sizes(text: str) -> list[int]:
@@ -42,7 +75,7 @@ class ScalingArguments:
 
     output_dir: str = field(metadata={"help": "Study folder (created; an existing study there is resumed)."})
     train_files: list[str] = field(
-        default_factory=lambda: ["builtin"],
+        default_factory=lambda: [SCALING_DEFAULT_TRAIN_FILES],
         metadata={
             "help": "Text sources as for `wenlm pretrain` (files, globs, folders, hub:NAME, builtin[:N])."
         },
@@ -61,9 +94,84 @@ class ScalingArguments:
         default=None,
         metadata={"help": "Config fields overriding every model, e.g. 'hidden_size=32,num_hidden_layers=1'."},
     )
-    num_train_epochs: float = field(
-        default=CPU_TRAINING_DEFAULTS["num_train_epochs"],
-        metadata={"help": "Passes over each cell's data. Default 1: every token seen once."},
+    regime: str = field(
+        default="converged",
+        metadata={
+            "help": "converged: each cell trains on its D unique tokens for as many epochs as help (early stopping on "
+            "held-out training documents, best checkpoint evaluated): the question of a user whose corpus is fixed. "
+            "single_epoch: every token seen once (Chinchilla-style), batch shrunk so every cell gets --min_steps."
+        },
+    )
+    num_train_epochs: float | None = field(
+        default=None,
+        metadata={"help": "Most passes over a cell's data (default 16 for converged, 1 for single_epoch)."},
+    )
+    converged_min_steps: int = field(
+        default=4000,
+        metadata={
+            "help": "converged: optimizer steps a cell may take at least, in as many passes as that needs (early "
+            "stopping still ends it sooner), so that small cells are not cut off before their loss stops falling."
+        },
+    )
+    min_steps: int | None = field(
+        default=None,
+        metadata={
+            "help": "Optimizer steps per pass every cell gets at least (default 300 for single_epoch, 100 for "
+            "converged): a cell with fewer blocks than min_steps x batch trains with a smaller batch (learning rate "
+            "scaled by the square root of the batch ratio)."
+        },
+    )
+    early_stopping_patience: int = field(
+        default=3,
+        metadata={"help": "converged: passes without a new best held-out loss before stopping."},
+    )
+    early_stopping_tokens: int = field(
+        default=32768,
+        metadata={
+            "help": "converged: tokens of training documents held out from every cell (the tail of the training "
+            "stream) to decide when to stop; never the study's validation set."
+        },
+    )
+    epochs: str | None = field(
+        default=None,
+        metadata={
+            "help": "Repetition sub-study (Muennighoff et al. 2023): passes over a fixed unique budget, e.g. "
+            "1,2,4,8,16; each is paired with a single-pass cell of the same total tokens. Default: none."
+        },
+    )
+    repetition_tokens: int | None = field(
+        default=None,
+        metadata={"help": "Unique tokens U of the repetition sub-study (default: the smallest D)."},
+    )
+    repetition_model: str | None = field(
+        default=None,
+        metadata={"help": "Model of the repetition sub-study (default: the first of --presets)."},
+    )
+    constrain_floor: bool = field(
+        default=False,
+        metadata={
+            "help": "Also fit with E >= the corpus's known entropy floor (built-in corpus only); the report shows "
+            "the constrained and the free fit."
+        },
+    )
+    workers: int | None = field(
+        default=None,
+        metadata={
+            "help": "Cells trained at once, each in its own process with one torch thread. Tiny models use two "
+            "cores poorly from one process (its threads wait for each other), so on 2 cores --workers 2 trains "
+            "a grid faster than one 2-thread process. Default: 2 where the machine has 2 or more cores."
+        },
+    )
+    worker_cells: str | None = field(
+        default=None,
+        metadata={"help": "Internal: the cell files this worker process trains (set by --workers)."},
+    )
+    budget_minutes: float | None = field(
+        default=None,
+        metadata={
+            "help": "Time budget: cells whose estimated time does not fit are dropped before training, largest "
+            "first, and listed in the report."
+        },
     )
     report_only: bool = field(
         default=False,
@@ -148,7 +256,29 @@ class ScalingArguments:
         if isinstance(self.train_files, str):
             self.train_files = [self.train_files]
         parse_data_sizes(self.data_sizes)
-        positive = ("vocab_size", "per_device_train_batch_size", "num_train_epochs", "learning_rate")
+        if self.regime not in SCALING_REGIMES:
+            raise ValueError(f"--regime must be one of {', '.join(SCALING_REGIMES)}, got {self.regime!r}")
+        if self.num_train_epochs is None:
+            self.num_train_epochs = DEFAULT_MAX_EPOCHS[self.regime]
+        parse_epochs_list(self.epochs)
+        positive = (
+            "vocab_size",
+            "per_device_train_batch_size",
+            "num_train_epochs",
+            "learning_rate",
+            "min_steps",
+        )
+        positive += ("early_stopping_patience", "early_stopping_tokens", "converged_min_steps")
+        if self.min_steps is None:
+            self.min_steps = DEFAULT_MIN_STEPS[self.regime]
+        if self.workers is None:
+            self.workers = min(2, os.cpu_count() or 1)
+        if not isinstance(self.workers, int) or self.workers < 1:
+            raise ValueError(f"--workers must be an integer >= 1, got {self.workers}")
+        if self.budget_minutes is not None:
+            positive += ("budget_minutes",)
+        if self.repetition_tokens is not None:
+            positive += ("repetition_tokens",)
         for name in positive:
             if not getattr(self, name) > 0:
                 raise ValueError(f"--{name} must be positive, got {getattr(self, name)}")
@@ -170,6 +300,10 @@ class ScalingArguments:
             raise ValueError(f"--torch_threads must be >= 1, got {self.torch_threads}")
         if self.bootstrap < 0:
             raise ValueError(f"--bootstrap must be >= 0, got {self.bootstrap}")
+
+    @property
+    def repetition_epochs(self) -> list[int]:
+        return parse_epochs_list(self.epochs)
 
     @property
     def grid_data_sizes(self) -> list[int]:

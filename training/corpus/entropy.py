@@ -7,7 +7,7 @@ import math
 
 from wenlm.training.corpus import rules
 from wenlm.training.corpus.sampling import check_count, generate_documents
-from wenlm.training.corpus.vocabulary import FIELD_COMPONENTS, NAMES, field_kind, render_value
+from wenlm.training.corpus.vocabulary import FIELD_COMPONENTS, field_kind, render_value
 
 ENTROPY_NOTE = (
     "bits_per_byte is H(document) / E[UTF-8 bytes of the document] / ln 2 for the wenlm grammar corpus. "
@@ -21,7 +21,7 @@ ENTROPY_NOTE = (
 )
 
 
-def entropy_bits_per_byte(num_docs: int = 20000, seed: int = 12345) -> dict:
+def entropy_bits_per_byte(num_docs: int = 20000, seed: int = 12345, words: int | None = None) -> dict:
     """Monte-Carlo estimate of the corpus entropy rate in bits per UTF-8 byte.
 
     bits_per_byte = sum(-logprob) / sum(bytes) / ln 2 over `num_docs` sampled documents, with the
@@ -32,7 +32,7 @@ def entropy_bits_per_byte(num_docs: int = 20000, seed: int = 12345) -> dict:
     if check_count("num_docs", num_docs) < 2:
         raise ValueError(f"num_docs must be at least 2 to estimate a standard error, got {num_docs}")
     sum_nats = sum_bytes = sum_nats_sq = sum_bytes_sq = sum_cross = 0.0
-    for document in generate_documents(num_docs, seed):
+    for document in generate_documents(num_docs, seed, words):
         nats = -document["logprob"]
         size = len(document["text"].encode("utf-8"))
         sum_nats += nats
@@ -55,30 +55,34 @@ def entropy_bits_per_byte(num_docs: int = 20000, seed: int = 12345) -> dict:
     }
 
 
-def _expected_field(name: str, spec: str, lang: str) -> tuple[float, float]:
+def _expected_field(name: str, spec: str, lang: str, tables) -> tuple[float, float]:
     """(entropy in nats if the field is a free choice, expected UTF-8 bytes of its surface)."""
     kind = field_kind(name)
     if kind == "name":
         # Names are uniform, so A, the B that excludes A, X, Y and L all have uniform marginals.
-        if len(set(rules.TABLES["name"].probs)) != 1:
+        if len(set(tables["name"].probs)) != 1:
             raise NotImplementedError("the closed-form entropy assumes uniformly drawn names")
-        size = sum(len(render_value("name", spec, lang, n).encode()) for n in NAMES) / len(NAMES)
-        free_choices = {"A": "name", "B": f"name_after:{next(iter(NAMES))}", "X": "cast_member"}
-        entropy = rules.TABLES[free_choices[name]].entropy() if name in free_choices else 0.0
+        names = tables["name"].options
+        size = sum(len(render_value("name", spec, lang, n).encode()) for n in names) / len(names)
+        free_choices = {"A": "name", "B": f"name_after:{names[0]}", "X": "cast_member"}
+        entropy = tables[free_choices[name]].entropy() if name in free_choices else 0.0
         return entropy, size
-    components = [rules.TABLES[c] for c in FIELD_COMPONENTS[kind]]
+    components = [tables[c] for c in FIELD_COMPONENTS[kind]]
     entropy = math.fsum(table.entropy() for table in components)
     if len(components) == 1:
         weighted = ((p, v) for v, p in zip(components[0].options, components[0].probs))
     else:
         first, second = components
-        weighted = ((p * q, (a, b)) for a, p in zip(first.options, first.probs)
-                    for b, q in zip(second.options, second.probs))
+        weighted = (
+            (p * q, (a, b))
+            for a, p in zip(first.options, first.probs)
+            for b, q in zip(second.options, second.probs)
+        )
     size = math.fsum(p * len(render_value(kind, spec, lang, v).encode()) for p, v in weighted)
     return entropy, size
 
 
-def _template_expectations(template: rules.Template, lang: str) -> tuple[float, float]:
+def _template_expectations(template: rules.Template, lang: str, tables) -> tuple[float, float]:
     """(entropy of the template's free fields in nats, expected bytes of its rendering)."""
     entropy = size = 0.0
     refs = rules.REF_FIELDS[template.role]
@@ -87,27 +91,29 @@ def _template_expectations(template: rules.Template, lang: str) -> tuple[float, 
             size += len(element.encode())
             continue
         name, spec = element
-        field_entropy, field_size = _expected_field(name, spec, lang)
+        field_entropy, field_size = _expected_field(name, spec, lang, tables)
         size += field_size
         if name not in refs:
             entropy += field_entropy
     return entropy, size
 
 
-def _role_expectations(role: str, lang: str) -> tuple[float, float]:
-    table = rules.TABLES[f"template:{role}"]
+def _role_expectations(role: str, lang: str, tables) -> tuple[float, float]:
+    table = tables[f"template:{role}"]
     entropy, size = table.entropy(), 0.0
     for template_id, prob in zip(table.options, table.probs):
-        field_entropy, field_size = _template_expectations(rules.TEMPLATE_BY_ID[(role, template_id)], lang)
+        field_entropy, field_size = _template_expectations(
+            rules.TEMPLATE_BY_ID[(role, template_id)], lang, tables
+        )
         entropy += prob * field_entropy
         size += prob * field_size
     return entropy, size
 
 
-def _length_distribution(structure: str) -> tuple[dict[int, float], float]:
+def _length_distribution(structure: str, tables) -> tuple[dict[int, float], float]:
     """P(number of body lines = k), and the expected entropy (nats) of the continue decisions."""
     rule = rules.LENGTH_RULES[structure]
-    table = rules.TABLES[f"continue:{structure}"]
+    table = tables[f"continue:{structure}"]
     p_continue = table.probs[table.options.index(True)]
     distribution = {}
     reach = 1.0  # probability of having written at least k body lines
@@ -122,7 +128,7 @@ def _length_distribution(structure: str) -> tuple[dict[int, float], float]:
     return distribution, decision_entropy
 
 
-def exact_entropy_bits_per_byte() -> dict:
+def exact_entropy_bits_per_byte(words: int | None = None) -> dict:
     """The corpus entropy rate computed in closed form from the grammar tables.
 
     Because the grammar is unambiguous, H(document) is the expected sum of the entropies of the
@@ -130,30 +136,31 @@ def exact_entropy_bits_per_byte() -> dict:
     tables (the dialogue's template Markov chain is propagated turn by turn). Returns
     ``{"bits_per_byte", "entropy_bits_per_doc", "mean_doc_bytes"}``; see ENTROPY_NOTE.
     """
-    doc_table = rules.TABLES["doc_type"]
+    tables = rules.tables_for(words)
+    doc_table = tables["doc_type"]
     total_entropy = doc_table.entropy()
     total_bytes = 0.0
     for doc_type, p_type in zip(doc_table.options, doc_table.probs):
         structure, lang = rules.DOC_TYPE_INFO[doc_type]
         languages = ("en", "zh") if structure == "parallel" else (lang,)
-        lengths, length_entropy = _length_distribution(structure)
+        lengths, length_entropy = _length_distribution(structure, tables)
         expected_count = math.fsum(k * p for k, p in lengths.items())
         entropy = length_entropy
         size = 0.0
         for index, line_lang in enumerate(languages):
             # In a parallel document the Chinese lines are determined by the English ones.
             counts_entropy = index == 0
-            opening_entropy, opening_size = _role_expectations("opening", line_lang)
+            opening_entropy, opening_size = _role_expectations("opening", line_lang, tables)
             size += opening_size
             entropy += opening_entropy if counts_entropy else 0.0
             if structure == "dialogue":
-                turn_entropy, turn_size = _dialogue_expectations(line_lang, lengths)
+                turn_entropy, turn_size = _dialogue_expectations(line_lang, lengths, tables)
                 entropy += turn_entropy
                 size += turn_size
                 lines = 1 + expected_count
             else:
-                body_entropy, body_size = _role_expectations("body", line_lang)
-                ending_entropy, ending_size = _role_expectations("ending", line_lang)
+                body_entropy, body_size = _role_expectations("body", line_lang, tables)
+                ending_entropy, ending_size = _role_expectations("ending", line_lang, tables)
                 size += expected_count * body_size + ending_size
                 if counts_entropy:
                     entropy += expected_count * body_entropy + ending_entropy
@@ -169,18 +176,18 @@ def exact_entropy_bits_per_byte() -> dict:
     }
 
 
-def _dialogue_expectations(lang: str, lengths: dict[int, float]) -> tuple[float, float]:
+def _dialogue_expectations(lang: str, lengths: dict[int, float], tables) -> tuple[float, float]:
     """Expected entropy (nats) and bytes of all turns of a dialogue, speaker prefixes included."""
-    _, name_size = _expected_field("A", "", lang)
+    _, name_size = _expected_field("A", "", lang, tables)
     prefix_size = name_size + len(rules.TURN_SEPARATOR[lang].encode())
-    per_template = {t.id: _template_expectations(t, lang) for t in rules.UTTERANCES}
+    per_template = {t.id: _template_expectations(t, lang, tables) for t in rules.UTTERANCES}
     state = {rules.START_TURN: 1.0}  # distribution of the previous turn's template
     entropy = size = 0.0
     for turn in range(1, max(lengths) + 1):
         reached = math.fsum(p for k, p in lengths.items() if k >= turn)
         next_state: dict[str, float] = {}
         for previous, p_previous in state.items():
-            table = rules.TABLES[f"template:utterance|{previous}"]
+            table = tables[f"template:utterance|{previous}"]
             entropy += reached * p_previous * table.entropy()
             for template_id, prob in zip(table.options, table.probs):
                 field_entropy, field_size = per_template[template_id]

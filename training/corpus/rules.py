@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import bisect
+import functools
 import math
 import random
 import string
@@ -246,29 +247,34 @@ DOC_TYPE_INFO = {
 TURN_SEPARATOR = {"en": ": ", "zh": "："}
 
 
-def _build_tables() -> dict[str, ChoiceTable]:
+def _build_tables(words: int | None = None) -> dict[str, ChoiceTable]:
+    """Every table of the grammar; `words` keeps only the first `words` entries of each word list (names,
+    places, food, ...), the knob of the corpus variants: fewer words, lower entropy, faster to learn."""
+
+    def first(items) -> list:
+        items = list(items)
+        return items if words is None else items[:words]
+
+    names = first(NAMES)
     tables = {
         "doc_type": ChoiceTable("doc_type", zip(DOC_TYPES, DOC_TYPE_WEIGHTS)),
         "cast_member": ChoiceTable("cast_member", _uniform(("A", "B"))),
-        "name": ChoiceTable("name", _uniform(NAMES)),
+        "name": ChoiceTable("name", _uniform(names)),
         # Weather and time are uniform so the weather classification task is balanced.
-        "weather": ChoiceTable("weather", _uniform(SIMPLE_WORDS["weather"])),
-        "time": ChoiceTable("time", _uniform(SIMPLE_WORDS["time"])),
-        "place": ChoiceTable("place", _zipf(SIMPLE_WORDS["place"])),
-        "food": ChoiceTable("food", _zipf(SIMPLE_WORDS["food"])),
-        "feeling": ChoiceTable("feeling", _zipf(SIMPLE_WORDS["feeling"])),
-        "adj": ChoiceTable("adj", _zipf(SIMPLE_WORDS["adj"])),
-        "color": ChoiceTable("color", _zipf(SIMPLE_WORDS["color"])),
-        "obj": ChoiceTable("obj", _zipf(COUNTABLES["obj"])),
-        "animal": ChoiceTable("animal", _zipf(COUNTABLES["animal"])),
-        "activity": ChoiceTable("activity", _zipf(ACTIVITIES)),
+        "weather": ChoiceTable("weather", _uniform(first(SIMPLE_WORDS["weather"]))),
+        "time": ChoiceTable("time", _uniform(first(SIMPLE_WORDS["time"]))),
         "count": ChoiceTable("count", _zipf(range(2, 11), exponent=1.0, offset=1.0)),
         "hour": ChoiceTable("hour", _uniform(range(1, 13))),
         "age": ChoiceTable("age", _uniform(range(5, 13))),
     }
-    for first in NAMES:
-        name = f"name_after:{first}"
-        tables[name] = ChoiceTable(name, _uniform(n for n in NAMES if n != first))
+    for kind in ("place", "food", "feeling", "adj", "color"):
+        tables[kind] = ChoiceTable(kind, _zipf(first(SIMPLE_WORDS[kind])))
+    for kind in ("obj", "animal"):
+        tables[kind] = ChoiceTable(kind, _zipf(first(COUNTABLES[kind])))
+    tables["activity"] = ChoiceTable("activity", _zipf(first(ACTIVITIES)))
+    for first_name in names:
+        name = f"name_after:{first_name}"
+        tables[name] = ChoiceTable(name, _uniform(n for n in names if n != first_name))
     for role in ("opening", "body", "ending"):
         name = f"template:{role}"
         tables[name] = ChoiceTable(name, ((t.id, t.weight) for t in TEMPLATES_BY_ROLE[role]))
@@ -287,6 +293,18 @@ def _build_tables() -> dict[str, ChoiceTable]:
 
 
 TABLES = _build_tables()
+# The smallest word list a variant may keep: two names make a cast.
+MIN_VARIANT_WORDS = 2
+
+
+@functools.lru_cache(maxsize=8)
+def tables_for(words: int | None = None) -> dict[str, ChoiceTable]:
+    """The tables of the full grammar (`words` None) or of the variant keeping `words` entries per word list."""
+    if words is None:
+        return TABLES
+    if isinstance(words, bool) or not isinstance(words, int) or words < MIN_VARIANT_WORDS:
+        raise ValueError(f"words must be an integer >= {MIN_VARIANT_WORDS} (entries kept per word list), got {words!r}")
+    return _build_tables(words)
 
 
 def all_choice_tables() -> dict[str, ChoiceTable]:

@@ -15,6 +15,7 @@ from wenlm.training.corpus.rules import (
     TEMPLATE_BY_ID,
     TURN_SEPARATOR,
     Template,
+    tables_for,
 )
 from wenlm.training.corpus.vocabulary import FIELD_COMPONENTS, field_kind, render_value
 
@@ -26,7 +27,7 @@ def other_member(name: str, cast: dict) -> str:
     return cast["B"] if name == cast["A"] else cast["A"]
 
 
-def sample_fields(rng: random.Random, template: Template, context: dict) -> tuple[dict, float]:
+def sample_fields(rng: random.Random, template: Template, context: dict, tables=TABLES) -> tuple[dict, float]:
     """Draw the free fields of a template; `context` holds A, B and the speaker S where known."""
     values = {name: context[name] for name in ("A", "B", "S") if name in context}
     logprob = 0.0
@@ -37,17 +38,17 @@ def sample_fields(rng: random.Random, template: Template, context: dict) -> tupl
         if name in refs:
             continue
         if name == "A":
-            values["A"], lp = TABLES["name"].sample(rng)
+            values["A"], lp = tables["name"].sample(rng)
         elif name == "B":
-            values["B"], lp = TABLES[f"name_after:{values['A']}"].sample(rng)
+            values["B"], lp = tables[f"name_after:{values['A']}"].sample(rng)
         elif name == "X":
-            member, lp = TABLES["cast_member"].sample(rng)
+            member, lp = tables["cast_member"].sample(rng)
             values["X"] = context[member]
         else:
             parts = []
             lp = 0.0
             for component in FIELD_COMPONENTS[field_kind(name)]:
-                part, part_lp = TABLES[component].sample(rng)
+                part, part_lp = tables[component].sample(rng)
                 parts.append(part)
                 lp += part_lp
             values[name] = parts[0] if len(parts) == 1 else tuple(parts)
@@ -76,16 +77,18 @@ class ParsedDocument:
         return "bilingual" if self.doc_type == "parallel" else self.doc_type[:2]
 
 
-def sample_document(rng: random.Random, doc_type: str | None = None) -> tuple[str, ParsedDocument]:
+def sample_document(
+    rng: random.Random, doc_type: str | None = None, tables=TABLES
+) -> tuple[str, ParsedDocument]:
     """Sample one document. With `doc_type` given, its choice is not drawn nor counted in logprob."""
     logprob = 0.0
     if doc_type is None:
-        doc_type, logprob = TABLES["doc_type"].sample(rng)
+        doc_type, logprob = tables["doc_type"].sample(rng)
     structure, lang = DOC_TYPE_INFO[doc_type]
-    opening, lp = TABLES["template:opening"].sample(rng)
+    opening, lp = tables["template:opening"].sample(rng)
     logprob += lp
     opening = TEMPLATE_BY_ID[("opening", opening)]
-    values, lp = sample_fields(rng, opening, {})
+    values, lp = sample_fields(rng, opening, {}, tables)
     logprob += lp
     cast = {"A": values["A"], "B": values["B"]}
     derivation = [("opening", opening, values)]
@@ -98,13 +101,13 @@ def sample_document(rng: random.Random, doc_type: str | None = None) -> tuple[st
         context = dict(cast)
         if structure == "dialogue":
             context["S"] = cast["A"] if count % 2 == 0 else cast["B"]
-            table = TABLES[f"template:utterance|{previous}"]
+            table = tables[f"template:utterance|{previous}"]
         else:
-            table = TABLES["template:body"]
+            table = tables["template:body"]
         template_id, lp = table.sample(rng)
         logprob += lp
         template = TEMPLATE_BY_ID[(body_role, template_id)]
-        values, lp = sample_fields(rng, template, context)
+        values, lp = sample_fields(rng, template, context, tables)
         logprob += lp
         derivation.append((body_role, template, values))
         previous = template_id
@@ -112,15 +115,15 @@ def sample_document(rng: random.Random, doc_type: str | None = None) -> tuple[st
         if count >= rule["max_lines"]:
             break
         if count >= rule["min_lines"]:
-            go_on, lp = TABLES[f"continue:{structure}"].sample(rng)
+            go_on, lp = tables[f"continue:{structure}"].sample(rng)
             logprob += lp
             if not go_on:
                 break
     if structure != "dialogue":
-        ending, lp = TABLES["template:ending"].sample(rng)
+        ending, lp = tables["template:ending"].sample(rng)
         logprob += lp
         ending = TEMPLATE_BY_ID[("ending", ending)]
-        values, lp = sample_fields(rng, ending, cast)
+        values, lp = sample_fields(rng, ending, cast, tables)
         logprob += lp
         derivation.append(("ending", ending, values))
 
@@ -136,8 +139,12 @@ def sample_document(rng: random.Random, doc_type: str | None = None) -> tuple[st
             lines.append(template.render(lang, values))
     opening_values = derivation[0][2]
     parsed = ParsedDocument(
-        doc_type=doc_type, logprob=logprob, cast=(cast["A"], cast["B"]),
-        weather=opening_values["weather"], time=opening_values["time"], place=opening_values["place"],
+        doc_type=doc_type,
+        logprob=logprob,
+        cast=(cast["A"], cast["B"]),
+        weather=opening_values["weather"],
+        time=opening_values["time"],
+        place=opening_values["place"],
         lines=[(role, template.id, values) for role, template, values in derivation],
     )
     return "\n".join(lines), parsed
@@ -161,15 +168,17 @@ def seeded_rng(stream: str, seed: int) -> random.Random:
     return random.Random(f"wenlm.corpus/{stream}/{seed}")
 
 
-def generate_documents(num_docs: int, seed: int = 0) -> Iterator[dict]:
+def generate_documents(num_docs: int, seed: int = 0, words: int | None = None) -> Iterator[dict]:
     """Yield `num_docs` documents ``{"text": str, "logprob": float}``, deterministically for `seed`.
 
     ``logprob`` is the exact natural-log probability of the text under the grammar, counting every
     choice including the document type and the decision to stop. Documents are produced one at a
-    time, so any number can be streamed.
+    time, so any number can be streamed. `words` selects the variant keeping that many entries per word
+    list (see `rules.tables_for`).
     """
     check_count("num_docs", num_docs)
+    tables = tables_for(words)
     rng = seeded_rng("stories", check_seed(seed))
     for _ in range(num_docs):
-        text, parsed = sample_document(rng)
+        text, parsed = sample_document(rng, tables=tables)
         yield {"text": text, "logprob": parsed.logprob}

@@ -63,7 +63,11 @@ def _special_strings_pattern(tokenizer) -> re.Pattern | None:
     Non-special added tokens (the PII placeholders) are left out: cleaning writes them into the text on purpose.
     """
     contents = sorted(
-        {token.content for token in tokenizer.added_tokens_decoder.values() if token.special and token.content},
+        {
+            token.content
+            for token in tokenizer.added_tokens_decoder.values()
+            if token.special and token.content
+        },
         key=len,
         reverse=True,
     )
@@ -124,7 +128,9 @@ _JOINED_BELOW_MEAN_CHARS = 200
 _JOINED_CHECK_DOCS = 16
 
 
-def _encode_joined(backend, encode, texts: list[str], eos_token_id: int) -> tuple[np.ndarray, np.ndarray] | None:
+def _encode_joined(
+    backend, encode, texts: list[str], eos_token_id: int
+) -> tuple[np.ndarray, np.ndarray] | None:
     """Encode runs of documents joined by the EOS text, so one encoded string yields ids, EOS, ids, EOS, ...
 
     Per-string overhead dominated short documents (a line of poetry): joining ~8k characters per string made
@@ -171,7 +177,9 @@ def _encode_joined(backend, encode, texts: list[str], eos_token_id: int) -> tupl
     return flat, lengths
 
 
-def _iter_tokenized_writing(dataset, tokenizer, eos_token_id: int, text_column: str, path: Path, counts: dict):
+def _iter_tokenized_writing(
+    dataset, tokenizer, eos_token_id: int, text_column: str, path: Path, counts: dict
+):
     """Yield every batch's flat token ids while writing the per-document ids to ``path``, so that packing at
     another block size later reuses them without tokenizing again; the documents holding a special-token
     string are counted into ``counts`` and written next to ``path`` when the file is complete."""
@@ -182,7 +190,9 @@ def _iter_tokenized_writing(dataset, tokenizer, eos_token_id: int, text_column: 
         pending = None
         for texts in itertools.chain(iter_column_batches(dataset, text_column), [None]):
             encoding = (
-                None if texts is None else pool.submit(_encode_documents, tokenizer, texts.to_pylist(), eos_token_id)
+                None
+                if texts is None
+                else pool.submit(_encode_documents, tokenizer, texts.to_pylist(), eos_token_id)
             )
             if pending is not None:
                 flat, lengths, special_docs = pending.result()
@@ -265,7 +275,11 @@ def tokenize_and_pack(
     cache_root.mkdir(parents=True, exist_ok=True)
     # "special-tokens-as-text": entries written before user text stopped being read as control tokens are stale.
     tokenized_key = digest(
-        PIPELINE_VERSION, "special-tokens-as-text", dataset._fingerprint, tokenizer_fingerprint(tokenizer), text_column
+        PIPELINE_VERSION,
+        "special-tokens-as-text",
+        dataset._fingerprint,
+        tokenizer_fingerprint(tokenizer),
+        text_column,
     )
     packed_key = digest(tokenized_key, block_size)
     packed_path = cache_root / f"packed-{packed_key}.arrow"
@@ -281,7 +295,9 @@ def tokenize_and_pack(
         counts.update(json.loads(tokenized_path.with_suffix(".json").read_text()))
         token_arrays = _iter_token_arrays(datasets.Dataset.from_file(str(tokenized_path)))
     else:
-        token_arrays = _iter_tokenized_writing(dataset, tokenizer, eos_token_id, text_column, tokenized_path, counts)
+        token_arrays = _iter_tokenized_writing(
+            dataset, tokenizer, eos_token_id, text_column, tokenized_path, counts
+        )
     totals: dict = {}
     blocks = _iter_blocks(token_arrays, block_size, totals)
     write_arrow_file(packed_path, _PACKED_FEATURES, (_blocks_table(array) for array in blocks))
@@ -390,3 +406,23 @@ def count_bytes(packed_dataset, byte_lengths: np.ndarray, skip_first: bool = Tru
     return total
 
 
+def document_rows(texts: list[str], tokenizer, block_size: int) -> tuple[datasets.Dataset, dict]:
+    """One row per document, ``EOS ids EOS``, for evaluation that never starts a document mid-way.
+
+    Packed blocks cut documents, and a model shown the middle of a document without its opening cannot know
+    what was chosen there, so packed evaluation sits above a corpus's entropy floor by an amount no model can
+    remove. Here each document is predicted from its own start (the leading EOS plays the part of the previous
+    document's end, as in training) and the trailing EOS is charged, which is how the floor is defined. A
+    document longer than a block continues in further rows that repeat the previous row's last token, so every
+    token is predicted exactly once; ``stats["documents_split"]`` counts them (those later rows lack context).
+    """
+    eos_token_id = _require_eos(tokenizer)
+    flat, lengths, _ = _encode_documents(tokenizer, list(texts), eos_token_id)
+    rows, split = [], 0
+    for ids in np.split(flat, np.cumsum(lengths)[:-1]):
+        sequence = np.concatenate([[eos_token_id], ids])
+        split += len(sequence) > block_size
+        for start in range(0, len(sequence) - 1, block_size - 1):
+            rows.append(sequence[start : start + block_size].tolist())
+    dataset = datasets.Dataset.from_dict({"input_ids": rows})
+    return dataset, {"documents": len(lengths), "rows": len(rows), "documents_split": int(split)}

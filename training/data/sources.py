@@ -18,6 +18,7 @@ import datasets
 
 from wenlm.training.args import DataArguments
 from wenlm.training.corpus import grammar as builtin_corpus
+from wenlm.training.corpus.rules import MIN_VARIANT_WORDS
 from wenlm.training.data.cache import (
     PIPELINE_VERSION,
     TEXT_FEATURES,
@@ -142,6 +143,7 @@ class ResolvedSource:
     hub_name: str | None = None
     hub_config: str | None = None
     builtin_docs: int = 0
+    builtin_words: int | None = None  # the corpus variant keeping that many entries per word list
 
 
 def _supported_list() -> str:
@@ -156,11 +158,39 @@ def _check_extension(path: str, spec: str) -> None:
         )
 
 
+def parse_builtin_spec(spec: str) -> tuple[int, int | None]:
+    """``builtin[:N][:words=K]`` -> (documents N, words K or None for the full grammar)."""
+    docs, words = DEFAULT_BUILTIN_DOCS, None
+    usage = "expected 'builtin', 'builtin:N' (N documents >= 1), optionally ':words=K' (K >= 2), e.g. builtin:40000:words=4"
+    head, *parts = spec.split(":")
+    if head != "builtin":
+        raise ValueError(f"train_files entry {spec!r}: {usage}")
+    for part in parts:
+        name, equals, value = part.partition("=")
+        if not equals and part.isdigit() and int(part) >= 1:
+            docs = int(part)
+        elif equals and name == "words" and value.isdigit() and int(value) >= MIN_VARIANT_WORDS:
+            words = int(value)
+        else:
+            raise ValueError(f"train_files entry {spec!r}: {usage}")
+    return docs, words
+
+
+def builtin_entropy_floor(train_files) -> float | None:
+    """The exact entropy floor (bits per byte) of the training sources when all are one variant of the built-in
+    corpus; None for any other corpus, whose floor nobody knows."""
+    specs = [str(source) for source in train_files or []]
+    if not specs or not all(spec == "builtin" or spec.startswith("builtin:") for spec in specs):
+        return None
+    variants = {parse_builtin_spec(spec)[1] for spec in specs}
+    if len(variants) != 1:
+        return None
+    return builtin_corpus.exact_entropy_bits_per_byte(variants.pop())["bits_per_byte"]
+
+
 def _resolve_builtin(spec: str) -> ResolvedSource:
-    count_text = spec.partition(":")[2] or str(DEFAULT_BUILTIN_DOCS)
-    if not count_text.isdigit() or int(count_text) < 1:
-        raise ValueError(f"train_files entry {spec!r}: expected 'builtin' or 'builtin:N' with N >= 1")
-    return ResolvedSource(spec, "builtin", builtin_docs=int(count_text))
+    docs, words = parse_builtin_spec(spec)
+    return ResolvedSource(spec, "builtin", builtin_docs=docs, builtin_words=words)
 
 
 def _resolve_hub(spec: str) -> ResolvedSource:
@@ -202,7 +232,9 @@ def _resolve_file(spec: str) -> ResolvedSource:
 def resolve_sources(train_files: Iterable[str]) -> list[ResolvedSource]:
     entries = [train_files] if isinstance(train_files, str) else list(train_files)
     if not entries:
-        raise ValueError("train_files is empty; give at least one file, glob, directory, 'hub:NAME' or 'builtin'")
+        raise ValueError(
+            "train_files is empty; give at least one file, glob, directory, 'hub:NAME' or 'builtin'"
+        )
     sources = []
     for spec in entries:
         if spec == "builtin" or spec.startswith("builtin:"):
@@ -258,14 +290,18 @@ def _iter_txt_documents(paths: list[str], mode: str, separator: str | None, sign
             yield {"text": text}
 
 
-def _iter_builtin_documents(num_docs: int, seed: int, signature: str) -> Iterator[dict]:
+def _iter_builtin_documents(
+    num_docs: int, seed: int, signature: str, words: int | None = None
+) -> Iterator[dict]:
     del signature  # part of gen_kwargs only, as above
-    for document in builtin_corpus.generate_documents(num_docs, seed=seed):
+    for document in builtin_corpus.generate_documents(num_docs, seed=seed, words=words):
         yield {"text": document["text"]}
 
 
 def _builtin_signature() -> str:
-    return digest(Path(builtin_corpus.__file__).read_bytes())
+    # Every module of the grammar, not only its public face: a changed table changes the documents.
+    folder = Path(builtin_corpus.__file__).parent
+    return digest(*(path.read_bytes() for path in sorted(folder.glob("*.py"))))
 
 
 def _select_text_column(dataset, text_column: str, origin: str):
@@ -288,21 +324,34 @@ def _select_text_column(dataset, text_column: str, origin: str):
 def _documents(generator, gen_kwargs: dict, streaming: bool, cached_path: Path):
     """A generator's documents: lazily as an IterableDataset, or written once to a cached Arrow file."""
     if streaming:
-        return datasets.IterableDataset.from_generator(generator, features=TEXT_FEATURES, gen_kwargs=gen_kwargs)
+        return datasets.IterableDataset.from_generator(
+            generator, features=TEXT_FEATURES, gen_kwargs=gen_kwargs
+        )
     return materialise_texts((example["text"] for example in generator(**gen_kwargs)), cached_path)
 
 
 def _load_builtin(source: ResolvedSource, args: DataArguments, cache_dir: Path) -> list:
-    gen_kwargs = {"num_docs": source.builtin_docs, "seed": args.corpus_seed, "signature": _builtin_signature()}
+    gen_kwargs = {
+        "num_docs": source.builtin_docs,
+        "seed": args.corpus_seed,
+        "signature": _builtin_signature(),
+        "words": source.builtin_words,
+    }
     key = digest(PIPELINE_VERSION, "builtin", gen_kwargs)
     path = cache_dir / "sources" / f"builtin-{key}.arrow"
     return [_documents(_iter_builtin_documents, gen_kwargs, args.streaming, path)]
 
 
 def _load_hub(source: ResolvedSource, args: DataArguments) -> list:
-    logger.info("loading hub dataset %s (config %s, split %s)", source.hub_name, source.hub_config, args.hub_split)
+    logger.info(
+        "loading hub dataset %s (config %s, split %s)", source.hub_name, source.hub_config, args.hub_split
+    )
     loaded = datasets.load_dataset(
-        source.hub_name, source.hub_config, split=args.hub_split, streaming=args.streaming, cache_dir=args.cache_dir
+        source.hub_name,
+        source.hub_config,
+        split=args.hub_split,
+        streaming=args.streaming,
+        cache_dir=args.cache_dir,
     )
     return [_select_text_column(loaded, args.text_column, f"hub dataset {source.hub_name}")]
 
@@ -312,7 +361,9 @@ def _load_structured_file(path: str, args: DataArguments, cache_dir: Path, repai
     data_file = _repaired_copy(path, cache_dir) if repair else path
     # CSV cells are typed by pandas: "007" would come back as 7 and "1e3" as 1000.0, "NA" as missing. The text
     # column is read as the exact string in the file.
-    csv_options = {"converters": {args.text_column: str}, "keep_default_na": False} if suffix == ".csv" else {}
+    csv_options = (
+        {"converters": {args.text_column: str}, "keep_default_na": False} if suffix == ".csv" else {}
+    )
     try:
         loaded = datasets.load_dataset(
             SUPPORTED_EXTENSIONS[suffix],
@@ -322,12 +373,16 @@ def _load_structured_file(path: str, args: DataArguments, cache_dir: Path, repai
             cache_dir=args.cache_dir,
             **csv_options,
         )
-    except Exception as error:  # datasets wraps parser errors in several types; all mean "cannot read this file"
+    except (
+        Exception
+    ) as error:  # datasets wraps parser errors in several types; all mean "cannot read this file"
         bad_line = first_bad_json_line(data_file) if suffix == ".jsonl" else None
         if bad_line is not None:
             number, reason = bad_line
-            raise ValueError(f"{path}, line {number}: not a JSON object ({reason}). Fix or remove that line; each "
-                             "line of a .jsonl file must be one JSON object.") from None
+            raise ValueError(
+                f"{path}, line {number}: not a JSON object ({reason}). Fix or remove that line; each "
+                "line of a .jsonl file must be one JSON object."
+            ) from None
         raise ValueError(f"could not read {path} as {suffix} ({type(error).__name__}: {error})") from error
     return _select_text_column(loaded, args.text_column, f"{path}")
 
@@ -368,7 +423,9 @@ def _load_files(source: ResolvedSource, args: DataArguments, cache_dir: Path, ut
         loaded_parts.append(_documents(_iter_txt_documents, gen_kwargs, args.streaming, path))
     for path in source.files:
         if Path(path).suffix.lower() != ".txt":
-            loaded_parts.append(_load_structured_file(path, args, cache_dir, repair=bool(utf8_report.get(path))))
+            loaded_parts.append(
+                _load_structured_file(path, args, cache_dir, repair=bool(utf8_report.get(path)))
+            )
     return loaded_parts
 
 

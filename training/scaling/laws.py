@@ -4,6 +4,12 @@ predicts (loss at a size, tokens for a target loss, the compute-optimal split).
 * the data law of one model size, ``L(D) = E + B / D^beta``;
 * the joint (Chinchilla) law over model and data size, ``L(N, D) = E + A / N^alpha + B / D^beta``.
 
+For fitting, E, A and B are carried as their logarithms (e, a, b) and a law is a sum of terms evaluated in log
+space: ``log L = logsumexp(e, a - alpha log N, b - beta log D)`` (Hoffmann et al. 2022, Approach 3). The
+coefficients span many orders of magnitude (B is 1e2-1e5 for losses of order one), so in log space the
+optimiser steps through numbers of order one, E, A and B stay positive without a constraint, and logsumexp
+never overflows.
+
 A fit is the plain dict :mod:`wenlm.training.scaling.fit` returns (keys ``law``, ``params``, ...); everything
 here works on that dict, so a fit read back from fit.json predicts the same as a fresh one.
 """
@@ -11,7 +17,7 @@ here works on that dict, so a fit read back from fit.json predicts the same as a
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,7 +26,9 @@ import numpy as np
 __all__ = [
     "CHINCHILLA_TOKENS_PER_PARAM",
     "DATA_LAW",
+    "EXPONENT_BOUNDS",
     "JOINT_LAW",
+    "LOWEST_E",
     "METRIC_UNITS",
     "PUBLISHED_EXPONENTS",
     "LawSpec",
@@ -50,32 +58,46 @@ PUBLISHED_EXPONENTS: dict[str, dict[str, Any]] = {
         "E": 1.69,
         "form": "L(N, D) = E + A / N^alpha + B / D^beta (Approach 3)",
     },
+    "Besiroglu et al. 2024": {
+        "beta": 0.3658,
+        "alpha": 0.3478,
+        "E": 1.82,
+        "A": 482.01,
+        "B": 2085.43,
+        "form": "L(N, D) = E + A / N^alpha + B / D^beta (Hoffmann et al.'s Approach 3 refitted on their data)",
+    },
 }
 
 # Chinchilla's rule of thumb for compute-optimal training, used only as a reference point in reports.
 CHINCHILLA_TOKENS_PER_PARAM = 20.0
 
-_EXPONENT_BOUNDS = (1e-6, 2.0)
-# Bounds on log A / log B: generous enough for any loss of order one at D, N up to ~1e30 with exponent <= 2,
-# yet finite so that exp() can never overflow during the search.
-_LOG_COEFF_BOUNDS = (-50.0, 150.0)
+# Exponents in [0, 2.5]: published data and model exponents are 0.07-0.8, so 2.5 only stops a runaway search;
+# an exponent that ends on either end is reported as not identified.
+EXPONENT_BOUNDS = (0.0, 2.5)
+# The free fit keeps E >= 1e-6 (in the metric's units): far below any real loss floor, so a fit that ends
+# there found no floor at all, which is what the identification check reports.
+LOWEST_E = 1e-6
+# Bounds on log A / log B: generous enough for any loss of order one at D, N up to ~1e30 with exponent <= 2.5,
+# yet finite so that a runaway search stays finite.
+_LOG_COEFF_BOUNDS = (-50.0, 200.0)
 
 
 # ----------------------------------------------------------------------------------------------------------
-# Model definitions (internal parametrisation: coefficients in log space so the optimiser sees O(1) numbers)
+# Model definitions: a law is a constant term plus power terms, each evaluated in log space
 # ----------------------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class LawSpec:
+    """One law. ``powers`` lists (coefficient index, exponent index, design row) per power term; the
+    irreducible term's log is always parameter 0. A design is an array (rows = log N and/or log D, cells)."""
+
     kind: str
     formula: str
     names: tuple[str, ...]  # natural parameter names, in internal order
     log_coefficients: tuple[str, ...]  # natural names whose internal value is log(value)
-    lower: tuple[float, ...]
-    upper: tuple[float, ...]
-    predict: Callable[[np.ndarray, np.ndarray], np.ndarray]  # (theta, design) -> fitted loss
-    jacobian: Callable[[np.ndarray, np.ndarray], np.ndarray]  # d log(fitted) / d theta
+    powers: tuple[tuple[int, int, int], ...]
+    design_rows: tuple[str, ...]  # what each design row holds: "n_params" or "tokens", as its log
 
     def to_natural(self, theta: np.ndarray) -> dict[str, float]:
         return {
@@ -83,71 +105,91 @@ class LawSpec:
             for name, value in zip(self.names, theta, strict=True)
         }
 
-    def natural_scale(self, theta: np.ndarray) -> np.ndarray:
-        """d natural / d internal for each parameter (delta method for the log-coefficients)."""
-        return np.array(
-            [
-                math.exp(value) if name in self.log_coefficients else 1.0
-                for name, value in zip(self.names, theta, strict=True)
-            ]
-        )
+    def natural_columns(self, thetas: np.ndarray) -> np.ndarray:
+        """Rows of internal parameters -> rows of natural ones (same column order as ``names``)."""
+        natural = np.array(thetas, dtype=float, copy=True)
+        for index, name in enumerate(self.names):
+            if name in self.log_coefficients:
+                natural[..., index] = np.exp(natural[..., index])
+        return natural
 
+    def bounds(self, lowest_e: float) -> list[tuple[float | None, float | None]]:
+        """L-BFGS-B bounds on the internal parameters, with E >= ``lowest_e``."""
+        limits: list[tuple[float | None, float | None]] = [(math.log(lowest_e), None)]
+        for name in self.names[1:]:
+            limits.append(_LOG_COEFF_BOUNDS if name in self.log_coefficients else EXPONENT_BOUNDS)
+        return limits
 
-def _data_predict(theta: np.ndarray, log_tokens: np.ndarray) -> np.ndarray:
-    irreducible, log_b, beta = theta
-    return irreducible + np.exp(log_b - beta * log_tokens)
+    def _terms(self, thetas: np.ndarray, design: np.ndarray) -> np.ndarray:
+        """Log of each term, shape (terms, *thetas.shape[:-1], cells)."""
+        thetas = np.asarray(thetas, dtype=float)
+        terms = [np.broadcast_to(thetas[..., 0:1], (*thetas.shape[:-1], design.shape[1]))]
+        for coefficient, exponent, row in self.powers:
+            terms.append(
+                thetas[..., coefficient : coefficient + 1]
+                - thetas[..., exponent : exponent + 1] * design[row]
+            )
+        return np.stack(terms)
 
+    def log_predict(self, thetas: np.ndarray, design: np.ndarray) -> np.ndarray:
+        """log L for one parameter vector (shape (P,)) or a batch of them (shape (G, P))."""
+        return np.logaddexp.reduce(self._terms(thetas, design), axis=0)
 
-def _data_jacobian(theta: np.ndarray, log_tokens: np.ndarray) -> np.ndarray:
-    irreducible, log_b, beta = theta
-    data_term = np.exp(log_b - beta * log_tokens)
-    fitted = irreducible + data_term
-    return np.column_stack([1.0 / fitted, data_term / fitted, -data_term * log_tokens / fitted])
+    def log_predict_and_shares(self, theta: np.ndarray, design: np.ndarray) -> tuple[np.ndarray, list]:
+        """log L at one parameter vector and each term's share of L (the softmax of the log terms).
 
-
-def _joint_predict(theta: np.ndarray, design: np.ndarray) -> np.ndarray:
-    irreducible, log_a, alpha, log_b, beta = theta
-    log_params, log_tokens = design
-    return irreducible + np.exp(log_a - alpha * log_params) + np.exp(log_b - beta * log_tokens)
-
-
-def _joint_jacobian(theta: np.ndarray, design: np.ndarray) -> np.ndarray:
-    irreducible, log_a, alpha, log_b, beta = theta
-    log_params, log_tokens = design
-    model_term = np.exp(log_a - alpha * log_params)
-    data_term = np.exp(log_b - beta * log_tokens)
-    fitted = irreducible + model_term + data_term
-    return np.column_stack(
-        [
-            1.0 / fitted,
-            model_term / fitted,
-            -model_term * log_params / fitted,
-            data_term / fitted,
-            -data_term * log_tokens / fitted,
+        Written out term by term rather than through _terms: this runs thousands of times per bootstrap on
+        arrays of a few cells, where the cost is the number of numpy calls."""
+        powers = [
+            theta[coefficient] - theta[exponent] * design[row] for coefficient, exponent, row in self.powers
         ]
-    )
+        largest = powers[0]
+        for term in powers[1:]:
+            largest = np.maximum(largest, term)
+        largest = np.maximum(largest, theta[0])
+        scaled = [np.exp(theta[0] - largest), *(np.exp(term - largest) for term in powers)]
+        total = sum(scaled[1:], scaled[0])
+        return largest + np.log(total), [term / total for term in scaled]
+
+    def gradient(self, shares: list, design: np.ndarray, slope: np.ndarray) -> np.ndarray:
+        """d/d theta of sum(slope * log L), from the shares of log_predict_and_shares."""
+        gradient = np.empty(len(self.names))
+        gradient[0] = shares[0] @ slope
+        for share, (coefficient, exponent, row) in zip(shares[1:], self.powers, strict=True):
+            weighted = share * slope
+            gradient[coefficient] = weighted.sum()
+            gradient[exponent] = -(weighted @ design[row])
+        return gradient
+
+    def log_predict_and_jacobian(
+        self, theta: np.ndarray, design: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """log L at one parameter vector and d log L / d theta (cells x parameters)."""
+        log_fitted, shares = self.log_predict_and_shares(np.asarray(theta, dtype=float), design)
+        jacobian = np.zeros((design.shape[1], len(self.names)))
+        jacobian[:, 0] = shares[0]
+        for share, (coefficient, exponent, row) in zip(shares[1:], self.powers, strict=True):
+            jacobian[:, coefficient] = share
+            jacobian[:, exponent] = -share * design[row]
+        return log_fitted, jacobian
 
 
 DATA_LAW = LawSpec(
     kind="data",
     formula="L(D) = E + B / D^beta",
     names=("E", "B", "beta"),
-    log_coefficients=("B",),
-    lower=(0.0, _LOG_COEFF_BOUNDS[0], _EXPONENT_BOUNDS[0]),
-    upper=(np.inf, _LOG_COEFF_BOUNDS[1], _EXPONENT_BOUNDS[1]),
-    predict=_data_predict,
-    jacobian=_data_jacobian,
+    log_coefficients=("E", "B"),
+    powers=((1, 2, 0),),
+    design_rows=("tokens",),
 )
 
 JOINT_LAW = LawSpec(
     kind="joint",
     formula="L(N, D) = E + A / N^alpha + B / D^beta",
     names=("E", "A", "alpha", "B", "beta"),
-    log_coefficients=("A", "B"),
-    lower=(0.0, _LOG_COEFF_BOUNDS[0], _EXPONENT_BOUNDS[0], _LOG_COEFF_BOUNDS[0], _EXPONENT_BOUNDS[0]),
-    upper=(np.inf, _LOG_COEFF_BOUNDS[1], _EXPONENT_BOUNDS[1], _LOG_COEFF_BOUNDS[1], _EXPONENT_BOUNDS[1]),
-    predict=_joint_predict,
-    jacobian=_joint_jacobian,
+    log_coefficients=("E", "A", "B"),
+    powers=((1, 2, 0), (3, 4, 1)),
+    design_rows=("n_params", "tokens"),
 )
 
 

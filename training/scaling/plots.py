@@ -81,20 +81,51 @@ def _save(figure, path) -> str:
     return str(target)
 
 
+def _validated_factor(fits: Fits) -> float:
+    """How far beyond the largest measured D a fit has been shown to predict: the factor between the largest D
+    and the largest D the held-out fit saw (1: not validated, nothing drawn beyond the measured range)."""
+    result = ((fits or {}).get("holdout") or {}).get("largest_tokens")
+    if not result or not result.get("cells"):
+        return 1.0
+    seen = (result.get("fit") or {}).get("measured_range", {}).get("tokens")
+    held = max(float(cell["tokens"]) for cell in result["cells"])
+    return held / float(seen[1]) if seen else 1.0
+
+
+def _answer_fit(fits: Fits):
+    """The joint fit the report answers with, when identified (see report_answer.chosen_fit)."""
+    for key in ("joint_constrained", "joint"):
+        fit = (fits or {}).get(key)
+        if fit is not None and fit.get("identified"):
+            return fit
+    return None
+
+
+def _draw_law(axes, tokens, values, style, color, floor):
+    """A fitted curve, cut where it would cross a known floor (no law may predict below it)."""
+    if floor is not None:
+        keep = values >= floor
+        tokens, values = tokens[keep], values[keep]
+    if len(tokens):
+        axes.plot(tokens, values, style, color=color)
+
+
 def plot_scaling(
     records: Records, fits: Fits, path, floor: float | None = None, metric: str = "val_loss",
     floor_label: str = "entropy floor",
 ) -> str:  # fmt: skip
     """Log-log plot of ``metric`` against training tokens, one colour per model size.
 
-    ``fits`` is the dict from :func:`fit_study` (or None for points only); each model's fitted data law is
-    drawn solid over the measured range and dashed where it extrapolates (to 10x the largest D). Without a
-    data law for a model the joint law is drawn instead (dotted). ``floor`` is drawn as a horizontal line and
-    must be in the same units as ``metric`` (nats/token for val_loss, bits/byte for val_bpb).
+    ``fits`` is the dict from :func:`fit_study` (or None for points only). The fit the report answers with
+    (the floor-constrained joint law where made, else the free one) is drawn per model only when it is
+    identified: solid over the measured range, dashed beyond it as far as the held-out validation reached,
+    and never below ``floor``. Without such a fit each model's data law is drawn over its measured range
+    only. ``floor`` (same units as ``metric``) is drawn as a horizontal line.
     """
     cells, figure, axes = _start(records, fits, floor, metric, f"Data scaling: {metric} vs training tokens")
     data_laws = (fits or {}).get("data_laws", {})
-    joint = (fits or {}).get("joint")
+    joint = _answer_fit(fits)
+    factor = _validated_factor(fits)
     for index, (name, group) in enumerate(_models_in_order(cells)):
         color = f"C{index % 10}"
         tokens = np.array([cell["tokens"] for cell in group], dtype=float)
@@ -103,22 +134,22 @@ def plot_scaling(
         n_params = float(group[0]["n_params"])
         axes.plot(tokens[order], values[order], "o", color=color, label=f"{name} (N={n_params:.3g})")
         inside = np.geomspace(tokens.min(), tokens.max(), 100)
-        beyond = np.geomspace(tokens.max(), 10 * tokens.max(), 40)
-        if name in data_laws:
-            law = data_laws[name]
-            axes.plot(inside, predict_loss(law, inside), "-", color=color)
-            axes.plot(beyond, predict_loss(law, beyond), "--", color=color)
-        elif joint is not None:
-            axes.plot(inside, predict_loss(joint, inside, n_params), ":", color=color)
-            axes.plot(beyond, predict_loss(joint, beyond, n_params), ":", color=color, alpha=0.5)
+        if joint is not None:
+            _draw_law(axes, inside, predict_loss(joint, inside, n_params), "-", color, floor)
+            if factor > 1:
+                beyond = np.geomspace(tokens.max(), factor * tokens.max(), 40)
+                _draw_law(axes, beyond, predict_loss(joint, beyond, n_params), "--", color, floor)
+        elif name in data_laws:
+            _draw_law(axes, inside, predict_loss(data_laws[name], inside), "-", color, floor)
     if floor is not None:
         axes.axhline(
             floor, color="black", linestyle="-.", linewidth=1.0, label=f"{floor_label} = {floor:.4g}"
         )
-    axes.set_xlabel("training tokens D")
+    axes.set_xlabel("training tokens D (unique)")
     axes.set_ylabel(_metric_label(metric))
     if cells:
-        axes.plot([], [], "k--", label="fit, extrapolated (10x D)")
+        if joint is not None and factor > 1:
+            axes.plot([], [], "k--", label=f"joint fit beyond the data, as far as validated ({factor:.3g}x)")
         axes.legend(fontsize=8)
     return _save(figure, path)
 
@@ -138,7 +169,7 @@ def plot_loss_vs_compute(
         values = np.array([cell[metric] for cell in group], dtype=float)
         order = np.argsort(flops)
         axes.plot(flops[order], values[order], "o-", color=f"C{index % 10}", label=name)
-    joint = (fits or {}).get("joint")
+    joint = _answer_fit(fits)
     if joint is not None and cells:
         flops_all = np.array([cell["flops"] for cell in cells], dtype=float)
         spans = (
@@ -146,8 +177,9 @@ def plot_loss_vs_compute(
             (np.geomspace(flops_all.max(), 100 * flops_all.max(), 40), "--", "frontier, extrapolated"),
         )
         for budgets, style, label in spans:
-            frontier = [compute_optimal_split(joint, budget)["loss"] for budget in budgets]
-            axes.plot(budgets, frontier, style, color="black", linewidth=1.2, label=label)
+            frontier = np.array([compute_optimal_split(joint, budget)["loss"] for budget in budgets])
+            keep = frontier >= floor if floor is not None else np.ones(len(frontier), dtype=bool)
+            axes.plot(budgets[keep], frontier[keep], style, color="black", linewidth=1.2, label=label)
     if floor is not None:
         axes.axhline(floor, color="gray", linestyle="-.", linewidth=1.0, label=f"{floor_label} = {floor:.4g}")
     axes.set_xlabel("training compute C = 6 N D (FLOPs)")

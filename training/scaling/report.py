@@ -12,9 +12,15 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from wenlm.training.scaling.fit import fit_study, validate_records
+from wenlm.training.scaling.fit import fit_study, strip_private, validate_records
 from wenlm.training.scaling.laws import METRIC_UNITS, PUBLISHED_EXPONENTS, compute_optimal_split
 from wenlm.training.scaling.plots import plot_loss_vs_compute, plot_scaling
+from wenlm.training.scaling.report_answer import (
+    answer_section,
+    chosen_fit,
+    repetition_section,
+    validation_section,
+)
 from wenlm.training.scaling.report_format import fixed, param_cell, percent, short
 from wenlm.training.scaling.report_predictions import conclusions_section, extrapolation_section
 from wenlm.training.scaling.results import RESULTS_CSV, RESULTS_FILE, load_records, with_flops, write_results
@@ -103,17 +109,11 @@ def _fits_section(fits: Mapping[str, Any], unit: str) -> list[str]:
             )
         header = ["model", "points", "dof", f"E ({unit})", "B", "β", "RMSE", "rel. RMSE", "notes"]
         lines += [markdown_table(header, rows), ""]
-    joint = fits.get("joint")
-    if joint is not None:
-        lines += ["### Joint law: L(N, D) = E + A / N^α + B / D^β", ""]
-        rows = [[name, param_cell(joint, name)] for name in ("E", "A", "alpha", "B", "beta")]
-        lines.append(markdown_table(["parameter", "estimate ± s.e. [95% interval]"], rows))
-        lines += [
-            "",
-            f"{joint['n_points']} points, {joint['dof']} degrees of freedom, RMSE {fixed(joint['rmse'], 3)} "
-            f"{unit} ({percent(joint['rmse_relative'])} relative). {_fit_note(joint)}.",
-            "",
-        ]
+    for key, title in (
+        ("joint", "Joint law"),
+        ("joint_constrained", "Joint law with E held at or above the floor"),
+    ):
+        lines += _joint_table(fits.get(key), title, unit)
     for name, reason in fits.get("skipped", {}).items():
         label = "joint law" if name == "joint" else f"data law for {name}"
         lines.append(f"- No {label}: {reason}")
@@ -122,12 +122,30 @@ def _fits_section(fits: Mapping[str, Any], unit: str) -> list[str]:
     return lines
 
 
+def _joint_table(joint: Mapping[str, Any] | None, title: str, unit: str) -> list[str]:
+    if joint is None:
+        return []
+    rows = [[name, param_cell(joint, name)] for name in ("E", "A", "alpha", "B", "beta")]
+    return [
+        f"### {title}: L(N, D) = E + A / N^α + B / D^β",
+        "",
+        markdown_table(["parameter", "estimate ± s.e. [95% interval]"], rows),
+        "",
+        f"{joint['n_points']} points, {joint['dof']} degrees of freedom, RMSE {fixed(joint['rmse'], 3)} "
+        f"{unit} ({percent(joint['rmse_relative'])} relative). {_fit_note(joint)}.",
+        "",
+    ]
+
+
 def _fit_note(fit: Mapping[str, Any]) -> str:
     notes = []
     if fit["dof"] <= 0:
         notes.append("exact fit, 0 degrees of freedom: no uncertainty")
-    elif not fit.get("identifiable", True):
-        notes.append("parameters not identifiable from this design")
+    identification = fit.get("identification") or {}
+    if fit.get("identified") is False:
+        notes.append("NOT " + (identification.get("reason") or "identified by these cells: see warnings"))
+        if identification.get("fix"):
+            notes.append("would fix it: " + identification["fix"])
     elif fit.get("ci95_method"):
         notes.append("interval: " + fit["ci95_method"])
     if fit.get("at_bounds"):
@@ -162,42 +180,6 @@ def _residuals_section(fits: Mapping[str, Any], unit: str) -> list[str]:
         markdown_table(["model", "tokens D", "observed", "fitted", "residual", "residual %"], rows),
         "",
     ]
-
-
-def _floor_section(fits: Mapping[str, Any], floor: float | None, floor_label: str, unit: str) -> list[str]:
-    lines = [f"## Fitted irreducible loss vs the {floor_label}", ""]
-    if floor is None:
-        return [*lines, f"No {floor_label} was given, so E cannot be compared with it.", ""]
-    estimates = [(name, fit) for name, fit in fits.get("data_laws", {}).items()]
-    if fits.get("joint") is not None:
-        estimates.append(("joint law", fits["joint"]))
-    if not estimates:
-        return [*lines, "No fit succeeded, so there is no E to compare.", ""]
-    rows = []
-    for name, fit in estimates:
-        value = fit["params"]["E"]
-        interval = (fit.get("ci95") or {}).get("E")
-        if interval and interval[0] <= floor <= interval[1]:
-            verdict = "floor inside the 95% interval of E"
-        elif value < floor:
-            verdict = "below the floor: E is not a usable floor estimate here"
-        else:
-            verdict = "above the floor"
-        rows.append(
-            [name, fixed(value), fixed(value - floor, 3), percent((value - floor) / floor, 1), verdict]
-        )
-    lines += [
-        f"{floor_label}: {fixed(floor)} {unit}.",
-        "",
-        markdown_table(["fit", f"E ({unit})", "E − floor", "relative gap", "verdict"], rows),
-        "",
-        "A per-model E also holds the part of the loss that comes from the model's finite size (A / N^α in "
-        "the joint law), so it should sit above the floor and approach it as models grow; the joint-law E is "
-        "the estimate to hold against the floor. A fitted E below a true entropy floor is impossible for a "
-        "real model: it means the measured range does not constrain E (the losses are still far above it).",
-        "",
-    ]
-    return lines
 
 
 def _published_section(
@@ -250,25 +232,25 @@ def _compare(fit: Mapping[str, Any], key: str, reference: float) -> str:
     return f"ours {value / reference:.2g}×, no interval"
 
 
-def _method_section(fits: Mapping[str, Any]) -> list[str]:
-    some_fit = next(iter(fits.get("data_laws", {}).values()), None) or fits.get("joint")
-    boot = (some_fit or {}).get("bootstrap", {})
+def _method_section(fits: Mapping[str, Any], training_rule: str) -> list[str]:
+    some_fit = fits.get("joint") or next(iter(fits.get("data_laws", {}).values()), None) or {}
+    boot = some_fit.get("bootstrap", {})
     lines = [
         "## Method",
         "",
-        "- Fits minimise a Huber loss on log residuals (log fitted − log observed), as in Hoffmann et al. "
-        "2022, so each cell counts by its relative error and a single bad run cannot dominate. The Huber "
-        "threshold is set from the data (1.345 robust standard deviations of the log residuals, "
-        "re-estimated until it settles). Several starting points are tried and the best optimum kept; bounds: E ≥ 0, B > 0, "
-        "0 < β ≤ 2 (and A > 0, 0 < α ≤ 2).",
-        "- Standard errors come from the Jacobian covariance at the optimum.",
+        f"- Cells: {training_rule}." if training_rule else "- Cells: see the corpus paragraph above.",
+        "- Fits follow Hoffmann et al. 2022 (approach 3) as corrected by Besiroglu et al. 2024: L(N, D) = E + "
+        "A/N^α + B/D^β with E, A, B fitted as logarithms, the prediction computed as a log-sum-exp, a Huber loss "
+        f"(δ = {some_fit.get('huber_delta', 1e-3):g}) on log residuals so each cell counts by its relative error "
+        "and one bad run cannot dominate, minimised with L-BFGS-B from the best points of a grid of starts.",
+        "- Intervals: 95 % percentile intervals from refits on cells resampled with replacement"
+        + (f" ({boot['succeeded']} of {boot['requested']} refits succeeded)" if boot.get("succeeded") else "")
+        + ". A fit is labelled not identified when a parameter sits on a bound, when an interval of E, α or β "
+        "spans more than a factor 10, or when E lies below a known floor; such a fit gives no extrapolation.",
+        "- Validation: the joint law is refitted without the cells of the largest D (and, separately, of the "
+        "largest N) and its predictions for them are compared with the measured losses.",
+        "",
     ]
-    if boot.get("succeeded"):
-        lines.append(
-            f"- 95% intervals: {boot['method']}, {boot['succeeded']} of {boot['requested']} refits. With few "
-            "points percentile intervals tend to be too narrow; read them as a lower bound on the uncertainty."
-        )
-    lines.append("")
     return lines
 
 
@@ -280,13 +262,15 @@ def _method_section(fits: Mapping[str, Any]) -> list[str]:
 def _write_fit_json(path: Path, fit_results: Mapping[str, Any], cells: list, floor, floor_label: str) -> None:
     """fit.json: the fits, the floor they are held against, and compute-optimal splits at 1x-100x compute."""
     extrapolations = []
-    if fit_results.get("joint") is not None and cells:
+    fit = chosen_fit(fit_results)[1]
+    if fit is not None and cells:
         largest = max(float(cell["flops"]) for cell in cells)
-        extrapolations = [
-            compute_optimal_split(fit_results["joint"], factor * largest) for factor in (1, 10, 100)
-        ]
+        extrapolations = [compute_optimal_split(fit, factor * largest) for factor in (1, 10, 100)]
     write_json(
-        path, {**fit_results, "floor": floor, "floor_label": floor_label, "compute_optimal": extrapolations}
+        path,
+        strip_private(
+            {**fit_results, "floor": floor, "floor_label": floor_label, "compute_optimal": extrapolations}
+        ),
     )
 
 
@@ -317,18 +301,22 @@ def write_report(
     published: Mapping[str, Mapping[str, Any]] | None = PUBLISHED_EXPONENTS,
     metric: str | None = None,
     floor_label: str = "entropy floor",
-    target_losses: Sequence[float] | None = None,
     flops_budgets: Sequence[float] | None = None,
     bootstrap: int = 1000,
     seed: int = 0,
     allow_dropping_cells: bool = False,
+    control: bool = False,
+    training_rule: str = "",
+    extra_records: Sequence[Mapping[str, Any]] = (),
 ) -> dict[str, str]:
     """Write results.csv, results.json, fit.json, scaling.png, loss_vs_compute.png and REPORT.md.
 
     ``fit_results`` is the output of :func:`fit_study`; when None it is computed here on ``metric`` (default
     val_loss) with ``bootstrap`` refits. ``floor`` is the known entropy floor in the units of the fitted
     metric. ``published`` maps a source name to {"alpha", "beta", "form"} (None drops that section).
-    ``target_losses`` / ``flops_budgets`` choose the extrapolations (defaults derive from the data).
+    ``flops_budgets`` chooses the compute-optimal extrapolations (default: 1x-100x the largest cell's).
+    ``control`` marks a corpus whose floor is exact, so the report checks E and the held-out errors against
+    the control targets; ``extra_records`` (the repetition sub-study's cells) go into results.csv/json only.
     results.json is rewritten from ``records``; if an existing results.json holds a (model, tokens) cell that
     ``records`` lacks, this raises instead of losing it, unless ``allow_dropping_cells`` is True.
     Returns {artefact name: path}.
@@ -346,20 +334,22 @@ def write_report(
     cells, excluded = validate_records(records, metric)
     names = (RESULTS_CSV, RESULTS_FILE, FIT_FILE, SCALING_PLOT, COMPUTE_PLOT, REPORT_FILE)
     paths = {name: directory / name for name in names}
-    write_results(directory, with_flops(records), allow_dropping_cells)
+    write_results(directory, with_flops([*records, *extra_records]), allow_dropping_cells)
     _write_fit_json(paths[FIT_FILE], fit_results, cells, floor, floor_label)
     plots = {SCALING_PLOT: plot_scaling, COMPUTE_PLOT: plot_loss_vs_compute}
     for name, plot in plots.items():
         plot(cells, fit_results, paths[name], floor=floor, metric=metric, floor_label=floor_label)
 
     lines = _report_header(corpus_description, metric, unit, cells, excluded)
-    lines += _cells_section(cells, excluded)
+    lines += answer_section(fit_results, cells, unit, floor, metric)
+    lines += validation_section(fit_results, unit, floor, floor_label, control)
+    lines += repetition_section(fit_results.get("repetition"), unit)
     lines += _fits_section(fit_results, unit)
+    lines += _cells_section(cells, excluded)
     lines += _residuals_section(fit_results, unit)
-    lines += _floor_section(fit_results, floor, floor_label, unit)
     lines += _published_section(fit_results, published)
-    lines += extrapolation_section(fit_results, cells, unit, target_losses, flops_budgets)
+    lines += extrapolation_section(fit_results, cells, unit, flops_budgets, floor)
     lines += conclusions_section(fit_results, floor, floor_label, metric)
-    lines += _method_section(fit_results)
+    lines += _method_section(fit_results, training_rule)
     write_atomically(paths[REPORT_FILE], "\n".join(lines))
     return {name: str(path) for name, path in paths.items()}

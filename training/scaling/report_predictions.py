@@ -6,12 +6,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from wenlm.training.scaling.laws import (
-    CHINCHILLA_TOKENS_PER_PARAM,
-    compute_optimal_split,
-    predict_loss,
-    tokens_for_target_loss,
-)
+from wenlm.training.scaling.fit import predict_interval
+from wenlm.training.scaling.laws import CHINCHILLA_TOKENS_PER_PARAM, compute_optimal_split, predict_loss
+from wenlm.training.scaling.report_answer import chosen_fit, validated_error
 from wenlm.training.scaling.report_format import fixed, percent, short
 from wenlm.training.utils import markdown_table
 
@@ -22,47 +19,31 @@ def _subsection(title: str, header: list[str], rows: list[list[str]]) -> list[st
     return [f"### {title}", "", markdown_table(header, rows), ""]
 
 
-def _more_data_table(data_laws: Mapping[str, Any], unit: str) -> list[str]:
-    rows = []
-    for name, fit in data_laws.items():
-        largest = fit["measured_range"]["tokens"][1]
-        for factor in (10, 100):
-            tokens = factor * largest
-            rows.append(
-                [
-                    name,
-                    f"{factor}× largest D = {short(tokens)}",
-                    fixed(predict_loss(fit, tokens)),
-                    "EXTRAPOLATION",
-                ]
-            )
-    return _subsection(
-        f"Predicted loss with more data ({unit})", ["model", "tokens D", "predicted loss", "status"], rows
-    )
-
-
-def _target_loss_table(
-    data_laws: Mapping[str, Any], unit: str, target_losses: Sequence[float] | None
+def _more_data_table(
+    fit: Mapping[str, Any], cells, unit: str, error: float, floor: float | None
 ) -> list[str]:
-    if target_losses is None:
-        best = min(min(fit["inputs"]["loss"]) for fit in data_laws.values())
-        target_losses = [best * 0.98, best * 0.95]
     rows = []
-    for name, fit in data_laws.items():
-        low, high = fit["measured_range"]["tokens"]
-        for target in target_losses:
-            try:
-                tokens = tokens_for_target_loss(fit, float(target))
-            except ValueError:
-                rows.append(
-                    [name, fixed(target), "unreachable", f"target ≤ fitted E = {fixed(fit['params']['E'])}"]
-                )
-                continue
-            status = "EXTRAPOLATION" if tokens > high or tokens < low else "interpolation"
-            rows.append([name, fixed(target), short(tokens), status])
+    by_model: dict[str, Mapping[str, Any]] = {}
+    for cell in cells:
+        by_model.setdefault(str(cell["model"]), cell)
+    largest = max(float(cell["tokens"]) for cell in cells)
+    for name, cell in sorted(by_model.items(), key=lambda item: float(item[1]["n_params"])):
+        n_params = float(cell["n_params"])
+        for factor in (2, 10):
+            tokens = factor * largest
+            value = predict_loss(fit, tokens, n_params)
+            low, high = (
+                predict_interval(fit, tokens, n_params)
+                if fit.get("bootstrap_draws") is not None
+                else (None, None)
+            )
+            # A law may not predict below a known floor; a free fit whose E sits just under it is shown at the floor.
+            shown = fixed(max(value, floor) if floor is not None else value)
+            interval = f"[{fixed(low)}, {fixed(high)}]" if low is not None else "–"
+            rows.append([name, f"{factor}× largest D = {short(tokens)}", shown, interval, percent(error, 1)])
     return _subsection(
-        f"Tokens needed to reach a target loss ({unit})",
-        ["model", "target loss", "tokens needed", "status"],
+        f"Predicted loss with more data ({unit})",
+        ["model", "tokens D", "predicted loss", "95 % interval", "validated error"],
         rows,
     )
 
@@ -108,25 +89,25 @@ def extrapolation_section(
     fits: Mapping[str, Any],
     cells: Sequence[Mapping[str, Any]],
     unit: str,
-    target_losses: Sequence[float] | None,
     flops_budgets: Sequence[float] | None,
+    floor: float | None = None,
 ) -> list[str]:
-    data_laws = fits.get("data_laws", {})
-    joint = fits.get("joint")
-    if not data_laws and joint is None:
-        return []
-    lines = [
-        "## Extrapolations",
-        "",
-        "**Everything in this section is an EXTRAPOLATION of the fitted laws beyond the measured cells** and "
-        "inherits their uncertainty, which grows quickly outside the measured range.",
+    """Predictions beyond the measured cells, only from an identified and validated fit."""
+    lines = ["## Extrapolations", ""]
+    name, fit, why = chosen_fit(fits)
+    error = validated_error(fits)
+    if fit is None or error is None:
+        reason = why if fit is None else "the fit could not be checked on held-out cells"
+        return [*lines, f"None: {reason}.", ""]
+    lines += [
+        "**Everything in this section is an EXTRAPOLATION** of the "
+        + ("floor-constrained " if name == "joint_constrained" else "")
+        + f"joint law beyond the measured cells. Its predictions for held-out cells were off by up to "
+        f"{percent(error, 1)}; expect larger errors the further out a number goes.",
         "",
     ]
-    if data_laws:
-        lines += _more_data_table(data_laws, unit)
-        lines += _target_loss_table(data_laws, unit, target_losses)
-    if joint is not None:
-        lines += _compute_optimal_table(joint, cells, unit, flops_budgets)
+    lines += _more_data_table(fit, cells, unit, error, floor)
+    lines += _compute_optimal_table(fit, cells, unit, flops_budgets)
     return lines
 
 
@@ -159,7 +140,7 @@ def conclusions_section(
                 f"{name}: the fit has as many parameters as points; its numbers carry no error bars."
             )
     joint = fits.get("joint")
-    if joint is not None and joint.get("identifiable", True):
+    if joint is not None and joint.get("identified"):
         params = joint["params"]
         split = compute_optimal_split(joint, max(joint["measured_range"]["flops"]))
         findings.append(

@@ -8,10 +8,9 @@ import math
 import os
 
 from wenlm.training.args import ScalingArguments
-from wenlm.training.corpus.grammar import exact_entropy_bits_per_byte
+from wenlm.training.data.sources import builtin_entropy_floor
 from wenlm.training.scaling.laws import METRIC_UNITS, PUBLISHED_EXPONENTS
 from wenlm.training.scaling.report_format import short
-from wenlm.training.scaling.study_data import uses_builtin_corpus
 from wenlm.training.scaling.study_folder import CELL_SETTINGS
 
 __all__ = ["discussion_section", "entropy_floor", "reproduction_section"]
@@ -19,9 +18,9 @@ __all__ = ["discussion_section", "entropy_floor", "reproduction_section"]
 
 def entropy_floor(metric: str, train_files, bytes_per_token: float | None) -> tuple[float | None, str]:
     """The built-in corpus's entropy floor in the units of ``metric`` (None for other corpora)."""
-    if not uses_builtin_corpus(train_files):
+    bits_per_byte = builtin_entropy_floor(train_files)
+    if bits_per_byte is None:
         return None, "entropy floor"
-    bits_per_byte = exact_entropy_bits_per_byte()["bits_per_byte"]
     if metric == "val_bpb":
         return bits_per_byte, "entropy floor of the built-in corpus"
     if bytes_per_token:

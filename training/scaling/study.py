@@ -10,10 +10,13 @@ This module runs the grid: every missing cell is trained and written at once to 
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import os
 import platform
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -21,10 +24,20 @@ from typing import Any
 import torch
 
 from wenlm.training.args import ScalingArguments, parse_options
-from wenlm.training.scaling.cells import train_cell
-from wenlm.training.scaling.fit import fit_study
+from wenlm.training.scaling.cells import train_cell, training_rule
+from wenlm.training.scaling.fit import fit_data_law, fit_study
 from wenlm.training.scaling.grid import ModelSpec, parse_model_specs
 from wenlm.training.scaling.laws import PUBLISHED_EXPONENTS
+from wenlm.training.scaling.planning import (
+    REPETITION,
+    PlannedCell,
+    assign_to_workers,
+    estimate_seconds,
+    measure_throughput,
+    plan_cells,
+    trim_to_budget,
+)
+from wenlm.training.scaling.repetition import fit_repetition
 from wenlm.training.scaling.report import write_report
 from wenlm.training.scaling.report_study import discussion_section, entropy_floor, reproduction_section
 from wenlm.training.scaling.results import load_records
@@ -36,7 +49,6 @@ from wenlm.training.scaling.study_data import (
 )
 from wenlm.training.scaling.study_folder import (
     CELLS_DIR,
-    cell_path,
     check_study_folder,
     read_cell,
     read_cells,
@@ -47,9 +59,10 @@ from wenlm.training.utils import write_atomically, write_json
 
 __all__ = ["RENAMED_OPTIONS", "main", "parse_args", "render_report", "run_study"]
 
+WORKERS_DIR = ".workers"
+
 # Spellings of the argparse version of this command, kept working (with a FutureWarning) for one release.
 RENAMED_OPTIONS = {
-    "--epochs": "--num_train_epochs",
     "--batch_size": "--per_device_train_batch_size",
     "--warmup_ratio": "--warmup_steps",
     "--no_discussion": ("--discussion", "false"),
@@ -80,11 +93,12 @@ def run_study(options: ScalingArguments) -> dict[str, str]:
     specs = parse_model_specs(options.presets)
     study = check_study_folder(study_dir, options)
     data = prepare_study_data(options, study_dir)
-    check_corpus_size(data, options)
+    check_corpus_size(data, options, max(cell.data_size for cell in plan_cells(specs, options)))
     study["data"] = data.data_report
     study["validation_bytes_per_token"] = data.validation_bytes_per_token
     study["corpus_description"] = corpus_description(options, data.data_report)
     study["presets"], study["data_sizes"] = options.presets, options.grid_data_sizes
+    study["training_rule"] = training_rule(options)
     write_study(study_dir, study)
 
     (study_dir / CELLS_DIR).mkdir(exist_ok=True)
@@ -92,15 +106,18 @@ def run_study(options: ScalingArguments) -> dict[str, str]:
     if options.torch_threads:
         torch.set_num_threads(options.torch_threads)
     try:
-        trained = _train_missing_cells(study_dir, specs, data, options)
+        trained, dropped = _train_missing_cells(study_dir, specs, data, options)
     finally:
         # The thread count is process-wide state; give the caller (a notebook, a test session) its own back.
         torch.set_num_threads(threads_before)
+    if options.worker_cells is not None:
+        return {}  # the process that started the workers records the run and writes the report
     study = read_study(study_dir)
     study.setdefault("runs", []).append(
         {
             "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             "cells_trained": trained,
+            "cells_left_out_for_budget": dropped,
             "wall_time_s": round(time.perf_counter() - started, 1),
             "torch_threads": options.torch_threads or threads_before,
             "torch_threads_option": options.torch_threads,
@@ -114,27 +131,83 @@ def run_study(options: ScalingArguments) -> dict[str, str]:
 
 def _train_missing_cells(
     study_dir: Path, specs: list[ModelSpec], data: StudyData, options: ScalingArguments
-) -> int:
-    trained = 0
-    for spec in specs:
-        for data_size in options.grid_data_sizes:
-            path = cell_path(study_dir, spec, data_size)
-            if path.is_file():
-                record = read_cell(path)
-                print(
-                    f"[scaling] {spec.label} D={data_size:,}: done earlier (val_loss {record['val_loss']:.4f})"
-                )
-                continue
-            print(f"[scaling] {spec.label} D={data_size:,}: training", flush=True)
-            record = train_cell(spec, data_size, data, options)
-            write_json(path, record)
-            trained += 1
+) -> tuple[int, list[str]]:
+    """Train every planned cell not stored yet, with progress and an ETA; returns (trained, dropped labels)."""
+    cells = plan_cells(specs, options)
+    done = [read_cell(study_dir / CELLS_DIR / cell.file_name) for cell in cells if _stored(study_dir, cell)]
+    missing = [cell for cell in cells if not _stored(study_dir, cell)]
+    rates = {
+        spec.label: measure_throughput(spec, data, options)
+        for spec in {c.spec.label: c.spec for c in missing}.values()
+    }
+    if options.worker_cells is not None:
+        mine = set(options.worker_cells.split(","))
+        missing, dropped, estimate = [cell for cell in missing if cell.file_name in mine], [], 0.0
+    else:
+        missing, dropped, estimate = trim_to_budget(missing, options, done, rates)
+        for cell in dropped:
             print(
-                f"[scaling] {spec.label} D={data_size:,}: val_loss {record['val_loss']:.4f}, val_bpb "
-                f"{record['val_bpb']:.4f}, {record['wall_time_s']:.0f} s",
+                f"[scaling] {cell.label}: left out to fit --budget_minutes {options.budget_minutes:g}",
                 flush=True,
             )
-    return trained
+        print(
+            f"[scaling] {len(cells) - len(missing) - len(dropped)} cell(s) stored, {len(missing)} to train, "
+            f"estimated {estimate / 60:.1f} min of training"
+            + (f" over {options.workers} workers" if options.workers > 1 else ""),
+            flush=True,
+        )
+        if options.workers > 1 and len(missing) > 1:
+            _run_workers(
+                study_dir, assign_to_workers(missing, options.workers, options, done, rates), options
+            )
+            return len(missing), [cell.label for cell in dropped]
+    started = time.perf_counter()
+    for index, cell in enumerate(missing, start=1):
+        print(f"[scaling] ({index}/{len(missing)}) {cell.label}: training", flush=True)
+        record = train_cell(
+            cell.spec, cell.data_size, data, options, epochs=cell.epochs, rule_tokens=cell.rule_tokens
+        )
+        if cell.substudy:
+            record["substudy"] = cell.substudy
+        write_json(study_dir / CELLS_DIR / cell.file_name, record)
+        done.append(record)
+        remaining = sum(estimate_seconds(other, options, done, rates) for other in missing[index:])
+        passes = f", {record['epochs_trained']:g} passes" if record.get("regime") == "converged" else ""
+        print(
+            f"[scaling] ({index}/{len(missing)}) {cell.label}: val_bpb {record['val_bpb']:.4f} (val_loss "
+            f"{record['val_loss']:.4f}){passes}, {record['wall_time_s']:.0f} s; elapsed "
+            f"{(time.perf_counter() - started) / 60:.1f} min, ETA {remaining / 60:.1f} min",
+            flush=True,
+        )
+    return len(missing), [cell.label for cell in dropped]
+
+
+def _run_workers(study_dir: Path, shares: list[list[PlannedCell]], options: ScalingArguments) -> None:
+    """Train each share in its own `wenlm scaling` process (one torch thread each) and wait for all of them.
+
+    Every worker resumes the same study folder with the same settings, so it reuses the prepared data and the
+    tokenizer and writes its cells where a single process would; a worker that fails leaves the others' cells.
+    """
+    folder = study_dir / WORKERS_DIR
+    folder.mkdir(exist_ok=True)
+    processes = []
+    for index, share in enumerate(share for share in shares if share):
+        settings = {key: value for key, value in dataclasses.asdict(options).items() if value is not None}
+        settings.update(workers=1, torch_threads=1, worker_cells=",".join(cell.file_name for cell in share))
+        path = folder / f"worker_{index}.json"
+        write_json(path, settings)
+        print(f"[scaling] worker {index}: {', '.join(cell.label for cell in share)}", flush=True)
+        processes.append(subprocess.Popen([sys.executable, "-m", "wenlm.training.cli", "scaling", str(path)]))
+    failed = [index for index, process in enumerate(processes) if process.wait() != 0]
+    if failed:
+        raise RuntimeError(
+            f"worker(s) {failed} of the study in {study_dir} failed (their output is above); the cells that "
+            "finished are kept: rerun the same command to train the rest"
+        )
+
+
+def _stored(study_dir: Path, cell: PlannedCell) -> bool:
+    return (study_dir / CELLS_DIR / cell.file_name).is_file()
 
 
 def _machine() -> dict[str, Any]:
@@ -158,23 +231,36 @@ def render_report(study_dir: Path, options: ScalingArguments) -> dict[str, str]:
     if not records:
         # A study copied without its cells/ folder still has results.json.
         records = load_records(study_dir)
+    grid = [record for record in records if not record.get("substudy")]
+    repeated = [record for record in records if record.get("substudy") == REPETITION]
     settings = study.get("settings", {})
     train_files = settings.get("train_files", options.train_files)
     floor, floor_label = entropy_floor(options.metric, train_files, study.get("validation_bytes_per_token"))
-    fits = fit_study(records, metric=options.metric, bootstrap=options.bootstrap, seed=options.seed)
+    fits = fit_study(
+        grid,
+        metric=options.metric,
+        bootstrap=options.bootstrap,
+        seed=options.seed,
+        floor=floor,
+        constrain_floor=options.constrain_floor,
+    )
+    fits["repetition"] = repetition_study(repeated, options.metric, options.bootstrap, options.seed)
     paths = write_report(
         study_dir,
-        records,
+        grid,
         fit_results=fits,
         floor=floor,
         floor_label=floor_label,
         corpus_description=study.get("corpus_description", ", ".join(train_files)),
         published=PUBLISHED_EXPONENTS,
         seed=options.seed,
+        control=floor is not None,
+        training_rule=study.get("training_rule", ""),
+        extra_records=repeated,
     )
     extra = []
     if options.discussion:
-        extra += discussion_section(fits, records, floor, floor_label)
+        extra += discussion_section(fits, grid, floor, floor_label)
     extra += reproduction_section(study, records, options)
     report_path = Path(paths["REPORT.md"])
     text = report_path.read_text(encoding="utf-8").rstrip("\n") + "\n\n" + "\n".join(extra) + "\n"
@@ -182,10 +268,43 @@ def render_report(study_dir: Path, options: ScalingArguments) -> dict[str, str]:
     return paths
 
 
+def repetition_study(records: list[dict], metric: str, bootstrap: int, seed: int) -> dict | None:
+    """R* of the repetition sub-study: E, B and beta from its single-pass cells (U, 2U, 4U, ... unique tokens),
+    then R* from the cells that pass several times over U (Muennighoff et al. 2023 fit in this order too)."""
+    if not records:
+        return None
+    single = [r for r in records if r.get("epochs_requested") == 1 and r.get(metric) is not None]
+    repeated = [r for r in records if r.get(metric) is not None]
+    unique = min(float(r["tokens"]) for r in repeated)
+    repeated = [r for r in repeated if float(r["tokens"]) == unique]
+    try:
+        base = fit_data_law(
+            [r["tokens"] for r in single], [r[metric] for r in single], bootstrap=0, seed=seed
+        )
+        params = base["params"]
+        result = fit_repetition(
+            unique,
+            [r["epochs_requested"] for r in repeated],
+            [r[metric] for r in repeated],
+            params["E"],
+            params["B"],
+            params["beta"],
+            bootstrap=bootstrap,
+            seed=seed,
+        )
+    except ValueError as error:
+        return {"error": str(error)}
+    result["model"] = str(records[0]["model"])
+    result["single_pass_law"] = {"params": params, "n_points": base["n_points"]}
+    return result
+
+
 def main(argv: list[str] | None = None) -> dict[str, str]:
     options = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     paths = run_study(options)
+    if not paths:  # a worker of --workers: its parent reports
+        return paths
     print(
         f"[scaling] wrote {', '.join(sorted(Path(path).name for path in paths.values()))} to {options.output_dir}"
     )

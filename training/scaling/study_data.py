@@ -25,6 +25,7 @@ from transformers import AutoTokenizer
 
 from wenlm.tokenization import train_tokenizer
 from wenlm.training.args import SCALING_DEFAULT_VALIDATION_DOCS, DataArguments, ScalingArguments
+from wenlm.training.data.packing import document_rows
 from wenlm.training.data.pipeline import count_bytes, prepare_datasets, token_byte_lengths, tokenize_and_pack
 from wenlm.training.scaling.study_folder import TOKENIZER_DIR
 
@@ -46,6 +47,7 @@ class StudyData:
     validation: Any  # packed blocks of the held-out documents, shared by every cell
     validation_bytes: int
     data_report: dict
+    early_stopping: Any = None  # the stream's tail, never trained on: converged cells stop on its loss
 
     @property
     def train_blocks(self) -> int:
@@ -53,7 +55,7 @@ class StudyData:
 
     @property
     def validation_bytes_per_token(self) -> float:
-        predicted = len(self.validation) * (len(self.validation[0]["input_ids"]) - 1)
+        predicted = sum(len(ids) - 1 for ids in self.validation["input_ids"])
         return self.validation_bytes / predicted
 
 
@@ -120,27 +122,43 @@ def prepare_study_data(options: ScalingArguments, study_dir: Path) -> StudyData:
     train = tokenize_and_pack(
         shuffled, tokenizer, options.block_size, cache_dir=options.cache_dir, stats=stats
     )
-    validation = prepared.validation
+    # The tail of the stream is set aside before any cell takes its prefix, so the stopping decision of a
+    # converged cell is made on training documents it never saw, and never on the validation set it is scored on.
+    stopping_blocks = min(blocks_for(options.early_stopping_tokens, options.block_size), len(train) // 2)
+    early_stopping = train.select(range(len(train) - stopping_blocks, len(train)))
+    train = train.select(range(len(train) - stopping_blocks))
+    # Scored document by document, so that a perfect model reaches the corpus's entropy floor (see
+    # document_rows); packed validation would add a cost of cut documents that no amount of data removes.
+    validation, validation_rows = document_rows(
+        list(_texts(prepared.validation_text)), tokenizer, options.block_size
+    )
     validation_bytes = count_bytes(validation, token_byte_lengths(tokenizer))
     report = {
         "documents": prepared.report["documents"],
         "tokens": {"train": stats["tokens"], "validation": prepared.report["tokens"]["validation"]},
-        "blocks": {"train": len(train), "validation": len(validation)},
+        "blocks": {"train": len(train), "validation": len(validation), "early_stopping": stopping_blocks},
+        "validation_rows": validation_rows,
         "bytes": {"train": prepared.report["bytes"]["train"], "validation": validation_bytes},
         "cleaning": prepared.report["cleaning"],
         "invalid_utf8_bytes": prepared.report["invalid_utf8_bytes"],
     }
-    return StudyData(tokenizer, train, validation, validation_bytes, report)
+    return StudyData(tokenizer, train, validation, validation_bytes, report, early_stopping)
 
 
-def check_corpus_size(data: StudyData, options: ScalingArguments) -> None:
-    """Refuse (before any training) a grid whose largest cell needs more tokens than the stream holds."""
-    largest = max(options.grid_data_sizes)
+def _texts(dataset):
+    for example in dataset:
+        yield example["text"]
+
+
+def check_corpus_size(data: StudyData, options: ScalingArguments, largest: int | None = None) -> None:
+    """Refuse (before any training) a plan whose largest cell needs more tokens than the stream holds."""
+    largest = largest or max(options.grid_data_sizes)
     available_tokens = data.train_blocks * options.block_size
     if blocks_for(largest, options.block_size) > data.train_blocks:
         raise ValueError(
             f"the corpus has only {available_tokens:,} training tokens ({data.train_blocks:,} blocks of "
-            f"{options.block_size}) after holding out validation documents, but --data_sizes asks for up to "
+            f"{options.block_size}) after holding out validation documents, but the grid (--data_sizes, and --epochs x --repetition_tokens) asks "
+            f"for up to "
             f"{largest:,}; lower --data_sizes to at most {available_tokens:,} or add data (e.g. builtin:N with a "
             "larger N, more files, or a smaller --vocab_size, which makes more tokens of the same text)"
         )
@@ -158,9 +176,8 @@ def corpus_description(options: ScalingArguments, data_report: dict) -> str:
         f"{nbytes['train']:,} bytes), shuffled with seed {options.seed} and packed into "
         f"{data_report['blocks']['train']:,} blocks of {options.block_size}; {documents['validation']:,} held-out "
         f"validation documents ({data_report['blocks']['validation']:,} blocks, {nbytes['validation']:,} bytes of "
-        f"predicted tokens), the same for every cell. Byte-level BPE tokenizer of {options.vocab_size} tokens "
-        "trained once on the training documents. Each cell: a fresh model trained with the stock Trainer for "
-        f"{options.num_train_epochs:g} epoch(s) on the first ceil(D/{options.block_size}) blocks, batch "
-        f"{options.per_device_train_batch_size} blocks, peak LR {options.learning_rate:g}, cosine schedule with "
-        f"{options.warmup_steps:.0%} warmup scaled to the cell's steps, weight decay {options.weight_decay:g}."
+        f"predicted tokens, each document scored from its own start), the same for every cell; the last "
+        f"{data_report['blocks'].get('early_stopping', 0):,} blocks of the stream are held out for early stopping. "
+        f"Byte-level BPE tokenizer of {options.vocab_size} tokens trained once on the training documents. Each cell "
+        f"trains a fresh model with the stock Trainer on the first ceil(D/{options.block_size}) blocks (see Method)."
     )

@@ -56,6 +56,11 @@ CELL_SETTINGS = {
     "warmup_ratio": "warmup_steps",
     "weight_decay": "weight_decay",
     "config_overrides": "config_overrides",
+    "regime": "regime",
+    "min_steps": "min_steps",
+    "early_stopping_patience": "early_stopping_patience",
+    "early_stopping_tokens": "early_stopping_tokens",
+    "converged_min_steps": "converged_min_steps",
 }
 
 

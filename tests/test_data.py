@@ -673,7 +673,7 @@ def _fake_corpus_module(tmp_path):
     module.__file__ = str(tmp_path / "fake_corpus.py")
     (tmp_path / "fake_corpus.py").write_text("# fake\n")
 
-    def generate_documents(num_docs, seed=0):
+    def generate_documents(num_docs, seed=0, words=None):
         rng = np.random.default_rng(seed)
         for i in range(num_docs):
             yield {"text": f"synthetic document {i} value {int(rng.integers(1000))}.", "logprob": -1.0}

@@ -8,6 +8,7 @@ import math
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from transformers import AutoTokenizer, TrainerControl, TrainerState
@@ -19,8 +20,10 @@ from wenlm.training.data.packing import count_bytes, document_rows, token_byte_l
 from wenlm.training.data.pipeline import prepare_datasets
 from wenlm.training.scaling import study as scaling
 from wenlm.training.scaling.cells import KeepBestWeights, cell_plan
+from wenlm.training.scaling.fit import fit_study
 from wenlm.training.scaling.grid import parse_model_specs
 from wenlm.training.scaling.planning import assign_to_workers, estimate_seconds, plan_cells, trim_to_budget
+from wenlm.training.scaling.report import write_report
 from wenlm.training.scaling.study_data import cell_dataset, prepare_study_data
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -77,11 +80,11 @@ def counting_train_cell(monkeypatch, calls: list, real: bool):
     """Count the runner's calls of train_cell (the name study.py calls it by)."""
     original = scaling.train_cell
 
-    def fake(spec, data_size, data, options, epochs=None):
+    def fake(spec, data_size, data, options, epochs=None, rule_tokens=None):
         calls.append((spec.label, data_size, epochs))
         if not real:
             raise AssertionError(f"train_cell called for {spec.label} D={data_size}")
-        return original(spec, data_size, data, options, epochs=epochs)
+        return original(spec, data_size, data, options, epochs=epochs, rule_tokens=rule_tokens)
 
     monkeypatch.setattr(scaling, "train_cell", fake)
 
@@ -264,7 +267,7 @@ def test_the_study_writes_every_output(study):
     # The reproduce command names non-default settings by today's option names, not study.json's keys.
     assert "--per_device_train_batch_size 8" in report and "--batch_size" not in report
     with open(study / "results.csv", encoding="utf-8") as handle:
-        assert len(handle.read().strip().splitlines()) == len(records) + 1
+        assert len(handle.read().strip().splitlines()) == len(everything) + 1
 
 
 def test_rerun_skips_finished_cells_and_retrains_a_deleted_one(study, cache_dir, tmp_path, monkeypatch):
@@ -389,10 +392,17 @@ def test_plan_budget_and_worker_shares(tmp_path):
     rates = {spec.label: 10_000.0 for spec in specs}
     kept, dropped, total = trim_to_budget(cells, options, [], rates)
     assert dropped == [] and kept == cells
-    options.budget_minutes = 0.9 * total / 60
+    substudy_cost = sum(estimate_seconds(cell, options, [], rates) for cell in repeated)
+    options.budget_minutes = (total - substudy_cost / 2) / 60
     kept, dropped, estimate = trim_to_budget(cells, options, [], rates)
-    # The sub-study gives way first, its most expensive cell first.
+    # The sub-study gives way first, its most expensive cell first; the grid stays whole.
     assert dropped and all(cell.substudy for cell in dropped) and estimate <= options.budget_minutes * 60
+    assert all(cell in kept for cell in grid)
+    options.budget_minutes = (total - substudy_cost) / 2 / 60
+    kept, dropped, estimate = trim_to_budget(cells, options, [], rates)
+    assert not any(cell.substudy for cell in kept) and estimate <= options.budget_minutes * 60
+    # Then the grid loses its most expensive cells: the largest D of the larger model first.
+    assert dropped[len(repeated)].data_size == 40000
     shares = assign_to_workers(grid, 2, options, [], rates)
     assert sorted(cell.file_name for share in shares for cell in share) == sorted(c.file_name for c in grid)
     loads = [sum(estimate_seconds(cell, options, [], rates) for cell in share) for share in shares]
@@ -404,7 +414,10 @@ def test_document_rows_predict_every_token_once_from_the_document_start(study):
     texts = ["Tom and Ann went to the park.", "短的。", "A longer document " * 12]
     rows, stats = document_rows(texts, tokenizer, block_size=16)
     eos = tokenizer.eos_token_id
-    assert stats["documents"] == 3 and stats["documents_split"] == 1 and stats["rows"] == len(rows)
+    lengths = [len(tokenizer(text, add_special_tokens=False)["input_ids"]) + 2 for text in texts]
+    assert lengths[-1] > 16 and lengths[1] <= 16
+    assert stats["documents"] == 3 and stats["documents_split"] == sum(length > 16 for length in lengths)
+    assert stats["rows"] == len(rows) > 3
     predicted = [token for row in rows["input_ids"] for token in row[1:]]
     expected = []
     for text in texts:
@@ -430,3 +443,53 @@ def test_the_study_runs_single_epoch_cells_and_workers_in_processes(tmp_path, ca
     assert len(workers) == 2
     assert all(json.loads(path.read_text())["torch_threads"] == 1 for path in workers)
     assert "## Validation" in (tmp_path / "study" / "REPORT.md").read_text()
+
+
+# ------------------------------------------------------------------------------------------ report from known laws
+
+
+def synthetic_records(noise: float = 0.001, seed: int = 0) -> list[dict]:
+    """Cells that follow L = 0.3 + 20/N^0.4 + 30/D^0.35 with small multiplicative noise."""
+    rng = np.random.default_rng(seed)
+    records = []
+    for n_params in (1e5, 1e6, 1e7, 1e8):
+        for tokens in (1e5, 1e6, 1e7, 1e8, 1e9):
+            loss = (0.3 + 20 / n_params**0.4 + 30 / tokens**0.35) * math.exp(rng.normal(0, noise))
+            records.append({"model": f"m{int(n_params)}", "n_params": n_params, "tokens": tokens, "val_bpb": loss})
+    return records
+
+
+def test_a_report_on_cells_that_follow_a_law_answers_with_validated_numbers(tmp_path):
+    records = synthetic_records()
+    fits = fit_study(records, metric="val_bpb", bootstrap=200, seed=0, floor=0.3, constrain_floor=True)
+    write_report(tmp_path, records, fit_results=fits, floor=0.3, floor_label="known floor", control=True)
+    report = (tmp_path / "REPORT.md").read_text()
+    answer = report[report.index("## How much data") : report.index("## Validation")]
+    assert "tokens needed" in answer and "validated error" in answer and "No answer" not in answer
+    validation = report[report.index("## Validation") : report.index("## Fitted scaling laws")]
+    assert "Control target ≤ 3%: **met**" in validation
+    assert "target ≤ 5%: **met**" in validation
+    # Every extrapolated loss the report prints stays at or above the floor.
+    extrapolations = report[report.index("## Extrapolations") :]
+    assert "EXTRAPOLATION" in extrapolations
+    fit = json.loads((tmp_path / "fit.json").read_text())
+    assert fit["holdout"]["largest_tokens"]["max_abs_rel_error"] < 0.03
+    for split in fit["compute_optimal"]:
+        assert split["loss"] >= 0.3
+    assert (tmp_path / "scaling.png").read_bytes().startswith(PNG_MAGIC)
+
+
+def test_a_report_on_cells_that_do_not_identify_the_law_gives_no_extrapolation(tmp_path):
+    # Losses that fall along a straight line in log-log space leave E unidentified (it goes to its bound).
+    records = [
+        {"model": f"m{int(n)}", "n_params": n, "tokens": d, "val_bpb": 5.0 * d**-0.3 * (1 + 1e5 / n) ** 0.01}
+        for n in (5e4, 1e5, 2e5)
+        for d in (3e4, 6e4, 1.2e5, 2.4e5, 4.8e5)
+    ]
+    fits = fit_study(records, metric="val_bpb", bootstrap=100, seed=0, floor=0.05)
+    write_report(tmp_path, records, fit_results=fits, floor=0.05, floor_label="known floor", control=True)
+    report = (tmp_path / "REPORT.md").read_text()
+    assert "**No answer from these cells: the joint law is not identified by them.**" in report
+    extrapolations = report[report.index("## Extrapolations") :]
+    assert "None:" in extrapolations and "EXTRAPOLATION" not in extrapolations
+    assert json.loads((tmp_path / "fit.json").read_text())["compute_optimal"] == []

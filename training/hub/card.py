@@ -398,9 +398,10 @@ def _scaling_section(report: dict, folder: Path) -> str:
         # why: scaling.report pulls in scipy, measured +0.35 s on every card render; only a study needs it.
         from wenlm.training.scaling.report import load_records
 
+        # The grid only: the repetition sub-study's cells answer another question (REPORT.md has them).
         rows = [[r["model"], r["n_params"], r["tokens"], r["val_loss"], r["val_bpb"]]
-                for r in load_records(study_dir)]
-        text += "\n\n" + _table(["model", "non-embedding params", "training tokens", "val loss (nats/token)",
+                for r in load_records(study_dir) if not r.get("substudy")]
+        text += "\n\n" + _table(["model", "non-embedding params", "unique training tokens", "val loss (nats/token)",
                                    "val bits per byte"], rows)
     plot = study_dir / SCALING_PLOT_FILE
     if plot.is_file():

@@ -49,6 +49,7 @@ def _cells_section(records: Sequence[Mapping[str, Any]], excluded: Sequence[Mapp
                 short(record.get("n_params")),
                 short(record.get("n_params_total")),
                 short(record.get("tokens")),
+                _passes(record),
                 short(record.get("flops")),
                 fixed(record.get("train_loss")),
                 fixed(record.get("val_loss")),
@@ -61,8 +62,9 @@ def _cells_section(records: Sequence[Mapping[str, Any]], excluded: Sequence[Mapp
         "model",
         "N (non-emb.)",
         "N (total)",
-        "tokens D",
-        "FLOPs 6ND",
+        "unique tokens D",
+        "passes (best)",
+        "FLOPs 6N·seen",
         "train loss",
         "val loss",
         "val bpb",
@@ -73,6 +75,16 @@ def _cells_section(records: Sequence[Mapping[str, Any]], excluded: Sequence[Mapp
     lines.append(
         "Losses in nats/token, bpb in bits per UTF-8 byte. “–” marks a value the run did not record."
     )
+    capped = [
+        r for r in records if r.get("best_epoch") is not None and r["best_epoch"] >= r["epochs_trained"] - 1e-6
+    ]
+    if capped:
+        lines += [
+            "",
+            f"**{len(capped)} of {len(records)} cells were still improving at their last pass** (best weights at the "
+            "final evaluation, no early stop): they reached the pass / step cap, so their losses are upper bounds "
+            "on what their data allows, and a fit through them mixes data scarcity with compute scarcity.",
+        ]
     if excluded:
         lines += ["", "Excluded from the fits (kept in results.json):", ""]
         lines += [
@@ -80,6 +92,13 @@ def _cells_section(records: Sequence[Mapping[str, Any]], excluded: Sequence[Mapp
         ]
     lines.append("")
     return lines
+
+
+def _passes(record: Mapping[str, Any]) -> str:
+    if record.get("epochs_trained") is None:
+        return MISSING
+    best = record.get("best_epoch")
+    return f"{record['epochs_trained']:g}" + (f" ({best:g})" if best is not None else "")
 
 
 def _fits_section(fits: Mapping[str, Any], unit: str) -> list[str]:

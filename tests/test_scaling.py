@@ -238,6 +238,10 @@ def test_the_study_writes_every_output(study):
         # Converged cells pass over their data several times, stop on the held-out tail, keep the best weights.
         assert record["tokens_seen"] == pytest.approx(record["tokens"] * record["epochs_trained"], rel=0.01)
         assert 0 < record["best_epoch"] <= record["epochs_trained"] <= record["max_epochs"]
+        # Only the stopping evaluations (one per pass) are recorded, not the final validation score.
+        steps = [step for step, _ in record["evaluations"]]
+        assert len(steps) == len(set(steps)) == math.ceil(record["epochs_trained"] - 1e-9)
+        assert record["early_stopping_loss"] == min(loss for _, loss in record["evaluations"])
         assert record["flops"] == pytest.approx(6 * record["n_params"] * record["tokens_seen"])
         assert record["n_params_total"] > record["n_params"] > 0
         assert record["val_bpb"] == pytest.approx(record["val_loss"] / bytes_per_token / math.log(2))

@@ -217,8 +217,11 @@ def train_cell(
             callbacks=[keeper] if keeper else None,
         )
         train_result = trainer.train()
-        if keeper and keeper.best_state is not None:
-            model.load_state_dict(keeper.best_state)
+        if keeper:
+            # The score on the validation set is not a stopping evaluation: keep it out of the keeper's record.
+            trainer.remove_callback(keeper)
+            if keeper.best_state is not None:
+                model.load_state_dict(keeper.best_state)
         evaluation = trainer.evaluate(eval_dataset=data.validation)
         if options.save_models:
             target = Path(options.save_models) / (

@@ -153,7 +153,12 @@ def _train_missing_cells(
         print(
             f"[scaling] {len(cells) - len(missing) - len(dropped)} cell(s) stored, {len(missing)} to train, "
             f"estimated {estimate / 60:.1f} min of training"
-            + (f" over {options.workers} workers" if options.workers > 1 else ""),
+            + (
+                f" (about {estimate / 60 / min(options.workers, max(len(missing), 1)):.1f} min with "
+                f"{options.workers} workers)"
+                if options.workers > 1
+                else ""
+            ),
             flush=True,
         )
         if options.workers > 1 and len(missing) > 1:

@@ -40,7 +40,7 @@ from wenlm.training.scaling.study_data import StudyData, blocks_for, cell_datase
 from wenlm.training.trainer import LanguageModelTrainer
 from wenlm.training.utils import bits_per_byte, perplexity
 
-__all__ = ["REFERENCE_WIDTH", "build_model_config", "cell_plan", "train_cell", "training_rule"]
+__all__ = ["REFERENCE_WIDTH", "batch_rule", "build_model_config", "cell_plan", "train_cell", "training_rule"]
 
 # Width whose peak learning rate is the study's --learning_rate (the nano preset's).
 REFERENCE_WIDTH = 64
@@ -82,6 +82,12 @@ def training_rule(options: ScalingArguments) -> str:
     )
 
 
+def batch_rule(options: ScalingArguments, blocks: int) -> int:
+    """Blocks per step for a cell of `blocks` blocks: the study's batch, smaller where that would leave fewer
+    than --min_steps steps per pass."""
+    return max(1, min(options.per_device_train_batch_size, blocks // options.min_steps))
+
+
 def cell_plan(
     options: ScalingArguments,
     blocks: int,
@@ -95,10 +101,11 @@ def cell_plan(
     to its unique budget U for every cell, so that a cell's optimizer steps are proportional to the tokens it
     sees and repeated and fresh data are compared at equal compute.
     """
-    base_batch = options.per_device_train_batch_size
-    batch = max(1, min(base_batch, (rule_blocks or blocks) // options.min_steps))
+    batch = batch_rule(options, rule_blocks or blocks)
     learning_rate = (
-        options.learning_rate * math.sqrt(batch / base_batch) * min(1.0, REFERENCE_WIDTH / hidden_size)
+        options.learning_rate
+        * math.sqrt(batch / options.per_device_train_batch_size)
+        * min(1.0, REFERENCE_WIDTH / hidden_size)
     )
     steps_per_epoch = math.ceil(blocks / batch)
     converged = epochs is None and options.regime == "converged"
@@ -258,7 +265,7 @@ def _cell_record(
     tokens_seen = int(trainer.state.num_input_tokens_seen)
     epochs_trained = float(trainer.state.epoch or 0.0)
     n_params = config.num_parameters(exclude_embeddings=True)
-    record = {
+    return {
         "model": spec.label,
         "preset": spec.preset,
         "hidden_size": config.hidden_size,
@@ -284,4 +291,3 @@ def _cell_record(
         "train_runtime_s": round(runtime, 2),
         "tokens_per_s": round(tokens_seen / runtime, 1) if runtime > 0 else None,
     }
-    return record

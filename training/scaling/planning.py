@@ -18,7 +18,8 @@ from transformers import DataCollatorForLanguageModeling, set_seed
 
 from wenlm.modeling import WenLMForCausalLM
 from wenlm.training.args import ScalingArguments
-from wenlm.training.scaling.cells import build_model_config, cell_plan
+from wenlm.training.scaling.cells import REFERENCE_WIDTH, build_model_config, cell_plan
+from wenlm.training.scaling.fit import REPETITION_SUBSTUDY
 from wenlm.training.scaling.grid import ModelSpec
 from wenlm.training.scaling.study_data import StudyData, blocks_for
 
@@ -30,8 +31,6 @@ __all__ = [
     "plan_cells",
     "trim_to_budget",
 ]
-
-REPETITION = "repetition"  # the `substudy` value of the repetition sub-study's cells
 
 
 @dataclass
@@ -76,9 +75,9 @@ def plan_cells(specs: list[ModelSpec], options: ScalingArguments) -> list[Planne
         spec = repetition_spec(specs, options)
         unique = options.repetition_tokens or min(options.grid_data_sizes)
         for passes in epochs:
-            cells.append(PlannedCell(spec, unique * passes, 1, REPETITION, unique))
+            cells.append(PlannedCell(spec, unique * passes, 1, REPETITION_SUBSTUDY, unique))
             if passes > 1:
-                cells.append(PlannedCell(spec, unique, passes, REPETITION, unique))
+                cells.append(PlannedCell(spec, unique, passes, REPETITION_SUBSTUDY, unique))
     return cells
 
 
@@ -119,7 +118,8 @@ def estimate_seconds(
     blocks = blocks_for(cell.data_size, options.block_size)
     passes = _expected_passes(cell, options, done)
     rule_blocks = blocks_for(cell.rule_tokens, options.block_size) if cell.rule_tokens else None
-    plan = cell_plan(options, blocks, 1, cell.epochs, rule_blocks)
+    # Only the batch and the passes are needed here; the width only changes the learning rate.
+    plan = cell_plan(options, blocks, REFERENCE_WIDTH, cell.epochs, rule_blocks)
     tokens = blocks * options.block_size * min(passes, plan["max_epochs"])
     finished = [r for r in done if r["model"] == cell.spec.label and r.get("train_runtime_s")]
     if finished:

@@ -17,6 +17,7 @@ from matplotlib.ticker import LogFormatter
 
 from wenlm.training.scaling.fit import validate_records
 from wenlm.training.scaling.laws import METRIC_UNITS, compute_optimal_split, is_real_number, predict_loss
+from wenlm.training.scaling.report_answer import chosen_fit
 
 __all__ = ["plot_loss_vs_compute", "plot_scaling"]
 
@@ -92,15 +93,6 @@ def _validated_factor(fits: Fits) -> float:
     return held / float(seen[1]) if seen else 1.0
 
 
-def _answer_fit(fits: Fits):
-    """The joint fit the report answers with, when identified (see report_answer.chosen_fit)."""
-    for key in ("joint_constrained", "joint"):
-        fit = (fits or {}).get(key)
-        if fit is not None and fit.get("identified"):
-            return fit
-    return None
-
-
 def _draw_law(axes, tokens, values, style, color, floor):
     """A fitted curve, cut where it would cross a known floor (no law may predict below it)."""
     if floor is not None:
@@ -124,7 +116,7 @@ def plot_scaling(
     """
     cells, figure, axes = _start(records, fits, floor, metric, f"Data scaling: {metric} vs training tokens")
     data_laws = (fits or {}).get("data_laws", {})
-    joint = _answer_fit(fits)
+    joint = chosen_fit(fits or {})[1]
     factor = _validated_factor(fits)
     for index, (name, group) in enumerate(_models_in_order(cells)):
         color = f"C{index % 10}"
@@ -169,7 +161,7 @@ def plot_loss_vs_compute(
         values = np.array([cell[metric] for cell in group], dtype=float)
         order = np.argsort(flops)
         axes.plot(flops[order], values[order], "o-", color=f"C{index % 10}", label=name)
-    joint = _answer_fit(fits)
+    joint = chosen_fit(fits or {})[1]
     if joint is not None and cells:
         flops_all = np.array([cell["flops"] for cell in cells], dtype=float)
         spans = (

@@ -22,10 +22,11 @@ from typing import Any
 import numpy as np
 from scipy.optimize import minimize_scalar
 
+from wenlm.training.scaling.law_fit import fit_data_law
 from wenlm.training.scaling.laws import is_real_number
 from wenlm.training.scaling.robust import huber
 
-__all__ = ["PUBLISHED_R_STAR", "R_STAR_BOUNDS", "effective_tokens", "fit_repetition"]
+__all__ = ["PUBLISHED_R_STAR", "R_STAR_BOUNDS", "effective_tokens", "fit_repetition", "repetition_study"]
 
 # Muennighoff et al. 2023, "Scaling Data-Constrained Language Models", fitted R*_D.
 PUBLISHED_R_STAR = 15.4
@@ -210,3 +211,34 @@ def fit_repetition(
         "data_law": {"E": float(E), "B": float(B), "beta": float(beta)},
         "bootstrap": {"requested": int(bootstrap), "succeeded": len(draws)},
     }
+
+
+def repetition_study(records: list[dict], metric: str, bootstrap: int, seed: int) -> dict | None:
+    """R* of the repetition sub-study: E, B and beta from its single-pass cells (U, 2U, 4U, ... unique tokens),
+    then R* from the cells that pass several times over U (Muennighoff et al. 2023 fit in this order too)."""
+    if not records:
+        return None
+    single = [r for r in records if r.get("epochs_requested") == 1 and r.get(metric) is not None]
+    repeated = [r for r in records if r.get(metric) is not None]
+    unique = min(float(r["tokens"]) for r in repeated)
+    repeated = [r for r in repeated if float(r["tokens"]) == unique]
+    try:
+        base = fit_data_law(
+            [r["tokens"] for r in single], [r[metric] for r in single], bootstrap=0, seed=seed
+        )
+        params = base["params"]
+        result = fit_repetition(
+            unique,
+            [r["epochs_requested"] for r in repeated],
+            [r[metric] for r in repeated],
+            params["E"],
+            params["B"],
+            params["beta"],
+            bootstrap=bootstrap,
+            seed=seed,
+        )
+    except ValueError as error:
+        return {"error": str(error)}
+    result["model"] = str(records[0]["model"])
+    result["single_pass_law"] = {"params": params, "n_points": base["n_points"]}
+    return result

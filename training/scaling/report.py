@@ -76,7 +76,9 @@ def _cells_section(records: Sequence[Mapping[str, Any]], excluded: Sequence[Mapp
         "Losses in nats/token, bpb in bits per UTF-8 byte. “–” marks a value the run did not record."
     )
     capped = [
-        r for r in records if r.get("best_epoch") is not None and r["best_epoch"] >= r["epochs_trained"] - 1e-6
+        r
+        for r in records
+        if r.get("best_epoch") is not None and r["best_epoch"] >= r["epochs_trained"] - 1e-6
     ]
     if capped:
         lines += [

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from wenlm.training.scaling.laws import tokens_for_target_loss
 from wenlm.training.scaling.report_format import fixed, percent, short
 from wenlm.training.utils import markdown_table
 
@@ -65,9 +66,10 @@ def validated_error(fits: Mapping[str, Any]) -> float | None:
 def tokens_interval(fit: Mapping[str, Any], target: float, n_params: float) -> tuple[float, float, float]:
     """(tokens, low, high) to reach `target` at `n_params` under the joint fit, the interval from its
     bootstrap draws; a draw that cannot reach the target counts as infinitely many tokens."""
-    params = fit["params"]
-    gap = target - params["E"] - params["A"] / n_params ** params["alpha"]
-    tokens = (params["B"] / gap) ** (1 / params["beta"]) if gap > 0 else math.inf
+    try:
+        tokens = tokens_for_target_loss(fit, target, n_params)
+    except ValueError:  # the target is at or below what this model can ever reach under the fit
+        tokens = math.inf
     draws = fit.get("bootstrap_draws")
     if draws is None or len(draws) == 0:
         return tokens, math.nan, math.nan

@@ -25,11 +25,10 @@ import torch
 
 from wenlm.training.args import ScalingArguments, parse_options
 from wenlm.training.scaling.cells import train_cell, training_rule
-from wenlm.training.scaling.fit import fit_data_law, fit_study
+from wenlm.training.scaling.fit import REPETITION_SUBSTUDY, fit_study
 from wenlm.training.scaling.grid import ModelSpec, parse_model_specs
 from wenlm.training.scaling.laws import PUBLISHED_EXPONENTS
 from wenlm.training.scaling.planning import (
-    REPETITION,
     PlannedCell,
     assign_to_workers,
     estimate_seconds,
@@ -37,7 +36,7 @@ from wenlm.training.scaling.planning import (
     plan_cells,
     trim_to_budget,
 )
-from wenlm.training.scaling.repetition import fit_repetition
+from wenlm.training.scaling.repetition import repetition_study
 from wenlm.training.scaling.report import write_report
 from wenlm.training.scaling.report_study import discussion_section, entropy_floor, reproduction_section
 from wenlm.training.scaling.results import load_records
@@ -99,7 +98,8 @@ def run_study(options: ScalingArguments) -> dict[str, str]:
     study["corpus_description"] = corpus_description(options, data.data_report)
     study["presets"], study["data_sizes"] = options.presets, options.grid_data_sizes
     study["training_rule"] = training_rule(options)
-    write_study(study_dir, study)
+    if options.worker_cells is None:  # a worker of --workers finds it written by its parent
+        write_study(study_dir, study)
 
     (study_dir / CELLS_DIR).mkdir(exist_ok=True)
     threads_before = torch.get_num_threads()
@@ -136,14 +136,14 @@ def _train_missing_cells(
     cells = plan_cells(specs, options)
     done = [read_cell(study_dir / CELLS_DIR / cell.file_name) for cell in cells if _stored(study_dir, cell)]
     missing = [cell for cell in cells if not _stored(study_dir, cell)]
+    if options.worker_cells is not None:
+        missing = [cell for cell in missing if cell.file_name in set(options.worker_cells.split(","))]
     rates = {
         spec.label: measure_throughput(spec, data, options)
         for spec in {c.spec.label: c.spec for c in missing}.values()
     }
-    if options.worker_cells is not None:
-        mine = set(options.worker_cells.split(","))
-        missing, dropped, estimate = [cell for cell in missing if cell.file_name in mine], [], 0.0
-    else:
+    dropped: list[PlannedCell] = []
+    if options.worker_cells is None:
         missing, dropped, estimate = trim_to_budget(missing, options, done, rates)
         for cell in dropped:
             print(
@@ -237,7 +237,7 @@ def render_report(study_dir: Path, options: ScalingArguments) -> dict[str, str]:
         # A study copied without its cells/ folder still has results.json.
         records = load_records(study_dir)
     grid = [record for record in records if not record.get("substudy")]
-    repeated = [record for record in records if record.get("substudy") == REPETITION]
+    repeated = [record for record in records if record.get("substudy") == REPETITION_SUBSTUDY]
     settings = study.get("settings", {})
     train_files = settings.get("train_files", options.train_files)
     floor, floor_label = entropy_floor(options.metric, train_files, study.get("validation_bytes_per_token"))
@@ -271,37 +271,6 @@ def render_report(study_dir: Path, options: ScalingArguments) -> dict[str, str]:
     text = report_path.read_text(encoding="utf-8").rstrip("\n") + "\n\n" + "\n".join(extra) + "\n"
     write_atomically(report_path, text)
     return paths
-
-
-def repetition_study(records: list[dict], metric: str, bootstrap: int, seed: int) -> dict | None:
-    """R* of the repetition sub-study: E, B and beta from its single-pass cells (U, 2U, 4U, ... unique tokens),
-    then R* from the cells that pass several times over U (Muennighoff et al. 2023 fit in this order too)."""
-    if not records:
-        return None
-    single = [r for r in records if r.get("epochs_requested") == 1 and r.get(metric) is not None]
-    repeated = [r for r in records if r.get(metric) is not None]
-    unique = min(float(r["tokens"]) for r in repeated)
-    repeated = [r for r in repeated if float(r["tokens"]) == unique]
-    try:
-        base = fit_data_law(
-            [r["tokens"] for r in single], [r[metric] for r in single], bootstrap=0, seed=seed
-        )
-        params = base["params"]
-        result = fit_repetition(
-            unique,
-            [r["epochs_requested"] for r in repeated],
-            [r[metric] for r in repeated],
-            params["E"],
-            params["B"],
-            params["beta"],
-            bootstrap=bootstrap,
-            seed=seed,
-        )
-    except ValueError as error:
-        return {"error": str(error)}
-    result["model"] = str(records[0]["model"])
-    result["single_pass_law"] = {"params": params, "n_points": base["n_points"]}
-    return result
 
 
 def main(argv: list[str] | None = None) -> dict[str, str]:

@@ -14,6 +14,7 @@ held-out validation set shared by every cell.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import tempfile
@@ -53,7 +54,7 @@ class StudyData:
     def train_blocks(self) -> int:
         return len(self.train)
 
-    @property
+    @functools.cached_property
     def validation_bytes_per_token(self) -> float:
         predicted = sum(len(ids) - 1 for ids in self.validation["input_ids"])
         return self.validation_bytes / predicted
@@ -130,7 +131,7 @@ def prepare_study_data(options: ScalingArguments, study_dir: Path) -> StudyData:
     # Scored document by document, so that a perfect model reaches the corpus's entropy floor (see
     # document_rows); packed validation would add a cost of cut documents that no amount of data removes.
     validation, validation_rows = document_rows(
-        list(_texts(prepared.validation_text)), tokenizer, options.block_size
+        prepared.validation_text["text"], tokenizer, options.block_size
     )
     validation_bytes = count_bytes(validation, token_byte_lengths(tokenizer))
     report = {
@@ -143,11 +144,6 @@ def prepare_study_data(options: ScalingArguments, study_dir: Path) -> StudyData:
         "invalid_utf8_bytes": prepared.report["invalid_utf8_bytes"],
     }
     return StudyData(tokenizer, train, validation, validation_bytes, report, early_stopping)
-
-
-def _texts(dataset):
-    for example in dataset:
-        yield example["text"]
 
 
 def check_corpus_size(data: StudyData, options: ScalingArguments, largest: int | None = None) -> None:

@@ -24,9 +24,9 @@ from wenlm.training.hub.validate import HIDE_WENLM
 PROBE_TEXT = "小明在公园里看书。Tom reads a book in the park, 然后回家。"
 
 
-def save_wenlm_folder(folder, use_jieba=False, **config_fields):
+def save_wenlm_folder(folder, use_jieba=False, split_rule="qwen2", **config_fields):
     texts = [doc["text"] for doc in generate_documents(300, seed=5)]
-    tokenizer = train_tokenizer(texts, vocab_size=500, model_max_length=64, use_jieba=use_jieba)
+    tokenizer = train_tokenizer(texts, vocab_size=500, model_max_length=64, use_jieba=use_jieba, split_rule=split_rule)
     torch.manual_seed(0)
     config = WenLMConfig.from_preset(
         "nano", vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
@@ -164,8 +164,12 @@ def test_export_refuses_a_model_that_is_not_wenlm(llama_folder, tmp_path):
 
 def test_export_command_line(wenlm_folder, tmp_path, capsys):
     assert set(WRITERS) == set(EXPORT_FORMATS)  # every --to choice has a writer, and no writer is unreachable
-    assert cli_main(["export", "--model", str(wenlm_folder), "--to", "gguf", "--output_dir", str(tmp_path / "g")]) == 2
-    assert "invalid choice: 'gguf' (choose from 'llama')" in capsys.readouterr().err
+    assert cli_main(["export", "--model", str(wenlm_folder), "--to", "onnx", "--output_dir", str(tmp_path / "g")]) == 2
+    assert "invalid choice: 'onnx' (choose from 'llama', 'gguf')" in capsys.readouterr().err
+    # --outtype belongs to GGUF; the Llama folder keeps the model's dtype, so asking for one there is an error.
+    args = ["export", "--model", str(wenlm_folder), "--outtype", "f16", "--output_dir", str(tmp_path / "o")]
+    assert cli_main(args) == 2
+    assert "--outtype f16 applies to --to gguf" in capsys.readouterr().err and not (tmp_path / "o").exists()
     assert cli_main(["export", "--model", str(tmp_path / "missing"), "--output_dir", str(tmp_path / "m")]) == 2
     assert "wenlm export: error:" in capsys.readouterr().err
     # --to defaults to llama; the dashed spelling works like every other option.

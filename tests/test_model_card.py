@@ -305,8 +305,9 @@ def test_pretrained_card_is_complete_and_its_metadata_parses(folders):
     assert_complete_card(text)
     assert GENERATED_MARKER in text
     expected = ["## Model", "## Tokenizer", "## Training data", "## Training procedure", "## Results",
-                "## How to use", "## Intended uses", "## Limitations"]
+                "## How to use", "## Use it elsewhere", "## Intended uses", "## Limitations"]
     assert list(sections(text)) == expected
+    assert f"wenlm export --model {REPO_ID} --to llama" in text and "trust_remote_code" in text
     report = folders["report"]
     assert f"{report['model']['parameters']:,}" in text and f"{report['data']['documents']['train']:,}" in text
     assert "bits per byte above that floor" in text and "![training curve](loss_curve.png)" in text
@@ -327,6 +328,16 @@ def test_pretrained_card_is_complete_and_its_metadata_parses(folders):
     assert "`wenlm evaluate --task qa` on `builtin:qa`: exact_match 12.5, f1 30.25." in text
     card = ModelCard.load(path)
     assert len(card.data.eval_results) == len(eval_results)
+
+
+def test_lora_targets_the_card_names_are_the_models_modules(folders):
+    peft = pytest.importorskip("peft")
+    text = render_model_card(folders["pretrained"], repo_id=REPO_ID).content
+    targets = json.loads(re.search(r"target_modules=(\[[^\]]*\])", text).group(1))
+    model = WenLMForCausalLM.from_pretrained(folders["pretrained"])
+    lora = peft.get_peft_model(model, peft.LoraConfig(task_type="CAUSAL_LM", target_modules=targets, r=2))
+    adapted = {name.split(".lora_A")[0].split(".")[-1] for name, _ in lora.named_parameters() if "lora_A" in name}
+    assert adapted == set(targets)  # every named module exists in every layer kind, none is missing
 
 
 def test_hub_datasets_and_pii_counts_come_from_the_report(folders, tmp_path):

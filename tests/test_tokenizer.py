@@ -16,6 +16,8 @@ import datasets
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tokenizers import Regex, pre_tokenizers
+from transformers import AutoTokenizer
 
 from wenlm.tokenization import (
     BOS_TOKEN,
@@ -25,9 +27,11 @@ from wenlm.tokenization import (
     PAD_TOKEN,
     PII_PLACEHOLDERS,
     SPECIAL_TOKEN_IDS,
+    split_rule_of,
     tokenizer_stats,
     train_tokenizer,
 )
+from wenlm.tokenization.bpe import QWEN2_SPLIT_PATTERN
 from wenlm.training.data.pipeline import tokenize_and_pack
 from wenlm.training.hub.validate import HIDE_WENLM
 
@@ -133,6 +137,11 @@ MIXED_CORPUS = _mixed_corpus(seed=0, lines=400)  # ~20 KB
 @pytest.fixture(scope="module")
 def plain_tokenizer():
     return train_tokenizer(MIXED_CORPUS, vocab_size=700)
+
+
+@pytest.fixture(scope="module")
+def wenlm_rule_tokenizer():
+    return train_tokenizer(MIXED_CORPUS, vocab_size=700, split_rule="wenlm")
 
 
 @pytest.fixture(scope="module")
@@ -258,8 +267,8 @@ def _byte_to_unicode() -> dict[int, str]:
     return mapping
 
 
-def test_merges_never_cross_script_or_punctuation(any_tokenizer):
-    tok = any_tokenizer
+def test_merges_never_cross_script_or_punctuation(wenlm_rule_tokenizer):
+    tok = wenlm_rule_tokenizer
     texts = _learned_token_texts(tok)
     multi_char = [text for text in texts if len(text) > 1]
     assert len(multi_char) > 100  # the check below must have material to look at
@@ -275,12 +284,31 @@ def test_merges_never_cross_script_or_punctuation(any_tokenizer):
     assert "model" in tokens and "data" in tokens and "hello" in tokens
 
 
-def test_glued_text_is_split_at_script_boundaries(any_tokenizer):
+def test_glued_text_is_split_at_script_boundaries(wenlm_rule_tokenizer):
     text = "我们model今天data。hello, world. 123456"
-    encoding = any_tokenizer(text, return_offsets_mapping=True)
+    encoding = wenlm_rule_tokenizer(text, return_offsets_mapping=True)
     boundaries = {2, 7, 9, 13, 14, 19, 20, 26, 27, 28, 31}
     for start, end in encoding["offset_mapping"]:
         assert not any(start < boundary < end for boundary in boundaries), (start, end, text[start:end])
+
+
+def test_qwen2_rule_merges_stay_inside_its_pieces(plain_tokenizer):
+    assert split_rule_of(plain_tokenizer) == "qwen2"
+    split = pre_tokenizers.Split(Regex(QWEN2_SPLIT_PATTERN), behavior="isolated")
+    texts = [text for text in _learned_token_texts(plain_tokenizer) if text]
+    assert sum(len(text) > 1 for text in texts) > 100
+    for text in texts:
+        assert len(split.pre_tokenize_str(text)) == 1, f"token {text!r} crosses a qwen2 piece boundary"
+    # Qwen2's rule: one digit per piece, a letter run (Han included) may carry one leading non-letter.
+    pieces = [piece for piece, _ in plain_tokenizer.backend_tokenizer.pre_tokenizer.pre_tokenize_str("a 123")]
+    assert pieces == ["a", "Ġ", "1", "2", "3"]
+
+
+def test_split_rule_is_recorded_and_checked(wenlm_rule_tokenizer, tmp_path):
+    wenlm_rule_tokenizer.save_pretrained(tmp_path)
+    assert split_rule_of(AutoTokenizer.from_pretrained(tmp_path)) == "wenlm"
+    with pytest.raises(ValueError, match="split_rule must be one of"):
+        train_tokenizer(MIXED_CORPUS[:10], vocab_size=700, split_rule="gpt4")
 
 
 def test_jieba_step_cuts_han_runs_into_words(jieba_tokenizer, plain_tokenizer):

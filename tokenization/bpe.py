@@ -2,10 +2,12 @@
 
 Pipeline (no normalizer, so encoding is lossless):
 
-1. ``Split`` with :data:`PRE_TOKENIZE_PATTERN` (behaviour ``isolated``): runs of CJK characters, runs of
-   other letters with an optional leading space (GPT-2 style), digits in groups of at most three,
-   punctuation/symbol runs with an optional leading space, and whitespace. BPE merges never cross these
-   boundaries, so no token mixes Chinese with Latin letters or a word with punctuation.
+1. ``Split`` with the pattern of a *split rule* (behaviour ``isolated``); BPE merges never cross its pieces.
+   ``qwen2`` (the default, :data:`QWEN2_SPLIT_PATTERN`) is Qwen2's rule: letter runs (Chinese included) with
+   one optional leading non-letter, single digits, punctuation runs, whitespace. llama.cpp implements it, so
+   such a tokenizer exports to GGUF and tokenizes there exactly as here. ``wenlm``
+   (:data:`PRE_TOKENIZE_PATTERN`) is the rule of wenlm's first releases: runs of CJK characters apart from
+   other letters, digits in groups of at most three; llama.cpp has no implementation of it.
 2. ``ByteLevel(add_prefix_space=False, use_regex=False)``: map every byte to a printable character. All
    256 bytes are in the initial alphabet, so any string can be encoded without an unknown token.
 With ``use_jieba=True`` an extra step between 1 and 2 cuts Han runs into jieba words; see
@@ -20,6 +22,7 @@ ordinary text. When the text is untrusted, encode it with ``split_special_tokens
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import sys
@@ -79,6 +82,16 @@ PRE_TOKENIZE_PATTERN = (
     r"|\s+(?!\S)|\s+"
 )
 
+# Qwen2's split rule, as llama.cpp implements it (its pre-tokenizer "qwen2"); the text of the pattern must stay
+# exactly this for `split_rule_of` to recognise it in a saved tokenizer.json.
+QWEN2_SPLIT_PATTERN = (
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+"
+    r"|\s+(?!\S)|\s+"
+)
+# Name -> pattern. The default is the rule llama.cpp knows; see README "Tokenizer" for the compression of each.
+SPLIT_RULES = {"qwen2": QWEN2_SPLIT_PATTERN, "wenlm": PRE_TOKENIZE_PATTERN}
+DEFAULT_SPLIT_RULE = "qwen2"
+
 # Rendered as: <|role|>\ncontent<|end|>\n per message. Only the assistant's content and its <|end|> are
 # inside {% generation %}, which is what SFT trains on (return_assistant_tokens_mask=True).
 CHAT_TEMPLATE = (
@@ -100,14 +113,27 @@ CHAT_TEMPLATE = (
 _PATH_LIKE_TEXT = re.compile(r"^\S+\.[A-Za-z0-9]{1,8}$")
 
 
-def serialisable_pre_tokenizer() -> pre_tokenizers.PreTokenizer:
+def serialisable_pre_tokenizer(split_rule: str = DEFAULT_SPLIT_RULE) -> pre_tokenizers.PreTokenizer:
     """The regex split + byte-level pre-tokenizer stored in tokenizer.json (both modes)."""
+    if split_rule not in SPLIT_RULES:
+        raise ValueError(f"split_rule must be one of {sorted(SPLIT_RULES)}, got {split_rule!r}.")
     return pre_tokenizers.Sequence(
         [
-            pre_tokenizers.Split(Regex(PRE_TOKENIZE_PATTERN), behavior="isolated"),
+            pre_tokenizers.Split(Regex(SPLIT_RULES[split_rule]), behavior="isolated"),
             pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
         ]
     )
+
+
+def split_rule_of(tokenizer: PreTrainedTokenizerBase) -> str | None:
+    """The name of the split rule a (saved) wenlm tokenizer uses, or None when its pre-tokenizer is not one of
+    :data:`SPLIT_RULES` followed by the byte-level step."""
+    pre_tokenizer = json.loads(tokenizer.backend_tokenizer.to_str()).get("pre_tokenizer") or {}
+    steps = pre_tokenizer.get("pretokenizers", [])
+    if len(steps) != 2 or steps[0].get("type") != "Split" or steps[1].get("type") != "ByteLevel":
+        return None
+    pattern = steps[0].get("pattern", {}).get("Regex")
+    return next((name for name, known in SPLIT_RULES.items() if known == pattern), None)
 
 
 def _dataset_types() -> tuple[type, ...]:
@@ -293,6 +319,7 @@ def train_tokenizer(
     min_frequency: int = 2,
     special_tokens: list[str] | None = None,
     use_jieba: bool = False,
+    split_rule: str = DEFAULT_SPLIT_RULE,
     model_max_length: int = 2048,
     text_column: str = "text",
     batch_size: int = 1000,
@@ -309,6 +336,9 @@ def train_tokenizer(
         special_tokens: extra special tokens, appended after the fixed ones (ids from 12 on).
         use_jieba: pre-segment Chinese into jieba words (needs ``pip install 'wenlm[zh]'``). The result
             is a ``WenLMJiebaTokenizerFast`` that must be loaded with ``trust_remote_code=True``.
+        split_rule: how text is cut before BPE (:data:`SPLIT_RULES`): ``qwen2`` (default; llama.cpp tokenizes it
+            identically, so the model exports to GGUF) or ``wenlm`` (CJK runs kept apart from Latin letters, digits
+            in threes; not exportable to GGUF).
         model_max_length: stored on the tokenizer (the model's context length).
         text_column: the text column when ``source`` is a dataset.
         batch_size: lines (files) or texts/rows (iterables, datasets) per training batch.
@@ -327,7 +357,7 @@ def train_tokenizer(
     batches, described = _text_batches(source, text_column, batch_size)
 
     backend = Tokenizer(models.BPE())  # no unk token needed: every byte is in the alphabet
-    serialisable = serialisable_pre_tokenizer()
+    serialisable = serialisable_pre_tokenizer(split_rule)
     backend.pre_tokenizer = jieba_classes[1](serialisable) if jieba_classes else serialisable
     backend.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(

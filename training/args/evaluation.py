@@ -27,20 +27,39 @@ class ModelSourceArguments:
 
 @dataclass
 class EvaluateArguments:
-    task: str = field(
+    task: str | None = field(
+        default=None,
         metadata={
             "help": "lm (loss, perplexity, bits per byte), qa, translate, summarize (generation scored against "
-            "references) or classification.",
+            "references) or classification. Required unless --harness is given.",
             "choices": EVALUATE_TASKS,
-        }
+        },
     )
     validation_files: list[str] = field(
+        default_factory=list,
         metadata={
             "help": "Evaluation data: .txt (lm only: documents separated by blank lines), .jsonl, .json, .csv or "
-            ".parquet. Several files are read in order as one set."
-        }
+            ".parquet. Several files are read in order as one set. Required with --task; with --harness, the "
+            "rows of the wenlm_* tasks (default: the built-in validation sets)."
+        },
     )
-    max_samples: int | None = field(default=None, metadata={"help": "Evaluate only the first N rows/documents."})
+    harness: list[str] = field(
+        default_factory=list,
+        metadata={
+            "help": "Run lm-evaluation-harness instead of --task: task names, comma-separated or several. "
+            "wenlm_qa_en, wenlm_qa_zh, wenlm_classify_en, wenlm_classify_zh (wenlm_qa, wenlm_classify, wenlm: "
+            "the pairs, all four) score the built-in task sets; any lm-eval task, group or tag (hellaswag, "
+            "arc_easy, cmmlu, ceval-valid, ...) runs on its own data, which offline must already be cached. "
+            "Needs the harness extra (pip install 'wenlm[harness]')."
+        },
+    )
+    num_fewshot: int | None = field(
+        default=None,
+        metadata={"help": "--harness: examples before each question (default: each task's own, 0 for wenlm's)."},
+    )
+    max_samples: int | None = field(
+        default=None, metadata={"help": "Evaluate only the first N rows/documents (with --harness: per task)."}
+    )
     per_device_eval_batch_size: int = field(default=16, metadata={"help": "Rows or windows per forward pass."})
     max_new_tokens: int = field(default=64, metadata={"help": "Generation tasks: the longest answer, in tokens."})
     prompt_format: str = field(
@@ -65,6 +84,18 @@ class EvaluateArguments:
     def __post_init__(self):
         if isinstance(self.validation_files, str):
             self.validation_files = [self.validation_files]
+        if isinstance(self.harness, str):
+            self.harness = [self.harness]
+        if self.harness and self.task is not None:
+            raise ValueError("--task and --harness are separate runs: give --task (wenlm's own scoring) or "
+                             "--harness (lm-evaluation-harness tasks), not both.")
+        if not self.harness and self.task is None:
+            raise ValueError("--task is required (lm, qa, translate, summarize or classification), unless "
+                             "--harness names lm-evaluation-harness tasks.")
+        if self.task is not None and not self.validation_files:
+            raise ValueError(f"--task {self.task} needs --validation_files: the files to evaluate on.")
+        if self.num_fewshot is not None and self.num_fewshot < 0:
+            raise ValueError(f"--num_fewshot must be 0 or more, got {self.num_fewshot}.")
         check_at_least_one(
             max_samples=self.max_samples,
             per_device_eval_batch_size=self.per_device_eval_batch_size,

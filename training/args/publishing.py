@@ -90,8 +90,9 @@ def positional_model_to_flag(argv: Sequence[str] | None, command: str) -> list[s
 
 
 # ==== wenlm export (section owned by the export helper) ====
-# Formats `wenlm export --to` writes; each has a writer in training/export.py.
-EXPORT_FORMATS = ("llama",)
+# Formats `wenlm export --to` writes; each has a writer in training/export/command.py.
+EXPORT_FORMATS = ("llama", "gguf")
+GGUF_OUTTYPES = ("f32", "f16", "q8_0")
 
 
 @dataclass
@@ -102,6 +103,13 @@ class ExportArguments:
         default="llama",
         metadata={"choices": EXPORT_FORMATS,
                   "help": "Target format. llama: a stock LlamaForCausalLM folder (no remote code) with the same "
-                          "weights, tokenizer and generation settings."},
+                          "weights, tokenizer and generation settings. gguf: a llama.cpp file (+ Ollama Modelfile); "
+                          "needs a tokenizer trained with --split_rule qwen2 (the default)."},
     )
     revision: str | None = field(default=None, metadata={"help": "Branch, tag or commit of a Hub model."})
+    outtype: str | None = field(
+        default=None,
+        metadata={"choices": GGUF_OUTTYPES,
+                  "help": "Weight type of --to gguf (default f16): f32 exact, f16, q8_0 (8-bit blocks of 32; rows "
+                          "whose width 32 does not divide stay f32). Norms are float32 in all three."},
+    )

@@ -19,6 +19,9 @@ as JSON; for a local model folder they are merged into its ``eval_results.json``
 when the folder has a training report (``--save_results false`` only prints them).
 
 The data comes from ``--validation_files`` (several files are read in order as one set).
+
+``--harness TASKS`` runs lm-evaluation-harness instead (see :mod:`wenlm.training.evaluation.harness`); its
+scores are recorded the same way, one ``eval_results.json`` entry per task.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from wenlm.tokenization import stop_token_ids
 from wenlm.training.args import EvaluateArguments, ModelSourceArguments, parse_options
 from wenlm.training.data.pipeline import read_txt_documents
 from wenlm.training.data.tasks import encode_classification_text, read_rows
+from wenlm.training.evaluation.harness import run_harness
 from wenlm.training.evaluation.metrics import compute_metric
 from wenlm.training.hub.card import EVAL_RESULTS, write_model_card
 from wenlm.training.model_folder import check_model_folder, hub_errors_named
@@ -303,21 +307,35 @@ def evaluate_classification(source: ModelSourceArguments, options: EvaluateArgum
 # ----------------------------------------------------------------------------------------------------------
 
 
-def record_results(folder: Path, task: str, metrics: dict, data: str, num_samples: int) -> Path:
-    """Merge this task's metrics into the folder's eval_results.json and re-render its model card."""
+def record_results(folder: Path, entries: dict[str, dict]) -> Path:
+    """Merge entries (task name -> {"metrics", "data", "task_type", "num_samples", ...}) into the folder's
+    eval_results.json, replacing those of the same names, and re-render its model card."""
     path = folder / EVAL_RESULTS
     results = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-    results[task] = {"metrics": {k: v for k, v in metrics.items() if isinstance(v, (int, float))},
-                     "data": data, "task_type": TASK_TYPES[task], "num_samples": num_samples}
+    results.update(entries)
     write_json(path, results)
     if (folder / "training_report.json").is_file():
         write_model_card(folder)
     return path
 
 
+def evaluate_with_harness(source: ModelSourceArguments, options: EvaluateArguments) -> dict:
+    """lm-evaluation-harness scores of the --harness tasks, recorded like the others; returns the entries."""
+    file_rows = {path: read_task_rows([path], None) for path in options.validation_files}
+    _, entries = run_harness(source, options, file_rows)
+    folder = Path(source.model)
+    if folder.is_dir() and options.save_results:
+        record_results(folder, entries)
+    return entries
+
+
 def evaluate_model(source: ModelSourceArguments, options: EvaluateArguments) -> dict:
-    """Score the model on the task; returns the metrics (with a few generated examples for generation tasks)."""
+    """Score the model on the task; returns the metrics (with a few generated examples for generation tasks).
+
+    With --harness: the eval_results.json entry of each harness task, by name."""
     check_files(options.validation_files)
+    if options.harness:
+        return evaluate_with_harness(source, options)
     check_model_folder(source.model)
     samples: list[dict] = []
     if options.task == "classification":
@@ -337,7 +355,9 @@ def evaluate_model(source: ModelSourceArguments, options: EvaluateArguments) -> 
     metrics["num_samples"] = num_samples
     folder = Path(source.model)
     if folder.is_dir() and options.save_results:
-        record_results(folder, options.task, metrics, ", ".join(options.validation_files), num_samples)
+        metrics_only = {key: value for key, value in metrics.items() if isinstance(value, (int, float))}
+        record_results(folder, {options.task: {"metrics": metrics_only, "data": ", ".join(options.validation_files),
+                                               "task_type": TASK_TYPES[options.task], "num_samples": num_samples}})
     metrics_out = dict(metrics)
     if samples:
         metrics_out["examples"] = samples[:3]

@@ -380,7 +380,8 @@ def _results_text(report: dict, evaluations: dict) -> str:
         entry = entry if isinstance(entry, dict) else {}
         metrics = ", ".join(f"{key} {_card_value(value)}" for key, value in (entry.get("metrics") or {}).items())
         data = f" on `{entry['data']}`" if entry.get("data") else ""
-        text += f"\n\n`wenlm evaluate --task {task_name}`{data}: {metrics or 'no metrics recorded'}."
+        command = f"--harness {task_name}" if entry.get("harness") else f"--task {task_name}"
+        text += f"\n\n`wenlm evaluate {command}`{data}: {metrics or 'no metrics recorded'}."
     return text
 
 
@@ -532,6 +533,7 @@ def render_model_card(folder: str | Path, repo_id: str | None = None) -> ModelCa
         scaling_section=_scaling_section(report, folder),
         usage_intro=_usage_intro(report),
         usage_code=usage_code(report, repo_id or str(folder.resolve()), languages),
+        model_id=repo_id or str(folder.resolve()),
         intended_uses=("Research and teaching: studying how small language models learn, how loss depends on data "
                        "and size, and as a starting point for fine-tuning on narrow tasks. Not for production use, "
                        "advice, or any decision about people."),

@@ -20,7 +20,6 @@ from transformers.models.auto.tokenization_auto import get_tokenizer_config
 
 from wenlm.modeling import WenLMConfig, WenLMForCausalLM
 from wenlm.tokenization import stop_token_ids
-from wenlm.training.args import ExportArguments, parse_options
 from wenlm.training.utils import write_atomically
 
 # Fields with the same name and meaning in both configs.
@@ -166,15 +165,4 @@ def export_llama(model: str, output_dir: str | Path, revision: str | None = None
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    return output_dir
-
-
-# --to -> the writer of that format (args.EXPORT_FORMATS lists the same names).
-WRITERS = {"llama": export_llama}
-
-
-def main(argv: list[str] | None = None) -> Path:
-    (args,) = parse_options((ExportArguments,), argv, command="export")
-    output_dir = WRITERS[args.to](args.model, args.output_dir, revision=args.revision)
-    print(f"wenlm export: wrote {output_dir} ({args.to})")
     return output_dir

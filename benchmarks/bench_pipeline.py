@@ -9,9 +9,14 @@ twice: `encode_batch` (what the issue names) and `encode_batch_fast` (no charact
 
     python benchmarks/bench_pipeline.py        # TinyStories sample, Tang poems, CMRC2018 contexts from ../shared
     python benchmarks/bench_pipeline.py --data my.txt --separator "<|endoftext|>" --train_sizes_mb ""
+    python benchmarks/bench_pipeline.py --compare_gzip    # also the same corpora read from .txt.gz copies
+
+With --compare_gzip every corpus is also run from a gzip'd copy (level 6, written once per worker outside the
+timing), interleaved with the plain runs: the cost of decompressing inside the pipeline.
 """
 
 import argparse
+import gzip
 import itertools
 import json
 import os
@@ -59,31 +64,55 @@ def pipeline_seconds(path: Path, mode: str, separator: str | None, tokenizer, bl
         return time.perf_counter() - started
 
 
+def gzip_copy(path: Path, folder: str) -> Path:
+    """A .gz copy of the corpus in ``folder`` (same name plus .gz, so the pipeline reads it as the same format)."""
+    target = Path(folder) / f"{path.name}.gz"
+    with open(path, "rb") as source, gzip.open(target, "wb", compresslevel=6) as out:
+        while chunk := source.read(8 << 20):
+            out.write(chunk)
+    return target
+
+
 def worker(options: argparse.Namespace) -> None:
     """One core count: time the raw encoders and the pipeline on every corpus, print one JSON line."""
     datasets.disable_progress_bars()
-    rows = []
-    for path, mode, separator in options.corpora:
-        documents = corpus_documents(path, mode, separator)
-        megabytes = sum(len(d.encode("utf-8")) for d in documents) / 1e6
-        tokenizer = train_tokenizer(documents[:50_000], vocab_size=options.vocab_size)
-        raw_encode_seconds(tokenizer, documents[:2000], "encode_batch")  # warm-up: thread pool, allocator
-        # Interleaved repeats, so a busy moment on the shared machine hits the reference and the pipeline alike.
-        times: dict[str, list[float]] = {"encode_batch": [], "encode_batch_fast": [], "pipeline": []}
-        for _ in range(options.repeats):
-            for method in ("encode_batch", "encode_batch_fast"):
-                times[method].append(raw_encode_seconds(tokenizer, documents, method))
-            times["pipeline"].append(pipeline_seconds(path, mode, separator, tokenizer, options.block_size))
-        raw = {method: median(times[method]) for method in ("encode_batch", "encode_batch_fast")}
-        full = median(times["pipeline"])
-        rows.append({"corpus": path.name, "documents": len(documents), "megabytes": round(megabytes, 3),
-                     "raw_encode_batch_mb_per_s": round(megabytes / raw["encode_batch"], 3),
-                     "raw_encode_batch_fast_mb_per_s": round(megabytes / raw["encode_batch_fast"], 3),
-                     "pipeline_mb_per_s": round(megabytes / full, 3),
-                     "share_of_encode_batch": round(raw["encode_batch"] / full, 3),
-                     "share_of_encode_batch_fast": round(raw["encode_batch_fast"] / full, 3),
-                     "seconds": times})
-    print(json.dumps(rows))
+    with tempfile.TemporaryDirectory(prefix="wenlm-bench-gzip-") as gzip_folder:
+        print(json.dumps([corpus_row(path, mode, separator, options, gzip_folder)
+                          for path, mode, separator in options.corpora]))
+
+
+def corpus_row(path: Path, mode: str, separator: str | None, options: argparse.Namespace, gzip_folder: str) -> dict:
+    """Timings of one corpus: raw encoders, the pipeline, and with --compare_gzip the pipeline on a .gz copy."""
+    documents = corpus_documents(path, mode, separator)
+    megabytes = sum(len(d.encode("utf-8")) for d in documents) / 1e6
+    tokenizer = train_tokenizer(documents[:50_000], vocab_size=options.vocab_size)
+    raw_encode_seconds(tokenizer, documents[:2000], "encode_batch")  # warm-up: thread pool, allocator
+    # Interleaved repeats, so a busy moment on the shared machine hits the reference and the pipeline alike.
+    times: dict[str, list[float]] = {"encode_batch": [], "encode_batch_fast": [], "pipeline": []}
+    compressed = gzip_copy(path, gzip_folder) if options.compare_gzip else None
+    if compressed is not None:
+        times["pipeline_gzip"] = []
+    for _ in range(options.repeats):
+        for method in ("encode_batch", "encode_batch_fast"):
+            times[method].append(raw_encode_seconds(tokenizer, documents, method))
+        times["pipeline"].append(pipeline_seconds(path, mode, separator, tokenizer, options.block_size))
+        if compressed is not None:
+            times["pipeline_gzip"].append(pipeline_seconds(compressed, mode, separator, tokenizer,
+                                                           options.block_size))
+    raw = {method: median(times[method]) for method in ("encode_batch", "encode_batch_fast")}
+    full = median(times["pipeline"])
+    row = {"corpus": path.name, "documents": len(documents), "megabytes": round(megabytes, 3),
+           "raw_encode_batch_mb_per_s": round(megabytes / raw["encode_batch"], 3),
+           "raw_encode_batch_fast_mb_per_s": round(megabytes / raw["encode_batch_fast"], 3),
+           "pipeline_mb_per_s": round(megabytes / full, 3),
+           "share_of_encode_batch": round(raw["encode_batch"] / full, 3),
+           "share_of_encode_batch_fast": round(raw["encode_batch_fast"] / full, 3),
+           "seconds": times}
+    if compressed is not None:
+        row.update(gzip_megabytes=round(compressed.stat().st_size / 1e6, 3),
+                   pipeline_gzip_mb_per_s=round(megabytes / median(times["pipeline_gzip"]), 3),
+                   gzip_time_ratio=round(median(times["pipeline_gzip"]) / full, 3))
+    return row
 
 
 def run_pinned(cores: int, options: argparse.Namespace) -> list[dict]:
@@ -91,7 +120,7 @@ def run_pinned(cores: int, options: argparse.Namespace) -> list[dict]:
     corpora = [[str(path), mode, separator] for path, mode, separator in options.corpora]
     command = [sys.executable, __file__, "--worker", "--corpora-json", json.dumps(corpora),
                "--repeats", str(options.repeats), "--vocab_size", str(options.vocab_size),
-               "--block_size", str(options.block_size)]
+               "--block_size", str(options.block_size)] + (["--compare_gzip"] if options.compare_gzip else [])
     allowed = sorted(os.sched_getaffinity(0))[:cores]
     child = subprocess.run(command, env=env, capture_output=True, text=True, check=False,
                            preexec_fn=lambda: os.sched_setaffinity(0, allowed))
@@ -122,6 +151,8 @@ def main() -> None:
     parser.add_argument("--cores", default="1,2")
     parser.add_argument("--train_sizes_mb", default="10,100")
     parser.add_argument("--output", default="pipeline.json")
+    parser.add_argument("--compare_gzip", action="store_true",
+                        help="also time the pipeline on a gzip'd copy of each corpus (pipeline_gzip_mb_per_s)")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--corpora-json", default=None, help=argparse.SUPPRESS)
     options = parser.parse_args()
@@ -147,6 +178,9 @@ def main() -> None:
                   f"{row['pipeline_mb_per_s']:5.2f} MB/s; raw encode_batch {row['raw_encode_batch_mb_per_s']:5.2f} "
                   f"({row['share_of_encode_batch']:.0%}), encode_batch_fast {row['raw_encode_batch_fast_mb_per_s']:5.2f} "
                   f"({row['share_of_encode_batch_fast']:.0%})")
+            if "pipeline_gzip_mb_per_s" in row:
+                print(f"{'':12}{'from ' + row['corpus'] + '.gz':32} {row['gzip_megabytes']:6.1f} MB: pipeline "
+                      f"{row['pipeline_gzip_mb_per_s']:5.2f} MB/s of text ({row['gzip_time_ratio']:.2f}x the time)")
 
     training = []
     documents = corpus_documents(*options.corpora[0])

@@ -173,6 +173,9 @@ def main() -> None:
                 n_ctx=model.config.max_position_embeddings,
                 n_threads=1,
                 logits_all=True,
+                # llama.cpp keeps its KV cache in f16 unless told otherwise; f32 isolates the weights' own type.
+                type_k=llama_cpp.GGML_TYPE_F32,
+                type_v=llama_cpp.GGML_TYPE_F32,
                 verbose=False,
             )
             start = time.perf_counter()

@@ -1,12 +1,16 @@
 """Bad input to `wenlm pretrain` (issue 14, parts B and C): each case is refused with exit status 2, a message
 that names the option or file and says what to do, no traceback, and nothing written or prepared."""
 
+import errno
+import gzip
 import io
 import json
 import logging
 import os
+import shutil
 import subprocess
 import sys
+import types
 
 import huggingface_hub
 import pytest
@@ -16,6 +20,9 @@ from test_finetune import tiny_base  # noqa: F401  (session fixture shared with 
 from transformers import TrainingArguments
 
 from wenlm.tokenization import train_tokenizer
+from wenlm.training import finetune as finetune_module
+from wenlm.training import pretrain as pretrain_module
+from wenlm.training import run_folder
 from wenlm.training.args import DEFAULT_VOCAB_SIZE, DataArguments, ModelArguments
 from wenlm.training.cli import main as cli_main
 from wenlm.training.data.sources import check_text_file
@@ -415,3 +422,124 @@ def test_a_relative_name_that_is_neither_a_folder_nor_on_the_hub_says_both(tmp_p
     assert "Traceback" not in error
     assert "--model runs/no-such-model: there is no such folder here" in error and "check its path" in error
     assert not (tmp_path / "out").exists() and not (tmp_path / "runs").exists()
+
+
+# ---------------------------------------------------------------------- E: the output disk (read-only, full)
+
+
+def finetune_command(model, tmp_path, *extra):
+    data = tmp_path / "rows.jsonl"
+    data.write_text('{"prompt": "hi", "response": "hello"}\n' * 4, encoding="utf-8")
+    return ["finetune", "--model", str(model), "--task", "sft", "--train_files", str(data), "--output_dir",
+            str(tmp_path / "out"), "--max_steps", "1", "--disable_tqdm", "true", "--save_strategy", "no", *extra]
+
+
+def refuse_writes(monkeypatch):
+    def read_only(*args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(run_folder, "tempfile", types.SimpleNamespace(TemporaryFile=read_only))
+
+
+def test_a_read_only_output_folder_is_refused_before_the_first_file(tmp_path, capsys, monkeypatch, tiny_base):  # noqa: F811
+    refuse_writes(monkeypatch)
+    refused(tmp_path, capsys, finetune_command(tiny_base, tmp_path), f"--output_dir {tmp_path / 'out'}",
+            "cannot write in", "Read-only file system", "choose another --output_dir")
+
+
+def test_the_write_probe_leaves_nothing_behind(tmp_path):
+    (tmp_path / "run").mkdir()
+    run_folder.check_writable(tmp_path / "run" / "deeper" / "still")
+    run_folder.check_writable(tmp_path / "run")
+    assert list(tmp_path.rglob("*")) == [tmp_path / "run"]
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(run_folder.OutputDiskError, match="is a file, not a folder"):
+        run_folder.check_writable(tmp_path / "file" / "out")
+
+
+def test_a_disk_without_room_for_one_checkpoint_is_refused_with_sizes(tmp_path, capsys, monkeypatch, tiny_base):  # noqa: F811
+    real_usage = shutil.disk_usage
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: real_usage(path)._replace(free=1_000_000))
+    error = refused(tmp_path, capsys, finetune_command(tiny_base, tmp_path), "one checkpoint needs about",
+                    "has only 1.0 MB free", "choose another --output_dir")
+    assert "MB" in error.split("needs about")[1].split("(")[0]
+
+
+def test_pretrain_on_a_disk_without_room_for_one_checkpoint_is_refused(tmp_path, capsys, monkeypatch):
+    real_usage = shutil.disk_usage
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: real_usage(path)._replace(free=1000))
+    refused(tmp_path, capsys, pretrain_args(tmp_path), "one checkpoint needs about", "--output_dir")
+
+
+def test_pretrain_that_runs_out_of_disk_names_its_last_checkpoint(tmp_path, capsys, monkeypatch):
+    def full_disk(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "out" / "model.safetensors"))
+
+    monkeypatch.setattr(pretrain_module, "save_model_folder", full_disk)
+    assert cli_main(pretrain_args(tmp_path)) == 2
+    error = capsys.readouterr().err
+    assert "Traceback" not in error and "the disk is full" in error and "--resume_from_checkpoint last" in error
+
+
+def test_checkpoint_size_counts_weights_optimizer_and_tokenizer(monkeypatch, tmp_path):
+    assert run_folder.checkpoint_bytes(1000) == 16_000
+    assert run_folder.checkpoint_bytes(1000, trained_parameters=10, tokenizer_bytes=500) == 4_620
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: types.SimpleNamespace(free=16_000))
+    run_folder.check_free_space(tmp_path / "new", 16_000)
+    with pytest.raises(run_folder.OutputDiskError, match="16.0 KB free"):
+        run_folder.check_free_space(tmp_path / "new", 16_001)
+
+
+def test_a_full_disk_during_saving_names_the_last_complete_checkpoint(tmp_path):
+    fake_checkpoint(tmp_path / "checkpoint-4", 4)
+    fake_checkpoint(tmp_path / "checkpoint-8", 8, truncated=True)  # cut short when the disk filled up
+    with pytest.raises(run_folder.OutputDiskError) as refusal:
+        with run_folder.disk_errors_named(tmp_path):
+            raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "checkpoint-8"))
+    message = str(refusal.value)
+    assert "the disk is full" in message and str(tmp_path / "checkpoint-4") in message
+    assert "--resume_from_checkpoint last" in message and (tmp_path / "checkpoint-8").is_dir()
+    with pytest.raises(run_folder.OutputDiskError, match="No checkpoint was complete"):
+        with run_folder.disk_errors_named(tmp_path / "empty"):
+            raise PermissionError(errno.EACCES, "Permission denied")
+    with pytest.raises(OSError, match="unrelated"):  # other OS errors are not disk problems: left as they are
+        with run_folder.disk_errors_named(tmp_path):
+            raise OSError(errno.EIO, "unrelated")
+
+
+def test_finetune_that_runs_out_of_disk_while_saving_says_so(tmp_path, capsys, monkeypatch, tiny_base):  # noqa: F811
+    def full_disk(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "out" / "model.safetensors"))
+
+    monkeypatch.setattr(finetune_module, "save_model_folder", full_disk)
+    assert cli_main(finetune_command(tiny_base, tmp_path)) == 2
+    error = capsys.readouterr().err
+    assert "Traceback" not in error and "the disk is full" in error and "model.safetensors" in error
+
+
+def test_a_run_that_fails_after_saving_its_model_keeps_it(tmp_path):
+    with pytest.raises(ValueError, match="push failed"):
+        with run_folder.claim_output_folder(tmp_path / "out"):
+            (tmp_path / "out" / "config.json").write_text("{}")
+            (tmp_path / "out" / "model.safetensors").write_bytes(b"finished weights")
+            raise ValueError("push failed")
+    assert (tmp_path / "out" / "model.safetensors").read_bytes() == b"finished weights"
+
+
+@pytest.mark.parametrize("compressed", [False, True], ids=["plain", "gzip"])
+def test_a_bad_jsonl_line_deep_in_a_streamed_file_is_named_by_its_line(tmp_path, capsys, compressed):
+    lines = [json.dumps({"text": f"story {i} about a fox and a cat"}) for i in range(300)]
+    lines.insert(250, '{"text": "cut short')
+    data = tmp_path / ("corpus.jsonl.gz" if compressed else "corpus.jsonl")
+    payload = ("\n".join(lines) + "\n").encode()
+    data.write_bytes(gzip.compress(payload) if compressed else payload)
+    before = data.read_bytes()
+    refused(tmp_path, capsys, pretrain_args(tmp_path, "--streaming", "true", train_files=data),
+            f"{data}, line 251: not a JSON object", "Unterminated string", "Fix or remove that line")
+    assert data.read_bytes() == before
+
+
+def test_pretrain_into_a_read_only_folder_is_refused_before_the_lock(tmp_path, capsys, monkeypatch):
+    refuse_writes(monkeypatch)
+    refused(tmp_path, capsys, pretrain_args(tmp_path), f"--output_dir {tmp_path / 'out'}", "cannot write in",
+            "Read-only file system")

@@ -1,9 +1,14 @@
+import bz2
+import gzip
 import json
+import lzma
+import sys
 import types
 
 import datasets
 import numpy as np
 import pytest
+import zstandard
 from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import HfArgumentParser, PreTrainedTokenizerFast
 
@@ -751,3 +756,69 @@ def test_tokenizer_flag_is_restored_after_packing(tmp_path):
     tokenize_and_pack(datasets.Dataset.from_dict({"text": ["say <|eos|> " * 3] * 4}), tok, 4, cache_dir=tmp_path)
     assert tok.backend_tokenizer.encode_special_tokens is False
     assert tok("<|eos|>", add_special_tokens=False)["input_ids"] == [tok.eos_token_id]
+
+
+# Issue 14: compressed corpora load like their plain forms.
+COMPRESSORS = {
+    ".gz": gzip.compress,
+    ".bz2": bz2.compress,
+    ".xz": lzma.compress,
+    ".zst": lambda data: zstandard.ZstdCompressor().compress(data),
+}
+PLAIN_FORMATS = {
+    ".txt": lambda texts: "\n\n".join(texts) + "\n",
+    ".jsonl": lambda texts: "".join(json.dumps({"text": text}, ensure_ascii=False) + "\n" for text in texts),
+    ".json": lambda texts: json.dumps([{"text": text} for text in texts], ensure_ascii=False),
+    ".csv": lambda texts: "text\n" + "".join(f'"{text}"\n' for text in texts),
+}
+
+
+def documents_of(path, tmp_path, streaming=False):
+    args = make_args(tmp_path, [path], streaming=streaming)
+    utf8 = {}
+    parts = sources.load_source(resolve_sources([str(path)])[0], args, tmp_path / "cache", utf8)
+    return [example["text"] for part in parts for example in part], utf8
+
+
+@pytest.mark.parametrize("compression", list(COMPRESSORS))
+@pytest.mark.parametrize("plain_format", list(PLAIN_FORMATS))
+def test_compressed_files_give_the_documents_of_the_plain_file(tmp_path, plain_format, compression):
+    texts = [*SAMPLE_TEXTS, "bad byte next"]
+    data = PLAIN_FORMATS[plain_format](texts).encode()
+    if plain_format in (".txt", ".jsonl"):
+        data = data.replace(b"bad byte next", b"bad byte \xff next")  # repaired the same way in both forms
+    plain = tmp_path / f"plain{plain_format}"
+    plain.write_bytes(data)
+    packed = tmp_path / f"packed{plain_format}{compression}"
+    packed.write_bytes(COMPRESSORS[compression](data))
+    expected, expected_utf8 = documents_of(plain, tmp_path / "a")
+    assert len(expected) == len(texts)
+    assert documents_of(packed, tmp_path / "b") == (expected, {str(packed): expected_utf8[str(plain)]})
+    if plain_format == ".jsonl":
+        assert documents_of(packed, tmp_path / "c", streaming=True)[0] == expected
+
+
+def test_a_directory_picks_up_compressed_files_and_a_bad_line_is_numbered_after_decompression(tmp_path):
+    (tmp_path / "corpus").mkdir()
+    lines = [json.dumps({"text": text}) for text in SAMPLE_TEXTS]
+    lines.insert(3, '{"text": "cut short')
+    (tmp_path / "corpus" / "part.jsonl.gz").write_bytes(gzip.compress("\n".join(lines).encode()))
+    (tmp_path / "corpus" / "notes.gz").write_bytes(gzip.compress(b"no format"))  # not a text format: skipped
+    assert resolve_sources([str(tmp_path / "corpus")])[0].files == [str(tmp_path / "corpus" / "part.jsonl.gz")]
+    with pytest.raises(ValueError, match=r"part\.jsonl\.gz, line 4: not a JSON object"):
+        documents_of(tmp_path / "corpus", tmp_path)
+
+
+def test_a_truncated_compressed_file_is_named(tmp_path):
+    path = tmp_path / "cut.txt.gz"
+    path.write_bytes(gzip.compress(("\n\n".join(SAMPLE_TEXTS * 50)).encode())[:200])
+    with pytest.raises(ValueError, match=r"cut\.txt\.gz could not be decompressed.*gzip -t"):
+        documents_of(path, tmp_path)
+
+
+def test_zst_without_zstandard_says_what_to_install(tmp_path, monkeypatch):
+    path = tmp_path / "corpus.jsonl.zst"
+    path.write_bytes(COMPRESSORS[".zst"](b'{"text": "hello"}\n'))
+    monkeypatch.setitem(sys.modules, "zstandard", None)  # an import of it now fails
+    with pytest.raises(ImportError, match=r"corpus\.jsonl\.zst is zstd-compressed.*pip install zstandard"):
+        documents_of(path, tmp_path)

@@ -13,22 +13,27 @@ import json
 import os
 import re
 import secrets
+import socket
 import subprocess
 import sys
 import textwrap
 import traceback
+import types
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 import pytest
 import torch
+from huggingface_hub.errors import HfHubHTTPError
 from safetensors.torch import load_file, save_file
+from test_finetune import tiny_base  # noqa: F401  (session fixture shared with it)
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast, TrainingArguments
 
 from wenlm.modeling import WenLMForCausalLM
 from wenlm.training.hub.publish import (
+    push_failure,
     push_folder,
     redact_secrets,
     take_hub_push_from_args,
@@ -606,3 +611,58 @@ def test_hub_token_is_moved_out_of_training_arguments(monkeypatch, tmp_path):
     assert take_hub_push_from_args(plain) is None
     take_hub_token_from_args(plain)  # no token given: HF_TOKEN is left as it was
     assert os.environ["HF_TOKEN"] == TOKEN
+
+
+# Issue 14: a Hub that cannot be reached loses nothing and says how to push later.
+
+
+def closed_port_endpoint() -> str:
+    with socket.socket() as probe:  # bound and closed again: nothing listens there
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
+
+
+def run_wenlm_offline_hub(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("HF_", "TRANSFORMERS_"))}
+    env.update(HF_ENDPOINT=closed_port_endpoint(), HF_HUB_OFFLINE="0", HF_TOKEN=TOKEN, HF_HOME=str(cwd / "hf_home"),
+               HF_HUB_DISABLE_TELEMETRY="1", TOKENIZERS_PARALLELISM="false")
+    return subprocess.run([sys.executable, "-m", "wenlm.training.cli", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_push_to_an_unreachable_hub_names_the_folder_and_the_command_to_retry(tmp_path):
+    folder = tmp_path / "my model"
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")
+    before = {path.name: path.read_bytes() for path in folder.iterdir()}
+    result = run_wenlm_offline_hub(["push", "--model", str(folder), "--repo_id", "user/m", "--validate", "false",
+                                    "--private", "true"], tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr and TOKEN not in result.stderr
+    assert "ConnectError" in result.stderr and f"kept in {folder}" in result.stderr
+    assert f"wenlm push --model '{folder}' --repo_id user/m --private true" in result.stderr
+    assert {path.name: path.read_bytes() for path in folder.iterdir()} == before
+
+
+def test_push_to_hub_after_training_keeps_the_model_when_the_hub_is_down(tmp_path, tiny_base):  # noqa: F811
+    data = tmp_path / "rows.jsonl"
+    data.write_text('{"prompt": "hi", "response": "hello"}\n' * 4, encoding="utf-8")
+    output = tmp_path / "tuned"
+    result = run_wenlm_offline_hub(["finetune", "--model", str(tiny_base), "--task", "sft", "--train_files",
+                                    str(data), "--output_dir", str(output), "--max_steps", "1", "--save_strategy",
+                                    "no", "--disable_tqdm", "true", "--push_to_hub", "true", "--hub_model_id",
+                                    "user/tuned"], tmp_path)
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr
+    assert f"kept in {output}" in result.stderr
+    assert f"wenlm push --model {output} --repo_id user/tuned" in result.stderr
+    assert (output / "model.safetensors").is_file() and (output / "training_report.json").is_file()
+
+
+def test_push_failure_message_gives_the_http_status_without_the_token():
+    response = types.SimpleNamespace(status_code=503, headers={}, request=None)
+    error = HfHubHTTPError(f"503 Server Error: unavailable (token {TOKEN})", response=response)
+    message = str(push_failure(error, Path("out/run"), "user/run", private=False, revision="dev"))
+    assert "HTTP 503" in message and TOKEN not in message
+    assert message.endswith("wenlm push --model out/run --repo_id user/run --revision dev")

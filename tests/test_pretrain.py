@@ -1,6 +1,8 @@
-"""`wenlm pretrain` end to end on tiny settings: outputs, metrics, errors, resume after kill -9, torchrun."""
+"""`wenlm pretrain` end to end on tiny settings: outputs, metrics, errors, resume after kill -9, torchrun, the
+loss curve's series, and Muon / bf16 / warmup_stable_decay through the command."""
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -9,7 +11,9 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
+from safetensors import safe_open
 from transformers import pipeline
 
 from wenlm.training.args import DEFAULT_LOSS_CHUNK_SIZE
@@ -18,6 +22,7 @@ from wenlm.training.corpus.grammar import exact_entropy_bits_per_byte, generate_
 from wenlm.training.pretrain import main as pretrain_main
 from wenlm.training.quickstart import main as quickstart_main
 from wenlm.training.quickstart import parse_quickstart_args
+from wenlm.training.report import loss_curve_series
 from wenlm.training.run_folder import LOCK_NAME, last_complete_checkpoint
 
 TINY_MODEL = "hidden_size=32,intermediate_size=64,num_hidden_layers=2,num_attention_heads=2,num_key_value_heads=1"
@@ -181,18 +186,21 @@ def test_resume_after_kill_9_finishes_like_an_uninterrupted_run(tmp_path):
 
 
 @pytest.mark.slow
-def test_torchrun_with_two_processes_trains_and_saves_one_model(tmp_path):
+@pytest.mark.parametrize("optim", ["adamw_torch", "muon"])
+def test_torchrun_with_two_processes_trains_and_saves_one_model(tmp_path, optim):
     torchrun = Path(sys.executable).with_name("torchrun")
     output_dir = tmp_path / "ddp"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1"}
     result = subprocess.run(
         [str(torchrun), "--standalone", "--nproc_per_node=2", "-m", "wenlm.training.cli", "pretrain",
-         *tiny_args(output_dir, steps=6)],
+         *tiny_args(output_dir, "--optim", optim, steps=6)],
         env=env, capture_output=True, text=True, timeout=900,
     )
     assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
     report = json.loads((output_dir / "training_report.json").read_text())
     assert report["training"]["world_size"] == 2
+    assert report["training"]["hyperparameters"]["optim"] == optim
+    assert math.isfinite(report["results"]["eval_loss"])
     # Each optimizer step consumed one batch per process.
     assert report["training"]["tokens_seen"] == 6 * 2 * 8 * 64
     assert len(list(output_dir.glob("*.safetensors"))) == 1
@@ -270,3 +278,40 @@ def test_quickstart_trains_and_prints_samples(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "Samples from pipeline('text-generation')" in printed and "validation bits per byte" in printed
     assert (tmp_path / "qs" / "model.safetensors").is_file()
+
+
+def test_loss_curve_plots_train_and_validation_in_bits_per_byte(trained):
+    output_dir, report = trained
+    log = json.loads((output_dir / "log_history.json").read_text())
+    bytes_per_token = report["data"]["validation_bytes_per_token"]
+    curves = loss_curve_series(log, bytes_per_token)
+    assert curves["unit"] == "bits per byte" and curves["x"] == "tokens seen"
+    train = [entry for entry in log if "loss" in entry]
+    assert curves["train"]["values"] == pytest.approx([e["loss"] / math.log(2) / bytes_per_token for e in train])
+    assert curves["train"]["tokens"] == [e["num_input_tokens_seen"] for e in train]
+    # The validation series is what the Trainer logged as eval_bpb: the same unit as the training series.
+    assert curves["validation"]["values"] == pytest.approx([e["eval_bpb"] for e in log if "eval_bpb" in e])
+    seconds = curves["train"]["seconds"] + curves["validation"]["seconds"]
+    assert all(value is not None and value >= 0 for value in seconds)
+    assert curves["train"]["seconds"] == sorted(curves["train"]["seconds"])
+    assert loss_curve_series(log)["unit"] == "nats per token"  # fine-tuning: no bytes per token
+
+
+def test_muon_bf16_and_warmup_stable_decay_through_the_command(tmp_path):
+    args = tiny_args(tmp_path / "out", "--optim", "muon", "--precision", "bf16", "--lr_scheduler_type",
+                     "warmup_stable_decay", "--muon_learning_rate", "0.03", steps=20)
+    del args[args.index("--eval_steps") : args.index("--eval_steps") + 2]  # the default: a tenth of the run
+    report = pretrain_main(args)
+    hyperparameters = report["training"]["hyperparameters"]
+    assert hyperparameters["optim"] == "muon" and hyperparameters["muon_learning_rate"] == 0.03
+    assert hyperparameters["lr_scheduler_type"] == "warmup_stable_decay" and hyperparameters["bf16"] is True
+    assert report["training"]["precision"]["used"] == "bf16"
+    assert report["training"]["precision"]["reason"] == "--precision bf16"
+    log = json.loads((tmp_path / "out" / "log_history.json").read_text())
+    # Every 2 of the 20 steps, then the final evaluation.
+    assert [entry["step"] for entry in log if "eval_loss" in entry] == [*range(2, 21, 2), 20]
+    assert all(math.isfinite(entry["loss"]) for entry in log if "loss" in entry)
+    learning_rates = [entry["learning_rate"] for entry in log if "learning_rate" in entry]
+    assert max(learning_rates) == pytest.approx(2e-3) and learning_rates[-1] < 2e-3  # stable, then decayed
+    with safe_open(str(tmp_path / "out" / "model.safetensors"), "pt") as weights:
+        assert {weights.get_tensor(name).dtype for name in weights.keys()} == {torch.float32}

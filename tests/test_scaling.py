@@ -25,6 +25,7 @@ from wenlm.training.scaling.grid import parse_model_specs
 from wenlm.training.scaling.planning import assign_to_workers, estimate_seconds, plan_cells, trim_to_budget
 from wenlm.training.scaling.report import write_report
 from wenlm.training.scaling.study_data import cell_dataset, prepare_study_data
+from wenlm.training.scaling.study_folder import STUDY_FILE, check_study_folder
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 BLOCK = 32
@@ -497,3 +498,16 @@ def test_a_report_on_cells_that_do_not_identify_the_law_gives_no_extrapolation(t
     extrapolations = report[report.index("## Extrapolations") :]
     assert "None:" in extrapolations and "EXTRAPOLATION" not in extrapolations
     assert json.loads((tmp_path / "fit.json").read_text())["compute_optimal"] == []
+
+
+def test_a_study_stored_before_the_optimizer_was_recorded_resumes_at_its_defaults(tmp_path):
+    study_dir = tmp_path / "study"
+    options = scaling.parse_args(["--output_dir", str(study_dir)])
+    check_study_folder(study_dir, options)
+    stored = json.loads((study_dir / STUDY_FILE).read_text())
+    for key in ("optim", "muon_learning_rate", "muon_weight_decay", "precision"):
+        del stored["settings"][key]  # as study.json files written before these settings existed
+    (study_dir / STUDY_FILE).write_text(json.dumps(stored))
+    check_study_folder(study_dir, options)  # same defaults: the study continues
+    with pytest.raises(ValueError, match="optim: study has 'adamw_torch[a-z_]*', this run asks 'muon'"):
+        check_study_folder(study_dir, scaling.parse_args(["--output_dir", str(study_dir), "--optim", "muon"]))

@@ -16,11 +16,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "evaluate": ("wenlm.training.evaluation.evaluate", "measure a model: language modelling, QA, translation, summaries, classes"),
     "generate": ("wenlm.training.evaluation.generate", "generate continuations of prompts through pipeline('text-generation')"),
     "inspect": ("wenlm.training.inspection.command", "look inside a model: per-token surprisal, logit lens, attention"),
+    "audit": ("wenlm.training.inspection.audit", "privacy audit: exposure of inserted canaries, extraction of training text"),
     "chat": ("wenlm.training.evaluation.chat", "chat with a model in the terminal, streaming its replies"),
     "scaling": ("wenlm.training.scaling.study", "data-scale study: train a grid of (model, data) cells, fit and plot laws"),
     "push": ("wenlm.training.hub.push", "validate a model folder and upload it to the Hugging Face Hub"),
     "card": ("wenlm.training.hub.card_command", "re-render a model folder's model card from its reports"),
-    "export": ("wenlm.training.export", "convert a wenlm model to a stock Llama folder that needs no remote code"),
+    "export": ("wenlm.training.export", "convert a wenlm model to a stock Llama folder or a llama.cpp GGUF file"),
 }
 
 # Errors a user can fix from the message alone: shown without a traceback (WENLM_DEBUG=1 shows it).

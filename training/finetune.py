@@ -63,6 +63,7 @@ from wenlm.training.report import (
     training_section,
     write_outputs,
 )
+from wenlm.training.run_folder import check_output_disk, checkpoint_bytes, disk_errors_named, tokenizer_bytes
 from wenlm.training.trainer import LanguageModelTrainer
 from wenlm.training.utils import perplexity
 
@@ -194,6 +195,9 @@ def prepare_task_data(args: FinetuneArguments, tokenizer, block_size: int) -> Ta
         "bad_row_details": bad_rows["by_file"],
         "skip_bad_rows": args.skip_bad_rows,
         "truncated": train.report["truncated"] + (validation.report["truncated"] if validation else 0),
+        # Rows whose text holds a special-token string: encoded as text, never as control tokens.
+        "special_token_strings_in_text": sum(split.report["special_token_strings_in_text"]
+                                             for split in (train, validation) if split is not None),
         "block_size": block_size,
     }
     if id2label is not None:
@@ -247,7 +251,10 @@ def finetune(args: FinetuneArguments, training_args: TrainingArguments) -> dict:
     model = load_model(args, data.id2label)
     if args.lora_r:
         model = apply_lora(model, args)
-    trained_parameters = count_parameters(model)[1]
+    all_parameters, trained_parameters = count_parameters(model)
+    output_dir = Path(training_args.output_dir)
+    if training_args.process_index == 0:  # before the first file: a read-only folder or a full disk, named
+        check_output_disk(output_dir, checkpoint_bytes(all_parameters, trained_parameters, tokenizer_bytes(tokenizer)))
 
     trainer_class = LanguageModelTrainer if args.task == "sft" else Trainer
     trainer = trainer_class(
@@ -259,16 +266,15 @@ def finetune(args: FinetuneArguments, training_args: TrainingArguments) -> dict:
         data_collator=PaddingCollator(tokenizer.pad_token_id),
         compute_metrics=classification_metrics(data.id2label) if args.task == "classification" else None,
     )
-    train_result = trainer.train(resume_from_checkpoint=resume_from)
-    final_eval = trainer.evaluate() if data.validation is not None else {}
-
-    report: dict = {}
-    if trainer.is_world_process_zero():
-        output_dir = Path(training_args.output_dir)
-        saved_model = save_model_folder(trainer.model, tokenizer, output_dir, args)
-        report = build_finetune_report(args, trainer, saved_model.config, data, train_result.metrics, final_eval,
-                                       time.time() - started, trained_parameters)
-        write_outputs(output_dir, report, trainer.state.log_history)
+    with disk_errors_named(output_dir):
+        train_result = trainer.train(resume_from_checkpoint=resume_from)
+        final_eval = trainer.evaluate() if data.validation is not None else {}
+        report: dict = {}
+        if trainer.is_world_process_zero():
+            saved_model = save_model_folder(trainer.model, tokenizer, output_dir, args)
+            report = build_finetune_report(args, trainer, saved_model.config, data, train_result.metrics,
+                                           final_eval, time.time() - started, trained_parameters)
+            write_outputs(output_dir, report, trainer.state.log_history)
     if hub_push is not None and trainer.is_world_process_zero():
         print(f"pushed to the Hub: {hub_push.push(training_args.output_dir)}")
     return report

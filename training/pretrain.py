@@ -29,11 +29,14 @@ from wenlm.training.args import (
     ModelArguments,
     parse_options,
 )
+from wenlm.training.args.inspection import CanaryArguments
+from wenlm.training.args.training import WenLMTrainingArguments
 from wenlm.training.data.packing import count_bytes, token_byte_lengths
 from wenlm.training.data.pipeline import prepare_datasets
 from wenlm.training.data.sources import builtin_entropy_floor
 from wenlm.training.hub.publish import take_hub_push_from_args
 from wenlm.training.hub.tokens import redact_secrets
+from wenlm.training.inspection.canaries import PretrainingCanaries
 from wenlm.training.report import (
     finished_report,
     last_logged,
@@ -43,9 +46,13 @@ from wenlm.training.report import (
 )
 from wenlm.training.run_folder import (
     check_checkpoint,
+    check_free_space,
+    checkpoint_bytes,
     claim_output_folder,
+    disk_errors_named,
     last_complete_checkpoint,
     refuse_foreign_files,
+    tokenizer_bytes,
 )
 from wenlm.training.trainer import LanguageModelTrainer
 
@@ -163,9 +170,12 @@ def check_tokenizer_matches(tokenizer: PreTrainedTokenizerBase, config: WenLMCon
         )
 
 
-def parse_pretrain_args(argv: list[str] | None = None) -> tuple[ModelArguments, DataArguments, TrainingArguments]:
+def parse_pretrain_args(
+    argv: list[str] | None = None,
+) -> tuple[ModelArguments, DataArguments, WenLMTrainingArguments, CanaryArguments]:
     return parse_options(
-        (ModelArguments, DataArguments, TrainingArguments), argv, defaults=CPU_TRAINING_DEFAULTS, command="pretrain"
+        (ModelArguments, DataArguments, WenLMTrainingArguments, CanaryArguments), argv,
+        defaults=CPU_TRAINING_DEFAULTS, command="pretrain",
     )
 
 
@@ -205,6 +215,7 @@ def load_or_train_tokenizer(model_args: ModelArguments, data_args: DataArguments
             vocab_size=model_args.vocab_size or DEFAULT_VOCAB_SIZE,
             min_frequency=model_args.tokenizer_min_frequency,
             use_jieba=model_args.use_jieba,
+            split_rule=model_args.split_rule,
             model_max_length=block_size,
         )
 
@@ -222,7 +233,8 @@ def check_model_arguments(model_args: ModelArguments) -> None:
 
 
 def prepare_data_and_tokenizer(model_args: ModelArguments, data_args: DataArguments,
-                               training_args: TrainingArguments, resume_from: str | None):
+                               training_args: TrainingArguments, resume_from: str | None,
+                               canaries: PretrainingCanaries | None = None):
     """The prepared datasets and the tokenizer (taken, reloaded on resume, or trained and saved)."""
     block_size = data_args.block_size
     tokenizer, tokenizer_trainer = load_or_train_tokenizer(model_args, data_args, block_size)
@@ -234,7 +246,11 @@ def prepare_data_and_tokenizer(model_args: ModelArguments, data_args: DataArgume
     with training_args.main_process_first(desc="preparing data and tokenizer"):
         if tokenizer is None and training_args.process_index != 0:
             tokenizer, tokenizer_trainer = AutoTokenizer.from_pretrained(output_dir), None
-        prepared = prepare_datasets(data_args, tokenizer=tokenizer, tokenizer_trainer=tokenizer_trainer)
+        edit_raw = canaries.edit_raw if canaries is not None and canaries.options.canaries else None
+        prepared = prepare_datasets(data_args, tokenizer=tokenizer, tokenizer_trainer=tokenizer_trainer,
+                                    edit_raw=edit_raw)
+        if edit_raw is not None and training_args.process_index == 0:
+            canaries.record(iter(prepared.train_text["text"]), prepared.report)
         tokenizer = prepared.tokenizer
         tokenizer.model_max_length = block_size
         if training_args.process_index == 0:
@@ -261,28 +277,33 @@ def evaluation_data(prepared, tokenizer) -> tuple[datasets.Dataset, int]:
     return eval_dataset, count_bytes(eval_dataset, token_byte_lengths(tokenizer))
 
 
-def pretrain(model_args: ModelArguments, data_args: DataArguments, training_args: TrainingArguments) -> dict:
+def pretrain(model_args: ModelArguments, data_args: DataArguments, training_args: TrainingArguments,
+             canary_args: CanaryArguments | None = None) -> dict:
     """Run the whole job and return the training report (also written to the output folder)."""
     started = time.time()
     # Before anything saves the arguments: the token must not reach training_args.bin, and only the validated
     # push at the end publishes (the Trainer's own hub sync is turned off).
     hub_push = take_hub_push_from_args(training_args)
     check_settings(model_args, data_args, training_args)
+    canaries = PretrainingCanaries(canary_args, training_args.output_dir) if canary_args is not None else None
     if data_args.streaming and training_args.max_steps <= 0:
         raise ValueError("--streaming needs --max_steps: the length of a streamed corpus is unknown in advance.")
     # Locked before the folder is judged, so that two runs started together cannot both find it free.
     with claim_output_folder(training_args.output_dir, main_process=training_args.process_index == 0):
-        return run_pretraining(model_args, data_args, training_args, hub_push, started)
+        return run_pretraining(model_args, data_args, training_args, hub_push, started, canaries)
 
 
 def run_pretraining(model_args: ModelArguments, data_args: DataArguments, training_args: TrainingArguments,
-                    hub_push, started: float) -> dict:
+                    hub_push, started: float, canaries: PretrainingCanaries | None = None) -> dict:
     """The job itself, run while the output folder is held (see claim_output_folder)."""
     resume_from = check_output_dir(training_args)
     set_seed(training_args.seed)
     block_size = data_args.block_size
-    prepared, tokenizer = prepare_data_and_tokenizer(model_args, data_args, training_args, resume_from)
+    prepared, tokenizer = prepare_data_and_tokenizer(model_args, data_args, training_args, resume_from, canaries)
     model = new_model(model_args, tokenizer, block_size)
+    if training_args.process_index == 0:  # before the first checkpoint: a disk without room for one is named
+        check_free_space(training_args.output_dir,
+                         checkpoint_bytes(model.num_parameters(), tokenizer_bytes=tokenizer_bytes(tokenizer)))
     eval_dataset, eval_bytes = evaluation_data(prepared, tokenizer)
     prepared.report["tokenizer_stats_by_language"] = stats_by_language(tokenizer, prepared.validation_text)
     floor = builtin_entropy_floor(data_args.train_files)
@@ -299,15 +320,16 @@ def run_pretraining(model_args: ModelArguments, data_args: DataArguments, traini
         eval_bytes_per_token=eval_bytes / (len(eval_dataset) * (block_size - 1)),
         loss_chunk_size=model_args.loss_chunk_size,
     )
-    train_result = trainer.train(resume_from_checkpoint=resume_from)
-    final_eval = trainer.evaluate() if eval_dataset is not None else {}
-
-    report = {}
-    if trainer.is_world_process_zero():
-        save_model_folder(trainer, tokenizer, training_args.output_dir)
-        report = build_report(trainer, model_args, data_args, prepared, train_result.metrics, final_eval,
-                              time.time() - started, eval_bytes)
-        write_outputs(Path(training_args.output_dir), report, trainer.state.log_history)
+    # A full or read-only disk mid-run is named with the last complete checkpoint to resume from.
+    with disk_errors_named(training_args.output_dir):
+        train_result = trainer.train(resume_from_checkpoint=resume_from)
+        final_eval = trainer.evaluate() if eval_dataset is not None else {}
+        report = {}
+        if trainer.is_world_process_zero():
+            save_model_folder(trainer, tokenizer, training_args.output_dir)
+            report = build_report(trainer, model_args, data_args, prepared, train_result.metrics, final_eval,
+                                  time.time() - started, eval_bytes)
+            write_outputs(Path(training_args.output_dir), report, trainer.state.log_history)
     if hub_push is not None and trainer.is_world_process_zero():
         commit_url = hub_push.push(training_args.output_dir)
         print(f"pushed to the Hub: {commit_url}")
@@ -341,6 +363,8 @@ def build_report(trainer, model_args: ModelArguments, data_args: DataArguments, 
             "sources": [redact_secrets(str(source)) for source in data_args.train_files],
             "block_size": data_args.block_size,
             "scrub_pii": data_args.scrub_pii,
+            # What bits per byte divide by; the loss curve converts training losses with it too.
+            "validation_bytes_per_token": trainer.eval_bytes_per_token,
             **prepared.report,
         },
         "training": training,
@@ -376,8 +400,8 @@ def stats_by_language(tokenizer, texts) -> dict:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    model_args, data_args, training_args = parse_pretrain_args(argv)
-    return pretrain(model_args, data_args, training_args)
+    model_args, data_args, training_args, canary_args = parse_pretrain_args(argv)
+    return pretrain(model_args, data_args, training_args, canary_args)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from transformers import TrainingArguments, pipeline, set_seed
+from transformers import pipeline, set_seed
 
 from wenlm.training.args import (
     QUICKSTART_DEFAULTS,
@@ -19,15 +19,17 @@ from wenlm.training.args import (
     QuickstartArguments,
     parse_options,
 )
+from wenlm.training.args.training import WenLMTrainingArguments
 from wenlm.training.pretrain import pretrain
 
 PROMPTS = ("小明在", "一天早上，", "Once upon a time,", "Tom said:")
 
 
 def parse_quickstart_args(argv: list[str] | None = None) -> tuple:
-    """(QuickstartArguments, ModelArguments, DataArguments, TrainingArguments) with the quickstart's defaults."""
+    """(QuickstartArguments, ModelArguments, DataArguments, WenLMTrainingArguments) with the quickstart's
+    defaults."""
     quick, model_args, data_args, training_args = parse_options(
-        (QuickstartArguments, ModelArguments, DataArguments, TrainingArguments), argv,
+        (QuickstartArguments, ModelArguments, DataArguments, WenLMTrainingArguments), argv,
         defaults=QUICKSTART_DEFAULTS, command="quickstart",
     )
     if not data_args.train_files:

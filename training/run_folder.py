@@ -1,5 +1,6 @@
 """The output folder of a training run: one run at a time (a lock), no run over another run's files, a failed
-start leaves nothing behind, and only complete checkpoints are resumed from."""
+start leaves nothing behind, only complete checkpoints are resumed from, and a folder that cannot be written or a
+disk too full for one checkpoint is refused before the first file is written."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import logging
 import os
 import re
 import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -94,6 +96,7 @@ def claim_output_folder(folder: str | Path, main_process: bool = True) -> Iterat
         yield
         return
     folder = Path(folder)
+    check_writable(folder)  # the lock is the first file written: a read-only folder is named, not a traceback
     existed = folder.is_dir()
     before = set(os.listdir(folder)) if existed else set()
     lock = FolderLock(folder)
@@ -114,6 +117,10 @@ def remove_files_of_a_failed_start(folder: Path, before: set[str]) -> None:
     if any(CHECKPOINT_PATTERN.match(name) for name in created):
         logger.warning("The run failed; its checkpoints in %s are kept: add --resume_from_checkpoint last to "
                        "continue it.", folder)
+        return
+    if "model.safetensors" in created and holds_finished_model(folder):
+        # Failed after the model was saved (the push to the Hub, say): the trained model is the run's result.
+        logger.warning("The run failed after saving its model; the model in %s is kept.", folder)
         return
     for name in created:
         path = folder / name
@@ -200,3 +207,105 @@ def refuse_foreign_files(output_dir: Path, checkpoint: str | None) -> None:
             f"belong to it. Resume into the checkpoint's own folder (--output_dir {Path(checkpoint).parent}) or "
             "into an empty --output_dir."
         )
+
+
+# ------------------------------------------------------------------------------------------ disk problems
+
+# Bytes per parameter of one checkpoint: float32 weights (4) and, for trained parameters, AdamW's two moment
+# tensors (8) plus slack for the scheduler, RNG and trainer state files (4).
+WEIGHT_BYTES, TRAINED_BYTES = 4, 12
+DISK_ERRNOS = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is used up",
+               errno.EROFS: "the file system is read-only", errno.EACCES: "permission denied",
+               errno.EPERM: "permission denied"}
+
+
+class OutputDiskError(ValueError):
+    """The output folder cannot hold the run's files (a ValueError, so the CLI prints it as a sentence)."""
+
+
+def existing_ancestor(folder: Path) -> Path:
+    """The folder itself when it exists, else its nearest existing parent (where it would be created)."""
+    folder = Path(folder).absolute()
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    return folder
+
+
+def check_writable(folder: str | Path, option: str = "--output_dir") -> None:
+    """Refuse an output folder that cannot be written (read-only disk, no permission) before anything is."""
+    folder = Path(folder)
+    place = existing_ancestor(folder)
+    if not place.is_dir():
+        raise OutputDiskError(f"{option} {folder}: {place} is a file, not a folder. Choose another {option}.")
+    try:
+        # An unnamed temporary file: the probe leaves nothing behind, even in a parent folder.
+        with tempfile.TemporaryFile(dir=place, prefix=".wenlm-write-test-"):
+            pass
+    except OSError as error:
+        raise OutputDiskError(
+            f"{option} {folder}: cannot write in {place} ({error.strerror or error}). Make it writable "
+            f"(e.g. chmod u+w {place}, or remount the disk read-write) or choose another {option}."
+        ) from None
+
+
+def checkpoint_bytes(parameters: int, trained_parameters: int | None = None, tokenizer_bytes: int = 0) -> int:
+    """About how many bytes one checkpoint takes: the weights, the optimizer state of the trained parameters
+    (all of them unless told otherwise, as in pretraining) and the tokenizer files."""
+    trained = parameters if trained_parameters is None else trained_parameters
+    return WEIGHT_BYTES * parameters + TRAINED_BYTES * trained + tokenizer_bytes
+
+
+def tokenizer_bytes(tokenizer) -> int:
+    """The size of the tokenizer's tokenizer.json, which dominates its saved files."""
+    serialisable_json = getattr(tokenizer, "serialisable_json", None)  # wenlm's jieba tokenizer, see packing
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if callable(serialisable_json):
+        return len(serialisable_json().encode())
+    return len(backend.to_str().encode()) if backend is not None else 0
+
+
+def format_bytes(count: float) -> str:
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if count < 1000 or unit == "GB":
+            return f"{count:.0f} {unit}" if unit == "bytes" else f"{count:.1f} {unit}"
+        count /= 1000
+    return f"{count:.1f} TB"
+
+
+def check_free_space(folder: str | Path, needed: int, option: str = "--output_dir") -> None:
+    """Refuse a run whose output disk has no room for one checkpoint."""
+    place = existing_ancestor(Path(folder))
+    free = shutil.disk_usage(place).free
+    if free < needed:
+        raise OutputDiskError(
+            f"{option} {folder}: one checkpoint needs about {format_bytes(needed)} (model weights and optimizer "
+            f"state), but the disk of {place} has only {format_bytes(free)} free. Free some space or choose "
+            f"another {option} on a larger disk."
+        )
+
+
+def check_output_disk(folder: str | Path, needed: int, option: str = "--output_dir") -> None:
+    """Both checks, run before the run writes its first file (see checkpoint_bytes for ``needed``)."""
+    check_writable(folder, option)
+    check_free_space(folder, needed, option)
+
+
+@contextlib.contextmanager
+def disk_errors_named(folder: str | Path, option: str = "--output_dir") -> Iterator[None]:
+    """Turn a full, read-only or forbidden disk met while training or saving into a sentence that says what was
+    kept: the last complete checkpoint, from which `--resume_from_checkpoint last` continues."""
+    try:
+        yield
+    except OSError as error:
+        why = DISK_ERRNOS.get(error.errno)
+        if why is None:
+            raise
+        where = f" ({error.filename})" if error.filename else ""
+        checkpoint = last_complete_checkpoint(folder)
+        kept = (f"The checkpoints are kept; the last complete one is {checkpoint}: once there is room, run the same "
+                "command with --resume_from_checkpoint last to continue from it." if checkpoint else
+                "No checkpoint was complete, so the run has to start over.")
+        raise OutputDiskError(
+            f"Writing the run's files in {option} {folder} failed: {why}{where}. {kept} Free some space (or fix "
+            f"the permissions), or choose another {option}."
+        ) from None

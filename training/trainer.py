@@ -1,5 +1,6 @@
 """The Trainer that trains wenlm: the stock `transformers.Trainer` plus the metrics a language model needs
-(perplexity, bits per byte, tokens per second) and the fused chunked loss.
+(perplexity, bits per byte, tokens per second), the fused chunked loss, `--optim muon` (Muon for the decoder's
+matrices, AdamW for the rest, as one optimizer) and a warmup_stable_decay schedule that needs no extra kwargs.
 
 The fused loss is a training concern, so it lives here and not in the model: the published model file computes
 logits and the stock loss like any transformers causal LM.
@@ -8,15 +9,23 @@ logits and the stock loss like any transformers causal LM.
 from __future__ import annotations
 
 import time
+from collections import ChainMap
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import Trainer
+from transformers import Trainer, get_scheduler
 from transformers.modeling_outputs import CausalLMOutputWithPast
-from transformers.trainer_utils import unwrap_peft_model
+from transformers.trainer_utils import SchedulerType, unwrap_peft_model
 
 from wenlm.modeling import WenLMConfig
+from wenlm.training.args.training import (
+    DEFAULT_LR_DECAY_FRACTION,
+    DEFAULT_MUON_LEARNING_RATE,
+    DEFAULT_MUON_WEIGHT_DECAY,
+    MUON,
+    muon_unavailable_message,
+)
 from wenlm.training.utils import bits_per_byte, perplexity
 
 
@@ -24,7 +33,12 @@ class LanguageModelTrainer(Trainer):
     """The stock Trainer, adding perplexity, bits per byte and tokens/second to what it logs, and training wenlm
     causal LMs with the fused chunked loss (``loss_chunk_size`` token rows of logits at a time; 0 or None: the
     stock loss). Evaluation, adapters on the output head, label smoothing and custom loss functions keep the
-    stock loss."""
+    stock loss.
+
+    With ``args.optim == "muon"`` (`WenLMTrainingArguments`) it trains with `MuonWithAdamW`; with
+    ``lr_scheduler_type="warmup_stable_decay"`` and no ``num_decay_steps`` in ``lr_scheduler_kwargs``, the last
+    ``args.lr_decay_fraction`` of the steps decay. Every log carries ``elapsed_seconds``: wall-clock seconds of
+    training so far, summed over resumed sessions."""
 
     def __init__(self, *args, eval_bytes_per_token: float | None = None, loss_chunk_size: int | None = None,
                  **kwargs):
@@ -37,6 +51,42 @@ class LanguageModelTrainer(Trainer):
         self.eval_bytes_per_token = eval_bytes_per_token
         self.loss_chunk_size = loss_chunk_size
         self._last_log = (time.perf_counter(), 0)
+        # (perf_counter at train start, seconds logged by earlier sessions of a resumed run: known at the first log)
+        self._clock: tuple[float, float | None] | None = None
+
+    def train(self, *args, **kwargs):
+        self._clock = (time.perf_counter(), None)
+        return super().train(*args, **kwargs)
+
+    def create_optimizer(self, model=None):
+        if self.optimizer is not None or str(self.args.optim) != MUON:
+            return super().create_optimizer(model)
+        opt_model = self.model if model is None else model
+        self.optimizer = muon_with_adamw(opt_model, self.args, self.get_decay_parameter_names(opt_model))
+        return self.optimizer
+
+    def create_scheduler(self, num_training_steps: int, optimizer=None):
+        kwargs = dict(self.args.lr_scheduler_kwargs or {})
+        if (self.lr_scheduler is not None or self.args.lr_scheduler_type != SchedulerType.WARMUP_STABLE_DECAY
+                or "num_decay_steps" in kwargs or "num_stable_steps" in kwargs):
+            return super().create_scheduler(num_training_steps, optimizer)
+        # transformers' schedule has no default decay length; a share of the run makes a bare
+        # --lr_scheduler_type warmup_stable_decay work at any length.
+        fraction = getattr(self.args, "lr_decay_fraction", DEFAULT_LR_DECAY_FRACTION)
+        warmup = self.args.get_warmup_steps(num_training_steps)
+        kwargs["num_decay_steps"] = max(1, round(fraction * num_training_steps))
+        if warmup + kwargs["num_decay_steps"] > num_training_steps:
+            raise ValueError(
+                f"warmup_stable_decay: {warmup} warmup steps and {kwargs['num_decay_steps']} decay steps "
+                f"(--lr_decay_fraction {fraction}) exceed the run's {num_training_steps} steps; lower --warmup_steps "
+                "or --lr_decay_fraction."
+            )
+        self.lr_scheduler = get_scheduler(
+            self.args.lr_scheduler_type, optimizer=optimizer or self.optimizer, num_warmup_steps=warmup,
+            num_training_steps=num_training_steps, scheduler_specific_kwargs=kwargs,
+        )
+        self._created_lr_scheduler = True
+        return self.lr_scheduler
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         head = self._fused_loss_head(model, inputs)
@@ -88,7 +138,102 @@ class LanguageModelTrainer(Trainer):
             if tokens > last_tokens and now > last_time:
                 logs["tokens_per_second"] = round((tokens - last_tokens) / (now - last_time), 1)
             self._last_log = (now, tokens)
+        if self._clock is not None:
+            started, earlier = self._clock
+            if earlier is None:
+                # The first log of a session, after a resumed run's log history is restored: continue its clock.
+                earlier = max((entry.get("elapsed_seconds", 0.0) for entry in self.state.log_history), default=0.0)
+                self._clock = (started, earlier)
+            logs["elapsed_seconds"] = round(earlier + time.perf_counter() - started, 3)
         super().log(logs, *args, **kwargs)
+
+
+class MuonWithAdamW(torch.optim.Optimizer):
+    """`torch.optim.Muon` for some 2-D matrices and `torch.optim.AdamW` for every other parameter, as the one
+    optimizer the Trainer, accelerate, checkpoints and learning-rate schedulers see.
+
+    ``param_groups`` are the two optimizers' own group dicts, AdamW's first (the learning rate the Trainer logs
+    is AdamW's); a scheduler scales each group's lr from that group's initial value, so Muon's and AdamW's
+    learning rates keep their ratio. ``state_dict()`` is ``{"adamw": ..., "muon": ...}``, each the inner
+    optimizer's own.
+    """
+
+    def __init__(self, muon_params, adamw_groups, *, muon_lr: float = DEFAULT_MUON_LEARNING_RATE,
+                 muon_weight_decay: float = DEFAULT_MUON_WEIGHT_DECAY, muon_adjust_lr_fn: str | None = None,
+                 muon_momentum: float = 0.95, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 0.0):
+        if message := muon_unavailable_message():
+            raise ValueError(message)
+        self.adamw = torch.optim.AdamW(adamw_groups, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
+        self.muon = torch.optim.Muon(muon_params, lr=muon_lr, weight_decay=muon_weight_decay,
+                                     momentum=muon_momentum, adjust_lr_fn=muon_adjust_lr_fn)
+        # The base class keeps the very group dicts it is given (hooks, zero_grad and repr work on them).
+        super().__init__(self.adamw.param_groups + self.muon.param_groups, defaults={})
+        self._share_inner_groups()
+
+    def _share_inner_groups(self) -> None:
+        """Point param_groups and state at the inner optimizers' own, which loading a state replaces."""
+        self.param_groups = self.adamw.param_groups + self.muon.param_groups
+        self.state = ChainMap(self.adamw.state, self.muon.state)
+
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        self.adamw.step()
+        self.muon.step()
+        return loss
+
+    def state_dict(self) -> dict:
+        return {"adamw": self.adamw.state_dict(), "muon": self.muon.state_dict()}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        if not isinstance(state_dict, dict) or set(state_dict) != {"adamw", "muon"}:
+            raise ValueError(
+                "This optimizer state was not saved by --optim muon (Muon + AdamW): the checkpoint comes from a run "
+                "with another --optim. Resume with the --optim the run was started with."
+            )
+        self.adamw.load_state_dict(state_dict["adamw"])
+        self.muon.load_state_dict(state_dict["muon"])
+        self._share_inner_groups()
+
+
+def decoder_matrix_names(model: nn.Module) -> set[str]:
+    """Names of the 2-D parameters inside the model's decoder layers (every ModuleList called ``layers``): the
+    matrices Muon orthogonalises. Embeddings, the output head and norms lie outside them."""
+    names = set()
+    for module_name, module in model.named_modules():
+        if isinstance(module, nn.ModuleList) and module_name.rsplit(".", 1)[-1] == "layers":
+            names.update(f"{module_name}.{name}" for name, parameter in module.named_parameters()
+                         if parameter.ndim == 2)
+    return names
+
+
+def muon_with_adamw(model: nn.Module, args, decay_names) -> MuonWithAdamW:
+    """The `--optim muon` optimizer of `model`: Muon with args.muon_learning_rate / muon_weight_decay on the
+    decoder-layer matrices, AdamW with the Trainer's settings (and its weight-decay exemptions) on the rest."""
+    matrices = decoder_matrix_names(model)
+    trainable = [(name, parameter) for name, parameter in model.named_parameters() if parameter.requires_grad]
+    muon = [parameter for name, parameter in trainable if name in matrices]
+    if not muon:
+        raise ValueError(
+            "--optim muon found no trainable 2-D weight matrix inside the model's decoder layers (a ModuleList named "
+            "'layers'); train this model with --optim adamw_torch."
+        )
+    rest = [(name, parameter) for name, parameter in trainable if name not in matrices]
+    groups = [
+        {"params": [p for name, p in rest if name in decay_names], "weight_decay": args.weight_decay},
+        {"params": [p for name, p in rest if name not in decay_names], "weight_decay": 0.0},
+    ]
+    return MuonWithAdamW(
+        muon, groups,
+        muon_lr=getattr(args, "muon_learning_rate", DEFAULT_MUON_LEARNING_RATE),
+        muon_weight_decay=getattr(args, "muon_weight_decay", DEFAULT_MUON_WEIGHT_DECAY),
+        muon_adjust_lr_fn=getattr(args, "muon_adjust_lr_fn", None),
+        lr=args.learning_rate, betas=(args.adam_beta1, args.adam_beta2), eps=args.adam_epsilon,
+        weight_decay=args.weight_decay,
+    )
 
 
 def fused_training_loss(model, head_weight: torch.Tensor, inputs: dict, chunk_size: int,

@@ -6,7 +6,14 @@ import math
 import os
 from dataclasses import dataclass, field
 
-from wenlm.training.args.training import CPU_TRAINING_DEFAULTS
+from wenlm.training.args.training import (
+    CPU_TRAINING_DEFAULTS,
+    DEFAULT_MUON_LEARNING_RATE,
+    DEFAULT_MUON_WEIGHT_DECAY,
+    DEFAULT_OPTIM,
+    MUON,
+    PRECISIONS,
+)
 
 # --------------------------------------------------------------------------------------------- wenlm scaling
 
@@ -207,6 +214,30 @@ class ScalingArguments:
     weight_decay: float = field(
         default=CPU_TRAINING_DEFAULTS["weight_decay"], metadata={"help": "AdamW weight decay."}
     )
+    optim: str = field(
+        default=DEFAULT_OPTIM,
+        metadata={
+            "help": f"Every cell's optimizer, as for `wenlm pretrain`: '{MUON}' (Muon on the decoder's matrices, "
+            "AdamW on the rest) or one of transformers' OptimizerNames."
+        },
+    )
+    muon_learning_rate: float = field(
+        default=DEFAULT_MUON_LEARNING_RATE,
+        metadata={
+            "help": "--optim muon: Muon's peak learning rate at the reference width and batch; a cell scales it by "
+            "the same batch and width rules as --learning_rate."
+        },
+    )
+    muon_weight_decay: float = field(
+        default=DEFAULT_MUON_WEIGHT_DECAY, metadata={"help": "--optim muon: Muon's decoupled weight decay."}
+    )
+    precision: str | None = field(
+        default=None,
+        metadata={
+            "help": f"Every cell's precision, as for `wenlm pretrain`: one of {', '.join(PRECISIONS)} "
+            "(unset: float32)."
+        },
+    )
     # 0, not the trainers' 42: every stored study was run with 0, and a changed seed refuses to resume them.
     seed: int = field(
         default=0, metadata={"help": "Seed for the validation split, the shuffle and model init."}
@@ -301,6 +332,8 @@ class ScalingArguments:
             raise ValueError(f"--torch_threads must be >= 1, got {self.torch_threads}")
         if self.bootstrap < 0:
             raise ValueError(f"--bootstrap must be >= 0, got {self.bootstrap}")
+        if self.precision is not None and self.precision not in PRECISIONS:
+            raise ValueError(f"--precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
 
     @property
     def repetition_epochs(self) -> list[int]:

@@ -6,11 +6,14 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
+from transformers import TrainingArguments
 
 from wenlm.modeling import PRESETS
+from wenlm.tokenization.bpe import DEFAULT_SPLIT_RULE, SPLIT_RULES
 
 # Defaults suited to a small model on a CPU, shared by every command that trains; any of them can still be set
 # on the command line.
@@ -19,7 +22,9 @@ CPU_TRAINING_DEFAULTS: dict[str, Any] = {
     "per_device_train_batch_size": 16, "per_device_eval_batch_size": 16, "learning_rate": 2e-3,
     "lr_scheduler_type": "cosine", "warmup_steps": 0.05, "weight_decay": 0.1, "adam_beta2": 0.95,
     "max_grad_norm": 1.0, "num_train_epochs": 1.0, "logging_steps": 10, "logging_first_step": True,
-    "eval_strategy": "steps", "eval_steps": 100, "save_strategy": "steps", "save_steps": 100, "save_total_limit": 2,
+    # A fraction of the run's steps (the Trainer reads eval_steps < 1 so): ten evaluations draw a validation curve
+    # whatever the run's length, where a fixed 100 steps gave the quickstart's 369 steps three points.
+    "eval_strategy": "steps", "eval_steps": 0.1, "save_strategy": "steps", "save_steps": 100, "save_total_limit": 2,
     "prediction_loss_only": True, "report_to": "none", "include_num_input_tokens_seen": True,
     "dataloader_num_workers": 0, "dataloader_pin_memory": not _CPU_ONLY, "seed": 42,
     # Without use_cpu and gloo the Trainer ignores a torchrun launch on a CPU-only machine and trains each
@@ -27,6 +32,136 @@ CPU_TRAINING_DEFAULTS: dict[str, Any] = {
     "use_cpu": _CPU_ONLY,
     "ddp_backend": "gloo" if _CPU_ONLY and int(os.environ.get("WORLD_SIZE", "1")) > 1 else None,
 }
+
+
+# ------------------------------------------------------------------------------ optimizer, schedule, precision
+
+# TrainingArguments' own default optimizer (adamw_torch_fused on torch >= 2.8), kept where wenlm widens the choice.
+DEFAULT_OPTIM = str(TrainingArguments.__dataclass_fields__["optim"].default)
+MUON = "muon"
+# Keller Jordan's Muon defaults (github.com/KellerJordan/Muon): lr 0.02 with torch's "original" shape adjustment.
+# Weight decay 0.01 shrinks the matrices by lr x wd = 2e-4 per step, as AdamW's 2e-3 x 0.1 does at wenlm's defaults.
+DEFAULT_MUON_LEARNING_RATE = 0.02
+DEFAULT_MUON_WEIGHT_DECAY = 0.01
+MUON_ADJUST_LR_FNS = ("original", "match_rms_adamw")
+# Share of the steps the warmup_stable_decay schedule spends decaying: 20 % matched a cosine schedule's loss in
+# Hägele et al. 2024 ("Scaling Laws and Compute-Optimal Training Beyond Fixed Training Durations").
+DEFAULT_LR_DECAY_FRACTION = 0.2
+PRECISIONS = ("auto", "fp32", "bf16")
+CPU_BF16_FLAGS = ("avx512_bf16", "amx_tile")
+
+
+def muon_unavailable_message() -> str | None:
+    """Why --optim muon cannot run here, or None where torch has torch.optim.Muon."""
+    if hasattr(torch.optim, "Muon"):
+        return None
+    return (f"--optim muon needs torch.optim.Muon, which torch has since 2.9; this is torch {torch.__version__}. "
+            "Upgrade torch (pip install 'torch>=2.9') or train with --optim adamw_torch.")
+
+
+def cpu_bf16_flags() -> list[str]:
+    """The CPU features that compute bfloat16 natively here (AVX512-BF16 dot products, AMX tiles); empty where
+    bf16 autocast would emulate it in float32 at a loss of speed."""
+    probes = {"avx512_bf16": getattr(torch.cpu, "_is_avx512_bf16_supported", None),
+              "amx_tile": getattr(torch.cpu, "_is_amx_tile_supported", None)}
+    if all(probes.values()):
+        return [flag for flag, probe in probes.items() if probe()]
+    # A torch without the (private) probes: the kernel's list of CPU flags, on Linux.
+    try:
+        lines = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return []
+    flags = next((set(line.split(":", 1)[1].split()) for line in lines if line.startswith("flags")), set())
+    return [flag for flag in CPU_BF16_FLAGS if flag in flags]
+
+
+def native_bf16(device: str) -> tuple[bool, str]:
+    """(whether `device`, "cpu" or "cuda", computes bfloat16 natively, the evidence in words)."""
+    if device != "cpu":
+        supported = bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+        return supported, f"torch.cuda.is_bf16_supported() is {supported}"
+    flags = cpu_bf16_flags()
+    return bool(flags), f"CPU flags {', '.join(flags)}" if flags else "no avx512_bf16 or amx_tile CPU flag"
+
+
+def training_device(args: TrainingArguments) -> str:
+    return "cpu" if args.use_cpu or not torch.cuda.is_available() else "cuda"
+
+
+@dataclass
+class WenLMTrainingArguments(TrainingArguments):
+    """TrainingArguments with what wenlm adds to training: `--optim muon` (the Trainer's optimizer names cannot
+    hold it), Muon's own learning rate and weight decay, the decay share of warmup_stable_decay, and
+    `--precision auto|fp32|bf16`. Every other option is TrainingArguments' own."""
+
+    optim: str = field(
+        default=DEFAULT_OPTIM,
+        metadata={"help": f"The optimizer: '{MUON}' (torch.optim.Muon for the 2-D weight matrices inside the decoder "
+                          "layers, AdamW with --learning_rate/--weight_decay/--adam_* for embeddings, output head and "
+                          "norms; needs torch >= 2.9) or any of transformers' OptimizerNames."},
+    )
+    muon_learning_rate: float = field(
+        default=DEFAULT_MUON_LEARNING_RATE,
+        metadata={"help": "--optim muon: peak learning rate of the Muon matrices; the schedule scales it and "
+                          "--learning_rate (AdamW's) alike, so their ratio holds throughout."},
+    )
+    muon_weight_decay: float = field(
+        default=DEFAULT_MUON_WEIGHT_DECAY,
+        metadata={"help": "--optim muon: decoupled weight decay of the Muon matrices (each step shrinks them by "
+                          "learning rate x weight decay)."},
+    )
+    muon_adjust_lr_fn: str = field(
+        default="original",
+        metadata={"help": "--optim muon: torch's per-shape learning-rate adjustment: 'original' (sqrt(max(1, rows/"
+                          "cols)), Keller Jordan's) or 'match_rms_adamw' (0.2 sqrt(max(rows, cols)), Moonshot's; "
+                          "then --muon_learning_rate near AdamW's)."},
+    )
+    lr_decay_fraction: float = field(
+        default=DEFAULT_LR_DECAY_FRACTION,
+        metadata={"help": "--lr_scheduler_type warmup_stable_decay: share of the steps spent decaying at the end "
+                          "(unless --lr_scheduler_kwargs gives num_decay_steps)."},
+    )
+    precision: str | None = field(
+        default=None,
+        metadata={"help": "auto: bf16 autocast where the device computes bf16 natively (CPU: AVX512-BF16 or AMX; "
+                          "GPU: torch.cuda.is_bf16_supported), float32 otherwise; fp32; bf16 (as --bf16 true). "
+                          "Unset: --bf16/--fp16 decide. Weights and optimizer states stay float32 either way."},
+    )
+
+    def __post_init__(self):
+        self._check_wenlm_options()
+        self._resolve_precision()
+        # TrainingArguments checks optim against its own names; Muon is built by LanguageModelTrainer instead.
+        muon = self.optim == MUON
+        if muon:
+            self.optim = "adamw_torch"
+        super().__post_init__()
+        if muon:
+            self.optim = MUON
+
+    def _check_wenlm_options(self) -> None:
+        if self.optim == MUON and (message := muon_unavailable_message()):
+            raise ValueError(message)
+        if not self.muon_learning_rate > 0:
+            raise ValueError(f"--muon_learning_rate must be positive, got {self.muon_learning_rate}")
+        if not self.muon_weight_decay >= 0:
+            raise ValueError(f"--muon_weight_decay must be >= 0, got {self.muon_weight_decay}")
+        if self.muon_adjust_lr_fn not in MUON_ADJUST_LR_FNS:
+            raise ValueError(f"--muon_adjust_lr_fn must be one of {', '.join(MUON_ADJUST_LR_FNS)}, "
+                             f"got {self.muon_adjust_lr_fn!r}")
+        if not 0 < self.lr_decay_fraction <= 1:
+            raise ValueError(f"--lr_decay_fraction must be a share of the steps in (0, 1], got {self.lr_decay_fraction}")
+        if self.precision is not None and self.precision not in PRECISIONS:
+            raise ValueError(f"--precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+
+    def _resolve_precision(self) -> None:
+        """Turn --precision into the --bf16 flag before TrainingArguments reads it (it picks the autocast)."""
+        if self.precision is None:
+            return
+        if self.fp16 or (self.bf16 and self.precision != "bf16"):
+            given = "--fp16 true" if self.fp16 else "--bf16 true"
+            raise ValueError(f"--precision {self.precision} and {given} disagree; give only --precision.")
+        self.bf16 = self.precision == "bf16" or (self.precision == "auto" and native_bf16(training_device(self))[0])
 
 
 # Rows of logits per chunk of the fused training loss: fast on CPU at every preset (BENCHMARKS.md, section 1).
@@ -55,6 +190,12 @@ class ModelArguments:
     )
     tokenizer_min_frequency: int = field(default=2, metadata={"help": "Minimum pair frequency for a BPE merge."})
     use_jieba: bool = field(default=False, metadata={"help": "Pre-segment Chinese with jieba (needs wenlm[zh])."})
+    split_rule: str = field(
+        default=DEFAULT_SPLIT_RULE,
+        metadata={"choices": tuple(SPLIT_RULES),
+                  "help": "How the trained tokenizer cuts text before BPE: qwen2 (llama.cpp implements it, so the "
+                          "model exports to GGUF) or wenlm (CJK apart from Latin, digits in threes; no GGUF)."},
+    )
     attn_implementation: str = field(default="sdpa", metadata={"help": "sdpa, eager, flash_attention_2 or flex_attention."})
     scaling_study: str | None = field(
         default=None, metadata={"help": "Folder of a `wenlm scaling` study whose table and plot go into the model card."}
@@ -207,7 +348,7 @@ QUICKSTART_VOCAB_SIZE = 4096
 # pretrain option can still be given; train_files stays unset so that --num_docs decides the built-in corpus.
 QUICKSTART_DEFAULTS: dict[str, Any] = {
     **CPU_TRAINING_DEFAULTS, "output_dir": "wenlm-quickstart", "train_files": None, "preset": "micro",
-    "block_size": 256, "learning_rate": 3e-3, "eval_steps": 200, "save_steps": 200,
+    "block_size": 256, "learning_rate": 3e-3, "save_steps": 200,
     "logging_steps": 25,
 }
 

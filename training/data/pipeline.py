@@ -179,14 +179,21 @@ def _split_counts(report: dict, texts: tuple, packed: tuple, stats: tuple, byte_
 
 
 def prepare_datasets(
-    data_args: DataArguments, tokenizer=None, tokenizer_trainer: Callable[[Iterable[str]], Any] | None = None
+    data_args: DataArguments,
+    tokenizer=None,
+    tokenizer_trainer: Callable[[Iterable[str]], Any] | None = None,
+    edit_raw: Callable[[Any], Any] | None = None,
 ) -> PreparedData:
-    """Load, clean, split, (train a tokenizer,) tokenize and pack; see the module docstring."""
+    """Load, clean, split, (train a tokenizer,) tokenize and pack; see the module docstring. `edit_raw` (e.g. the
+    canary inserter of `wenlm pretrain --canaries`) changes the loaded documents before cleaning, so that
+    de-duplication and PII scrubbing act on what it adds as on any other text."""
     if tokenizer is None and tokenizer_trainer is None:
         raise ValueError("prepare_datasets needs a tokenizer or a tokenizer_trainer")
     args = data_args
     report: dict[str, Any] = {"streaming": args.streaming}
     raw = _load_raw(args, report)
+    if edit_raw is not None:
+        raw = edit_raw(raw)
     report.update(block_size=args.block_size, arguments=asdict(args))
     train_text, validation_text = _split(_clean(raw, args, report), args)
     if tokenizer is None:

@@ -1,13 +1,18 @@
 """Text sources of the pretraining pipeline: resolving `--train_files` entries (paths, globs, folders, `hub:`,
 `builtin`), reading .txt/.jsonl/.json/.parquet/.csv into datasets with one "text" column (a CSV text column
-kept as the exact strings in the file), and invalid UTF-8 (counted and replaced by U+FFFD, or refused with
-`--strict_utf8`; files that are clearly not text are refused unless `--allow_binary_files`)."""
+kept as the exact strings in the file; the text formats also compressed: .gz, .bz2, .xz, .zst), and invalid
+UTF-8 (counted and replaced by U+FFFD, or refused with `--strict_utf8`; files that are clearly not text are
+refused unless `--allow_binary_files`)."""
 
 from __future__ import annotations
 
+import bz2
 import glob
+import gzip
+import io
 import json
 import logging
+import lzma
 import os
 import re
 from collections.abc import Iterable, Iterator
@@ -38,6 +43,9 @@ SUPPORTED_EXTENSIONS = {
 }
 # Formats whose bytes are checked (and repaired) as UTF-8 before a reader sees them; parquet stores its own types.
 TEXT_FORMATS = (".txt", ".jsonl", ".json", ".csv")
+# Compressions of the text formats (file.jsonl.gz ...): our readers and `datasets` (through fsspec) both see the
+# decompressed text. Parquet compresses inside the file.
+COMPRESSIONS = (".gz", ".bz2", ".xz", ".zst")
 DEFAULT_BUILTIN_DOCS = 20000
 
 _READ_CHUNK_BYTES = 8 << 20
@@ -50,14 +58,55 @@ _ESCAPED_BYTE = re.compile("[\udc80-\udcff]")
 # ------------------------------------------------------------------------------------- UTF-8 handling
 
 
+def split_compression(path: str) -> tuple[str, str | None]:
+    """(format suffix, compression suffix or None) of a file name: data.jsonl.gz -> (".jsonl", ".gz")."""
+    name = Path(path).name.lower()
+    for compression in COMPRESSIONS:
+        if name.endswith(compression) and Path(name[: -len(compression)]).suffix in TEXT_FORMATS:
+            return Path(name[: -len(compression)]).suffix, compression
+    return Path(name).suffix, None
+
+
+def open_decompressed(path: str) -> io.BufferedIOBase:
+    """The file's bytes, decompressed when its name says it is compressed."""
+    compression = split_compression(path)[1]
+    if compression == ".gz":
+        return gzip.open(path, "rb")
+    if compression == ".bz2":
+        return bz2.open(path, "rb")
+    if compression == ".xz":
+        return lzma.open(path, "rb")
+    if compression == ".zst":
+        try:
+            import zstandard  # optional: only .zst files need it
+        except ImportError:
+            raise ImportError(f"{path} is zstd-compressed, which needs the zstandard package: pip install "
+                              "zstandard (or decompress the file with `zstd -d`)") from None
+        return io.BufferedReader(zstandard.ZstdDecompressor().stream_reader(open(path, "rb"), closefd=True))
+    return open(path, "rb")
+
+
 def _iter_byte_chunks(path: str) -> Iterator[tuple[int, bytes]]:
+    """Yield (offset, chunk) of the (decompressed) file; see _iter_plain_chunks. A file that does not decompress
+    (truncated, or not really compressed) is named with what to do."""
+    try:
+        yield from _iter_plain_chunks(path)
+    except (OSError, EOFError, lzma.LZMAError) as error:
+        if split_compression(path)[1] is None:
+            raise
+        raise ValueError(f"{path} could not be decompressed ({type(error).__name__}: {error}); it may be "
+                         "truncated or not compressed as its name says. Check it with its tool (gzip -t, "
+                         "xz -t, zstd -t) or remove it from --train_files.") from None
+
+
+def _iter_plain_chunks(path: str) -> Iterator[tuple[int, bytes]]:
     """Yield (file_offset, chunk) with every chunk ending after a newline byte (or at EOF).
 
     0x0A never occurs inside a multi-byte UTF-8 sequence, so each chunk decodes on its own and error
     offsets inside a chunk map directly to file offsets.
     """
     offset = 0
-    with open(path, "rb") as handle:
+    with open_decompressed(path) as handle:
         while True:
             chunk = handle.read(_READ_CHUNK_BYTES)
             if not chunk:
@@ -121,7 +170,7 @@ def check_text_file(path: str, strict: bool = False, allow_binary: bool = False)
 
 def _repaired_copy(path: str, cache_dir: Path) -> str:
     """Write a UTF-8-clean copy of a structured text file (the json/csv readers reject invalid bytes)."""
-    target = cache_dir / "repaired_utf8" / f"{digest(file_signature(path))}{Path(path).suffix}"
+    target = cache_dir / "repaired_utf8" / f"{digest(file_signature(path))}{split_compression(path)[0]}"
     if not target.exists():
         target.parent.mkdir(parents=True, exist_ok=True)
         partial = target.with_suffix(f"{target.suffix}.{os.getpid()}.partial")
@@ -151,10 +200,11 @@ def _supported_list() -> str:
 
 
 def _check_extension(path: str, spec: str) -> None:
-    if Path(path).suffix.lower() not in SUPPORTED_EXTENSIONS:
+    if split_compression(path)[0] not in SUPPORTED_EXTENSIONS:
         raise ValueError(
             f"unsupported file type {Path(path).suffix or '(none)'!r} for {path} (from train_files entry "
-            f"{spec!r}); supported extensions: {_supported_list()}"
+            f"{spec!r}); supported extensions: {_supported_list()}, and {', '.join(TEXT_FORMATS)} compressed "
+            f"as {', '.join(COMPRESSIONS)}"
         )
 
 
@@ -205,7 +255,7 @@ def _resolve_directory(spec: str) -> ResolvedSource:
         str(path)
         for path in Path(spec).rglob("*")
         if path.is_file()
-        and path.suffix.lower() in SUPPORTED_EXTENSIONS
+        and split_compression(str(path))[0] in SUPPORTED_EXTENSIONS
         and not any(part.startswith(".") for part in path.relative_to(spec).parts)
     )
     if not files:
@@ -357,7 +407,7 @@ def _load_hub(source: ResolvedSource, args: DataArguments) -> list:
 
 
 def _load_structured_file(path: str, args: DataArguments, cache_dir: Path, repair: bool):
-    suffix = Path(path).suffix.lower()
+    suffix = split_compression(path)[0]
     data_file = _repaired_copy(path, cache_dir) if repair else path
     # CSV cells are typed by pandas: "007" would come back as 7 and "1e3" as 1000.0, "NA" as missing. The text
     # column is read as the exact string in the file.
@@ -373,24 +423,42 @@ def _load_structured_file(path: str, args: DataArguments, cache_dir: Path, repai
             cache_dir=args.cache_dir,
             **csv_options,
         )
-    except (
-        Exception
-    ) as error:  # datasets wraps parser errors in several types; all mean "cannot read this file"
-        bad_line = first_bad_json_line(data_file) if suffix == ".jsonl" else None
-        if bad_line is not None:
-            number, reason = bad_line
-            raise ValueError(
-                f"{path}, line {number}: not a JSON object ({reason}). Fix or remove that line; each "
-                "line of a .jsonl file must be one JSON object."
-            ) from None
-        raise ValueError(f"could not read {path} as {suffix} ({type(error).__name__}: {error})") from error
-    return _select_text_column(loaded, args.text_column, f"{path}")
+    except Exception as error:  # datasets wraps parser errors in several types; all mean "cannot read this file"
+        raise unreadable_file(path, data_file, suffix, error) from error
+    dataset = _select_text_column(loaded, args.text_column, f"{path}")
+    if not args.streaming:
+        return dataset
+    # A streamed file is parsed only while training reads it: its errors are named there, by the same rules.
+    return datasets.IterableDataset.from_generator(
+        _iter_named_errors, features=TEXT_FEATURES,
+        gen_kwargs={"dataset": dataset, "path": path, "data_file": data_file, "suffix": suffix},
+    )
+
+
+def _iter_named_errors(dataset, path: str, data_file: str, suffix: str) -> Iterator[dict]:
+    try:
+        yield from dataset
+    except Exception as error:  # pyarrow and datasets raise many types for a malformed row
+        raise unreadable_file(path, data_file, suffix, error) from None
+
+
+def unreadable_file(path: str, data_file: str, suffix: str, error: Exception) -> ValueError:
+    """The error for a file `datasets` could not parse: the first bad line of a JSON Lines file (pyarrow reports
+    a row within a block, not the file's line), or the reader's own words."""
+    bad_line = first_bad_json_line(data_file) if suffix == ".jsonl" else None
+    if bad_line is not None:
+        number, reason = bad_line
+        return ValueError(
+            f"{path}, line {number}: not a JSON object ({reason}). Fix or remove that line; each "
+            "line of a .jsonl file must be one JSON object."
+        )
+    return ValueError(f"could not read {path} as {suffix} ({type(error).__name__}: {error})")
 
 
 def first_bad_json_line(path: str) -> tuple[int, str] | None:
     """(1-based line, why) of the first non-blank line of a JSON Lines file that is not a JSON object."""
     # datasets' reader (pyarrow) reports a row within a block, not the file's line: find it ourselves.
-    with open(path, encoding="utf-8", errors="replace") as handle:
+    with io.TextIOWrapper(open_decompressed(path), encoding="utf-8", errors="replace") as handle:
         for number, line in enumerate(handle, start=1):
             if not line.strip():
                 continue
@@ -405,13 +473,13 @@ def first_bad_json_line(path: str) -> tuple[int, str] | None:
 
 def _load_files(source: ResolvedSource, args: DataArguments, cache_dir: Path, utf8_report: dict) -> list:
     for path in source.files:
-        if Path(path).suffix.lower() in TEXT_FORMATS:
+        if split_compression(path)[0] in TEXT_FORMATS:
             invalid = check_text_file(path, strict=args.strict_utf8, allow_binary=args.allow_binary_files)
             utf8_report[path] = invalid
             if invalid:
                 logger.warning("%s: replaced %d invalid UTF-8 bytes with U+FFFD", path, invalid)
     loaded_parts = []
-    txt_files = [path for path in source.files if Path(path).suffix.lower() == ".txt"]
+    txt_files = [path for path in source.files if split_compression(path)[0] == ".txt"]
     if txt_files:
         gen_kwargs = {
             "paths": [os.path.abspath(path) for path in txt_files],
@@ -422,7 +490,7 @@ def _load_files(source: ResolvedSource, args: DataArguments, cache_dir: Path, ut
         path = cache_dir / "sources" / f"txt-{digest('txt', gen_kwargs)}.arrow"
         loaded_parts.append(_documents(_iter_txt_documents, gen_kwargs, args.streaming, path))
     for path in source.files:
-        if Path(path).suffix.lower() != ".txt":
+        if split_compression(path)[0] != ".txt":
             loaded_parts.append(
                 _load_structured_file(path, args, cache_dir, repair=bool(utf8_report.get(path)))
             )

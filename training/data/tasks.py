@@ -12,6 +12,7 @@ from __future__ import annotations
 import gzip
 import json
 import logging
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,9 @@ from typing import Any
 
 import datasets
 import torch
+from transformers.utils.chat_template_utils import render_jinja_template
+
+from wenlm.training.data.packing import _special_strings_pattern as special_strings_pattern
 
 logger = logging.getLogger(__name__)
 
@@ -162,13 +166,20 @@ def render_chat(tokenizer, messages: list[dict], block_size: int) -> dict:
     """Token ids of a conversation rendered with the chat template, and labels that keep only the assistant
     tokens (their content and the closing <|end|>); everything else is IGNORE_INDEX.
 
-    Longer conversations keep their first `block_size` tokens; ``truncated`` says whether that happened.
+    A special-token string inside a message (a row that says ``<|end|>`` or ``<|assistant|>``) stays text: only
+    the template writes control tokens, so no row can forge a turn. ``special_token_strings`` says whether the
+    row held one. Longer conversations keep their first `block_size` tokens; ``truncated`` says whether that
+    happened.
     """
-    encoded = tokenizer.apply_chat_template(
-        messages, tokenize=True, return_dict=True, return_assistant_tokens_mask=True
-    )
-    input_ids = list(encoded["input_ids"])
-    mask = list(encoded["assistant_masks"])
+    pattern = special_strings_pattern(tokenizer)
+    holds_special = pattern is not None and any(pattern.search(message["content"]) for message in messages)
+    if holds_special:
+        input_ids, mask = chat_ids_with_text_contents(tokenizer, messages, pattern)
+    else:  # the common case: the tokenizer's own rendering, which cannot differ from the assembled one
+        encoded = tokenizer.apply_chat_template(
+            messages, tokenize=True, return_dict=True, return_assistant_tokens_mask=True
+        )
+        input_ids, mask = list(encoded["input_ids"]), list(encoded["assistant_masks"])
     if not any(mask):
         raise ValueError(
             "the chat template marks no assistant tokens: it needs {% generation %} around the assistant content "
@@ -177,7 +188,70 @@ def render_chat(tokenizer, messages: list[dict], block_size: int) -> dict:
     truncated = len(input_ids) > block_size
     input_ids, mask = input_ids[:block_size], mask[:block_size]
     labels = [token if keep else IGNORE_INDEX for token, keep in zip(input_ids, mask)]
-    return {"input_ids": input_ids, "attention_mask": [1] * len(input_ids), "labels": labels, "truncated": truncated}
+    return {"input_ids": input_ids, "attention_mask": [1] * len(input_ids), "labels": labels,
+            "truncated": truncated, "special_token_strings": holds_special}
+
+
+def _unused_markers(messages: list[dict]) -> tuple[str, str]:
+    """Two noncharacters that occur in no message, to wrap the special strings of the contents with."""
+    text = "".join(message["content"] for message in messages)
+    free = [chr(code) for code in range(0xFDD0, 0xFDF0) if chr(code) not in text]
+    if len(free) < 2:
+        raise ValueError("a message holds every character U+FDD0..U+FDEF; remove them (they are not text)")
+    return free[0], free[1]
+
+
+def chat_ids_with_text_contents(tokenizer, messages: list[dict], pattern: re.Pattern) -> tuple[list[int], list[int]]:
+    """(input ids, assistant mask) of a conversation whose message contents are encoded as text throughout.
+
+    The contents' special strings are wrapped in markers before rendering, so that afterwards the template's own
+    control tokens (unmarked) can be told from the contents' (marked). The text between two control tokens is
+    encoded with special tokens read as text, which is how the tokenizer splits a rendered chat anyway; a token
+    is an assistant token when its characters overlap a {% generation %} span.
+    """
+    start, end = _unused_markers(messages)
+    marked = [{**message, "content": pattern.sub(lambda found: f"{start}{found.group(0)}{end}", message["content"])}
+              for message in messages]
+    rendered, spans = render_jinja_template(
+        conversations=[marked], chat_template=tokenizer.get_chat_template(), return_assistant_tokens_mask=True,
+        **tokenizer.special_tokens_map,
+    )
+    rendered, spans = rendered[0], spans[0]
+    pieces = re.compile(f"{re.escape(start)}(.*?){re.escape(end)}|({pattern.pattern})", re.DOTALL)
+    input_ids: list[int] = []
+    positions: list[list[int]] = []  # per token: the rendered characters it came from
+    run, run_positions = [], []  # text since the last control token, and where each character was rendered
+
+    def flush() -> None:
+        if not run:
+            return
+        encoded = tokenizer("".join(run), add_special_tokens=False, split_special_tokens=True,
+                            return_offsets_mapping=True)
+        for token, (first, last) in zip(encoded["input_ids"], encoded["offset_mapping"]):
+            input_ids.append(token)
+            positions.append(run_positions[first:last])
+        run.clear()
+        run_positions.clear()
+
+    def add_text(begin: int, stop: int) -> None:
+        run.extend(rendered[begin:stop])
+        run_positions.extend(range(begin, stop))
+
+    cursor = 0
+    for found in pieces.finditer(rendered):
+        add_text(cursor, found.start())
+        if found.group(2) is None:  # a content's special string, kept as text
+            add_text(found.start(1), found.end(1))
+        else:
+            flush()
+            input_ids.append(tokenizer.convert_tokens_to_ids(found.group(2)))
+            positions.append(list(range(found.start(), found.end())))
+        cursor = found.end()
+    add_text(cursor, len(rendered))
+    flush()
+    mask = [int(any(first <= position < last for position in where for first, last in spans))
+            for where in positions]
+    return input_ids, mask
 
 
 @dataclass
@@ -192,7 +266,7 @@ def encode_sft_rows(row_set: RowSet, tokenizer, block_size: int) -> EncodedSplit
     """Validate and tokenize SFT rows. Bad rows are added to ``row_set.bad_rows``; rows whose assistant tokens
     were all cut off by truncation are counted and left out (they would carry no loss)."""
     examples, truncated, no_target_rows = [], 0, []
-    tokens = target_tokens = 0
+    tokens = target_tokens = special_rows = 0
     for row, number in zip(row_set.rows, row_set.numbers):
         try:
             messages = row_messages(row)
@@ -201,6 +275,7 @@ def encode_sft_rows(row_set: RowSet, tokenizer, block_size: int) -> EncodedSplit
             continue
         encoded = render_chat(tokenizer, messages, block_size)
         truncated += encoded.pop("truncated")
+        special_rows += encoded.pop("special_token_strings")
         kept_targets = sum(label != IGNORE_INDEX for label in encoded["labels"])
         if kept_targets == 0:
             no_target_rows.append(number)
@@ -228,6 +303,8 @@ def encode_sft_rows(row_set: RowSet, tokenizer, block_size: int) -> EncodedSplit
         "assistant_tokens_truncated_away": len(no_target_rows),
         "tokens": tokens,
         "assistant_tokens": target_tokens,
+        # Rows whose text holds a special-token string (kept as text), as pretraining counts documents.
+        "special_token_strings_in_text": special_rows,
     }
     return EncodedSplit(examples, report)
 
@@ -238,8 +315,9 @@ def encode_sft_rows(row_set: RowSet, tokenizer, block_size: int) -> EncodedSplit
 
 def encode_classification_text(tokenizer, text: str, max_length: int) -> list[int]:
     """Token ids of a text to classify: its first `max_length - 1` tokens, then <|eos|>, so that the pooled
-    last token is always the same marker whatever the text (training and `wenlm evaluate` share this)."""
-    ids = tokenizer(text, add_special_tokens=False)["input_ids"][: max_length - 1]
+    last token is always the same marker whatever the text (training and `wenlm evaluate` share this). A
+    special-token string in the text stays text, so that only the marker is <|eos|>."""
+    ids = tokenizer(text, add_special_tokens=False, split_special_tokens=True)["input_ids"][: max_length - 1]
     return ids + [tokenizer.eos_token_id]
 
 
@@ -269,7 +347,8 @@ def collect_labels(row_sets: Iterable[RowSet], label_column: str) -> list:
 
 def encode_classification_rows(row_set: RowSet, tokenizer, block_size: int, label2id: dict,
                                text_column: str = "text", label_column: str = "label") -> EncodedSplit:
-    examples, truncated, tokens = [], 0, 0
+    examples, truncated, tokens, special_rows = [], 0, 0, 0
+    pattern = special_strings_pattern(tokenizer)
     for row, number in zip(row_set.rows, row_set.numbers):
         text, label = row.get(text_column), row.get(label_column)
         if text is None:
@@ -287,16 +366,17 @@ def encode_classification_rows(row_set: RowSet, tokenizer, block_size: int, labe
         if problem:
             row_set.add_bad(number, problem if "label" in problem else f"{label_column!r}: {problem}")
             continue
-        full_length = len(tokenizer(text, add_special_tokens=False)["input_ids"]) + 1
+        full_length = len(tokenizer(text, add_special_tokens=False, split_special_tokens=True)["input_ids"]) + 1
         ids = encode_classification_text(tokenizer, text, block_size)
         truncated += full_length > block_size
+        special_rows += bool(pattern and pattern.search(text))
         tokens += len(ids)
         examples.append({"input_ids": ids, "attention_mask": [1] * len(ids), "labels": label2id[str(label)]})
     if truncated:
         logger.warning("%s: %d of %d texts are longer than --block_size %d tokens and were truncated.",
                        row_set.path, truncated, len(row_set.rows), block_size)
     report = {"file": row_set.path, "rows_in_file": row_set.rows_in_file, "rows": len(examples), "bad_rows": len(row_set.bad_rows),
-              "truncated": truncated, "tokens": tokens}
+              "truncated": truncated, "tokens": tokens, "special_token_strings_in_text": special_rows}
     return EncodedSplit(examples, report)
 
 

@@ -64,8 +64,9 @@ def chat_loop(model, tokenizer, input_stream: TextIO, output_stream: TextIO, sys
             output_stream.write("(conversation cleared)\n")
             continue
         history.append({"role": "user", "content": text})
+        # What the user typed stays text: `<|end|>` or `<|assistant|>` in a line cannot forge a turn.
         encoded = tokenizer.apply_chat_template(history, add_generation_prompt=True, return_dict=True,
-                                                return_tensors="pt")
+                                                return_tensors="pt", sanitize_control_tokens=True)
         room = max_context - generate_kwargs.get("max_new_tokens", 64)
         if encoded["input_ids"].shape[1] > room:
             history.pop()

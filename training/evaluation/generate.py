@@ -98,14 +98,21 @@ def parse_args(argv: list[str] | None) -> tuple[ModelSourceArguments, GenerateAr
     return source, generate_options, sampling
 
 
+def prompt_encode_kwargs(chat: bool) -> dict:
+    """How prompts are encoded: a special-token string a user typed (``<|eos|>``, ``<|assistant|>``) stays text,
+    so that in chat mode only the chat template writes control tokens and no prompt can forge a turn."""
+    return {"sanitize_control_tokens": True} if chat else {"split_special_tokens": True}
+
+
 def check_context(tokenizer, max_context: int, prompts: list[str], chat: bool, max_new_tokens: int) -> None:
     """Refuse, before generating, a prompt that with --max_new_tokens does not fit the model's context."""
     for number, prompt in enumerate(prompts, start=1):
         if chat:
-            length = len(tokenizer.apply_chat_template([{"role": "user", "content": prompt}],
-                                                       add_generation_prompt=True, return_dict=True)["input_ids"])
+            conversation = [{"role": "user", "content": prompt}]
+            length = len(tokenizer.apply_chat_template(conversation, add_generation_prompt=True, return_dict=True,
+                                                       **prompt_encode_kwargs(chat))["input_ids"])
         else:  # tokenized as the text-generation pipeline does it
-            length = len(tokenizer(prompt, add_special_tokens=False)["input_ids"])
+            length = len(tokenizer(prompt, add_special_tokens=False, **prompt_encode_kwargs(chat))["input_ids"])
         if length + max_new_tokens > max_context:
             raise ValueError(f"Prompt {number} is {length} tokens and --max_new_tokens is {max_new_tokens}: "
                              f"{length + max_new_tokens} tokens, more than the model's context of {max_context} "
@@ -121,7 +128,7 @@ def generate(source: ModelSourceArguments, sampling: SamplingArguments, prompts:
                              trust_remote_code=True)
     check_context(generator.tokenizer, generator.model.config.max_position_embeddings, prompts, chat,
                   sampling.max_new_tokens)
-    kwargs = generation_kwargs(sampling, generator.tokenizer)
+    kwargs = {**generation_kwargs(sampling, generator.tokenizer), "tokenizer_encode_kwargs": prompt_encode_kwargs(chat)}
     set_seed(sampling.seed)
     if chat:
         conversations = [[{"role": "user", "content": prompt}] for prompt in prompts]

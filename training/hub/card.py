@@ -25,6 +25,7 @@ from typing import Any
 import jinja2
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
+from wenlm.training.inspection.audit_card import audit_privacy_text
 from wenlm.training.utils import format_number, is_number, markdown_table
 
 logger = logging.getLogger(__name__)
@@ -488,6 +489,7 @@ def _limitations(report: dict, languages: list[str]) -> dict[str, str]:
     else:
         privacy = ("PII scrubbing was off: anything personal in the training text may be reproduced verbatim."
                    + (" The built-in corpus is synthetic and holds no real personal data." if builtin else ""))
+    privacy += audit_privacy_text(report.get("audit"))
     if report.get("base_model"):
         privacy += f" The base model `{report['base_model']}` carries the privacy properties of its own training data."
     if builtin:

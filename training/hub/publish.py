@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import logging
 import os
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
-from huggingface_hub import HfApi, get_token
+from huggingface_hub import HfApi, constants, get_token
+from huggingface_hub.errors import HfHubHTTPError
 
 from wenlm.training.hub.card import CARD_FILE, TRAINING_REPORT, is_generated_card, write_model_card
 from wenlm.training.hub.tokens import redact_secrets, take_hub_token_from_args
@@ -21,7 +23,10 @@ from wenlm.training.hub.validate import PUSH_IGNORE_PATTERNS, problems_message, 
 
 # Importers of this module use these names from here (pretrain, finetune, tests).
 __all__ = [
+    "HubPushError",
     "HubPushPlan",
+    "push_command",
+    "push_failure",
     "push_folder",
     "redact_secrets",
     "take_hub_push_from_args",
@@ -30,6 +35,36 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+
+# huggingface_hub 1.x raises httpx's errors and 2.x those of httpx2; its HfHubHTTPError derives from the one it
+# uses, so the base of every network error (refused connection, timeout, HTTP status) is found there.
+HUB_ERRORS = (*(base for base in HfHubHTTPError.__mro__ if base.__name__ == "HTTPError"), OSError)
+
+
+class HubPushError(ValueError):
+    """The Hub could not be reached or refused the upload (a ValueError, so the CLI prints it as a sentence)."""
+
+
+def push_command(folder: str | os.PathLike, repo_id: str, private: bool = False, revision: str | None = None) -> str:
+    """The `wenlm push` command that uploads the folder later, as one can paste it into a shell."""
+    words = ["wenlm", "push", "--model", str(folder), "--repo_id", repo_id]
+    words += ["--private", "true"] if private else []
+    words += ["--revision", revision] if revision else []
+    return shlex.join(words)
+
+
+def push_failure(error: Exception, folder: Path, repo_id: str, private: bool, revision: str | None) -> HubPushError:
+    """The sentence for a push that failed on the network or at the Hub: what happened, that the model is kept,
+    and the command that pushes it later."""
+    status = getattr(getattr(error, "response", None), "status_code", None)
+    reason = f"HTTP {status}" if status is not None else type(error).__name__
+    detail = redact_secrets(str(error).splitlines()[0] if str(error) else "")
+    return HubPushError(
+        f"Could not push {folder} to {repo_id} at {constants.ENDPOINT} ({reason}: {detail}). The model is kept "
+        f"in {folder}; once the Hub can be reached (check the network, HF_ENDPOINT and your token), push it with:"
+        f"\n  {push_command(folder, repo_id, private, revision)}"
+    )
 
 
 @dataclass(frozen=True)
@@ -96,6 +131,16 @@ def push_folder(
             "no Hugging Face token found: set the HF_TOKEN environment variable, run `hf auth login`, "
             "or pass token=..."
         )
+    try:
+        commit = _upload(folder, repo_id, private, revision, commit_message, token, update_card)
+    except HUB_ERRORS as error:
+        raise push_failure(error, folder, repo_id, private, revision) from None
+    logger.info("pushed %s", commit.commit_url)
+    return commit.commit_url
+
+
+def _upload(folder: Path, repo_id: str, private: bool, revision: str | None, commit_message: str | None,
+            token: str | None, update_card: bool):
     api = HfApi(token=token)
     repo_id = api.create_repo(repo_id, private=private, exist_ok=True).repo_id
     if update_card and (folder / TRAINING_REPORT).is_file() and is_generated_card(folder / CARD_FILE):
@@ -113,5 +158,4 @@ def push_folder(
         commit_message=message,
         ignore_patterns=list(PUSH_IGNORE_PATTERNS),
     )
-    logger.info("pushed %s", commit.commit_url)
-    return commit.commit_url
+    return commit

@@ -30,10 +30,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import DataCollatorForLanguageModeling, TrainerCallback, TrainingArguments, set_seed
+from transformers import DataCollatorForLanguageModeling, TrainerCallback, set_seed
 
 from wenlm.modeling import WenLMForCausalLM
 from wenlm.training.args import DEFAULT_LOSS_CHUNK_SIZE, ModelArguments, ScalingArguments
+from wenlm.training.args.training import WenLMTrainingArguments
 from wenlm.training.pretrain import build_config
 from wenlm.training.scaling.grid import ModelSpec
 from wenlm.training.scaling.study_data import StudyData, blocks_for, cell_dataset
@@ -154,12 +155,19 @@ class KeepBestWeights(TrainerCallback):
                 control.should_training_stop = True
 
 
-def _training_arguments(options: ScalingArguments, scratch: str, plan: dict) -> TrainingArguments:
-    return TrainingArguments(
+def _training_arguments(options: ScalingArguments, scratch: str, plan: dict) -> WenLMTrainingArguments:
+    return WenLMTrainingArguments(
         output_dir=scratch,
         per_device_train_batch_size=plan["batch_size"],
         per_device_eval_batch_size=64,
         learning_rate=plan["learning_rate"],
+        optim=options.optim,
+        # Muon's rate follows the cell's batch and width rules as AdamW's does: their ratio is the study's.
+        muon_learning_rate=options.muon_learning_rate * plan["learning_rate"] / options.learning_rate,
+        muon_weight_decay=options.muon_weight_decay,
+        precision=options.precision,
+        # Where there is no GPU: TrainingArguments accepts bf16 (--precision) on the CPU only when told so.
+        use_cpu=not torch.cuda.is_available(),
         lr_scheduler_type="cosine",
         warmup_steps=options.warmup_steps,
         weight_decay=options.weight_decay,

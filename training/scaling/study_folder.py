@@ -8,6 +8,7 @@ study's tokenizer. A rerun resumes from it; settings that would make new cells i
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -61,7 +62,13 @@ CELL_SETTINGS = {
     "early_stopping_patience": "early_stopping_patience",
     "early_stopping_tokens": "early_stopping_tokens",
     "converged_min_steps": "converged_min_steps",
+    "optim": "optim",
+    "muon_learning_rate": "muon_learning_rate",
+    "muon_weight_decay": "muon_weight_decay",
+    "precision": "precision",
 }
+# Settings added after studies were first stored: a study.json without them was run at their defaults.
+RECORDED_LATER = ("optim", "muon_learning_rate", "muon_weight_decay", "precision")
 
 
 def cell_settings(options: ScalingArguments) -> dict[str, Any]:
@@ -82,7 +89,8 @@ def check_study_folder(study_dir: Path, options: ScalingArguments) -> dict[str, 
     """Create the study file, or check that an existing study was run with the same cell settings."""
     if (study_dir / STUDY_FILE).is_file():
         stored = read_study(study_dir)
-        old = stored.get("settings", {})
+        defaults = {field.name: field.default for field in dataclasses.fields(ScalingArguments)}
+        old = {**{key: defaults[CELL_SETTINGS[key]] for key in RECORDED_LATER}, **stored.get("settings", {})}
         new = json.loads(json.dumps(cell_settings(options)))
         changed = {key: (old.get(key), new[key]) for key in new if old.get(key) != new[key]}
         if changed:

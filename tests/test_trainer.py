@@ -9,13 +9,14 @@ import pytest
 import torch
 from peft import LoraConfig, get_peft_model
 from torch.utils.data import Dataset
-from transformers import TrainingArguments
+from transformers import Trainer, TrainingArguments
 
 from wenlm.modeling import WenLMConfig, WenLMForCausalLM
 from wenlm.training import trainer as trainer_module
 from wenlm.training.cli import main as cli_main
 from wenlm.training.export import llama_twin
-from wenlm.training.trainer import LanguageModelTrainer, fused_linear_causal_lm_loss
+from wenlm.training.run_folder import last_complete_checkpoint
+from wenlm.training.trainer import STAGING_DIR, LanguageModelTrainer, fused_linear_causal_lm_loss
 
 VOCAB = 211
 
@@ -174,3 +175,37 @@ def test_pretrain_with_torch_compile_uses_the_fused_loss(tmp_path, monkeypatch):
     losses = [entry["loss"] for entry in json.loads((output_dir / "log_history.json").read_text()) if "loss" in entry]
     assert len(losses) == 3 and all(loss == loss and loss > 0 for loss in losses)
     assert "loss_chunk_size" not in json.loads((output_dir / "config.json").read_text())
+
+
+def test_checkpoints_appear_complete_or_not_at_all(tmp_path, monkeypatch):
+    # A save interrupted part-way (here: the RNG state fails at step 4) leaves no checkpoint-4 for `last` to
+    # pick; the next run resumes from checkpoint-2, and save_total_limit still rotates the finished folders.
+    rows = [{k: v[0] for k, v in batch(seed).items() if k != "attention_mask"} for seed in range(16)]
+    arguments = dict(max_steps=4, save_steps=2, save_total_limit=1, per_device_train_batch_size=4,
+                     learning_rate=1e-3, logging_steps=1, disable_tqdm=True)
+
+    def trainer():
+        result = make_trainer(wenlm_model(), tmp_path, 0, **arguments)
+        result.train_dataset = rows
+        return result
+
+    save_rng_state = Trainer._save_rng_state
+
+    def interrupted_at_step_4(self, output_dir):
+        if self.state.global_step == 4:
+            raise RuntimeError("killed while saving")
+        save_rng_state(self, output_dir)
+
+    monkeypatch.setattr(Trainer, "_save_rng_state", interrupted_at_step_4)
+    with pytest.raises(RuntimeError, match="killed while saving"):
+        trainer().train()
+    output_dir = tmp_path / "trainer"
+    assert sorted(path.name for path in output_dir.glob("checkpoint-*")) == ["checkpoint-2"]
+    assert (output_dir / STAGING_DIR / "checkpoint-4" / "model.safetensors").is_file()  # the half-written one
+    assert last_complete_checkpoint(output_dir) == str(output_dir / "checkpoint-2")
+
+    monkeypatch.setattr(Trainer, "_save_rng_state", save_rng_state)
+    trainer().train(resume_from_checkpoint=last_complete_checkpoint(output_dir))
+    assert sorted(path.name for path in output_dir.glob("checkpoint-*")) == ["checkpoint-4"]
+    assert not (output_dir / STAGING_DIR).exists()
+    assert (output_dir / "checkpoint-4" / "rng_state.pth").is_file()

@@ -25,7 +25,6 @@ from transformers import (
     AutoModelForCausalLM,
     AutoModelForSequenceClassification,
     AutoTokenizer,
-    Trainer,
     TrainingArguments,
     set_seed,
 )
@@ -64,7 +63,7 @@ from wenlm.training.report import (
     write_outputs,
 )
 from wenlm.training.run_folder import check_output_disk, checkpoint_bytes, disk_errors_named, tokenizer_bytes
-from wenlm.training.trainer import LanguageModelTrainer
+from wenlm.training.trainer import CompleteCheckpointsTrainer, LanguageModelTrainer
 from wenlm.training.utils import perplexity
 
 logger = logging.getLogger(__name__)
@@ -256,7 +255,7 @@ def finetune(args: FinetuneArguments, training_args: TrainingArguments) -> dict:
     if training_args.process_index == 0:  # before the first file: a read-only folder or a full disk, named
         check_output_disk(output_dir, checkpoint_bytes(all_parameters, trained_parameters, tokenizer_bytes(tokenizer)))
 
-    trainer_class = LanguageModelTrainer if args.task == "sft" else Trainer
+    trainer_class = LanguageModelTrainer if args.task == "sft" else CompleteCheckpointsTrainer
     trainer = trainer_class(
         model=model,
         args=training_args,

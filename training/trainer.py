@@ -8,6 +8,8 @@ logits and the stock loss like any transformers causal LM.
 
 from __future__ import annotations
 
+import os
+import shutil
 import time
 from collections import ChainMap
 
@@ -16,7 +18,12 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import Trainer, get_scheduler
 from transformers.modeling_outputs import CausalLMOutputWithPast
-from transformers.trainer_utils import SchedulerType, unwrap_peft_model
+from transformers.trainer_utils import (
+    PREFIX_CHECKPOINT_DIR,
+    SchedulerType,
+    rotate_checkpoints,
+    unwrap_peft_model,
+)
 
 from wenlm.modeling import WenLMConfig
 from wenlm.training.args.training import (
@@ -28,8 +35,47 @@ from wenlm.training.args.training import (
 )
 from wenlm.training.utils import bits_per_byte, perplexity
 
+# Where checkpoints are written before they are complete (inside the output folder, so the rename never crosses
+# file systems).
+STAGING_DIR = ".incomplete-checkpoints"
 
-class LanguageModelTrainer(Trainer):
+
+class CompleteCheckpointsTrainer(Trainer):
+    """The stock Trainer whose checkpoint-N folders are complete or absent (see `_save_checkpoint`)."""
+
+    def _get_output_dir(self, trial):
+        run_dir = super()._get_output_dir(trial)
+        return os.path.join(run_dir, STAGING_DIR) if getattr(self, "_staging_checkpoint", False) else run_dir
+
+    def _save_checkpoint(self, model, trial) -> None:
+        """The stock checkpoint, written under `STAGING_DIR` and renamed into place once every process has written
+        its files: a checkpoint-N folder is complete or absent, whenever the run is killed."""
+        run_dir = super()._get_output_dir(trial)
+        name = f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
+        staged, final = os.path.join(run_dir, STAGING_DIR, name), os.path.join(run_dir, name)
+        if self.args.should_save:
+            shutil.rmtree(staged, ignore_errors=True)  # what a killed save left behind
+        self.accelerator.wait_for_everyone()
+        self._staging_checkpoint = True
+        try:
+            super()._save_checkpoint(model, trial)
+        finally:
+            self._staging_checkpoint = False
+        self.accelerator.wait_for_everyone()
+        if self.args.should_save:
+            if os.path.isdir(final):  # a rerun of the same step replaces its older copy
+                shutil.rmtree(final)
+            os.replace(staged, final)
+            if self.state.best_model_checkpoint == staged:
+                self.state.best_model_checkpoint = final
+                self.state.save_to_json(os.path.join(final, "trainer_state.json"))
+            shutil.rmtree(os.path.join(run_dir, STAGING_DIR), ignore_errors=True)
+            rotate_checkpoints(output_dir=run_dir, save_total_limit=self.args.save_total_limit,
+                               best_model_checkpoint=self.state.best_model_checkpoint, use_mtime=True)
+        self.accelerator.wait_for_everyone()
+
+
+class LanguageModelTrainer(CompleteCheckpointsTrainer):
     """The stock Trainer, adding perplexity, bits per byte and tokens/second to what it logs, and training wenlm
     causal LMs with the fused chunked loss (``loss_chunk_size`` token rows of logits at a time; 0 or None: the
     stock loss). Evaluation, adapters on the output head, label smoothing and custom loss functions keep the

@@ -15,7 +15,7 @@ class InspectArguments:
     text: str = field(metadata={"help": "The text to run through the model (Chinese or English)."})
     output_dir: str = field(
         metadata={
-            "help": "Folder for tokens.json/.html, logit_lens.json/.md/.png, attention.png and heads.json/.md."
+            "help": "Folder for tokens.json/.html/.png, logit_lens.json/.md/.png, attention.png/.html and heads.json/.md."
         }
     )
     max_length: int = field(

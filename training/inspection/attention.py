@@ -14,8 +14,17 @@ from matplotlib.figure import Figure
 from wenlm.training.utils import markdown_table
 
 # Font families that carry Chinese glyphs, best first; matplotlib's default (DejaVu Sans) draws empty boxes.
-CJK_FONT_NAMES = ("Noto Sans CJK SC", "Noto Sans CJK", "Source Han Sans SC", "WenQuanYi Zen Hei",
-                  "WenQuanYi Micro Hei", "SimHei", "Microsoft YaHei", "PingFang SC", "Noto Serif CJK SC")
+CJK_FONT_NAMES = (
+    "Noto Sans CJK SC",
+    "Noto Sans CJK",
+    "Source Han Sans SC",
+    "WenQuanYi Zen Hei",
+    "WenQuanYi Micro Hei",
+    "SimHei",
+    "Microsoft YaHei",
+    "PingFang SC",
+    "Noto Serif CJK SC",
+)
 CJK_FILE_HINTS = ("notosanscjk", "notoserifcjk", "sourcehansans", "wqy", "simhei", "msyh", "pingfang")
 
 
@@ -47,21 +56,44 @@ def head_statistics(attentions: Sequence[torch.Tensor]) -> list[dict]:
         first = weights[:, 1:, 0]
         entropy = -(weights * torch.log2(weights.clamp(min=1e-30))).sum(-1)[:, 1:]
         for head in range(weights.shape[0]):
-            records.append({"layer": layer, "head": head, "mean_distance": distance[head].mean().item(),
-                            "previous_token_share": previous[head].mean().item(),
-                            "first_token_share": first[head].mean().item(),
-                            "entropy_bits": entropy[head].mean().item()})
+            records.append(
+                {
+                    "layer": layer,
+                    "head": head,
+                    "mean_distance": distance[head].mean().item(),
+                    "previous_token_share": previous[head].mean().item(),
+                    "first_token_share": first[head].mean().item(),
+                    "entropy_bits": entropy[head].mean().item(),
+                }
+            )
     return records
 
 
 def heads_markdown(records: list[dict]) -> str:
-    header = ["layer", "head", "mean distance (tokens)", "share on previous token", "share on first token",
-              "entropy (bits)"]
-    rows = [[record["layer"], record["head"], record["mean_distance"], record["previous_token_share"],
-             record["first_token_share"], record["entropy_bits"]] for record in records]
-    return ("# Attention heads\n\nAveraged over every query but the first. A previous-token head puts most of its "
-            "weight one step back; an attention sink puts it on the first token; low entropy means a sharp head."
-            "\n\n" + markdown_table(header, rows, digits=3) + "\n")
+    header = [
+        "layer",
+        "head",
+        "mean distance (tokens)",
+        "share on previous token",
+        "share on first token",
+        "entropy (bits)",
+    ]
+    rows = [
+        [
+            record["layer"],
+            record["head"],
+            record["mean_distance"],
+            record["previous_token_share"],
+            record["first_token_share"],
+            record["entropy_bits"],
+        ]
+        for record in records
+    ]
+    return (
+        "# Attention heads\n\nAveraged over every query but the first. A previous-token head puts most of its "
+        "weight one step back; an attention sink puts it on the first token; low entropy means a sharp head."
+        "\n\n" + markdown_table(header, rows, digits=3) + "\n"
+    )
 
 
 def cjk_font() -> font_manager.FontProperties | None:
@@ -71,17 +103,26 @@ def cjk_font() -> font_manager.FontProperties | None:
     for name in CJK_FONT_NAMES:
         if name in by_name:
             return font_manager.FontProperties(fname=by_name[name])
-    for path in sorted(font_manager.findSystemFonts()):
+    # Regular before bold: the labels are small, and a bold face fills its strokes in.
+    for path in sorted(font_manager.findSystemFonts(), key=lambda path: ("bold" in path.lower(), path)):
         if any(hint in path.lower().replace("-", "").replace("_", "") for hint in CJK_FILE_HINTS):
             return font_manager.FontProperties(fname=path)
     return None
 
 
+def readable(piece: str, font) -> str:
+    """A token as text to draw: newlines escaped and an empty piece marked; without a CJK font, an ASCII escape
+    so it is never a box."""
+    if font is None:
+        return ascii(piece)[1:-1]
+    return piece.replace("\n", "\\n") or "∅"
+
+
 def tick_labels(pieces: Sequence[str], font) -> list[str]:
     """Token labels for the axes; without a CJK font, the index and an ASCII escape so a label is never a box."""
     if font is not None:
-        return [piece.replace("\n", "\\n") or "∅" for piece in pieces]
-    return [f"{index}:{ascii(piece)[1:-1]}" for index, piece in enumerate(pieces)]
+        return [readable(piece, font) for piece in pieces]
+    return [f"{index}:{readable(piece, font)}" for index, piece in enumerate(pieces)]
 
 
 def plot_attention(attentions: Sequence[torch.Tensor], pieces: Sequence[str], font=None) -> Figure:

@@ -15,25 +15,47 @@ from wenlm.training.inspection.attention import (
     heads_markdown,
     plot_attention,
 )
+from wenlm.training.inspection.attention_html import attention_page
 from wenlm.training.inspection.html import tokens_page
 from wenlm.training.inspection.lens import lens_log_probs, lens_markdown, lens_records, plot_lens
-from wenlm.training.inspection.tokens import encode, token_records
+from wenlm.training.inspection.tokens import encode, plot_tokens, token_records
 from wenlm.training.utils import write_atomically, write_json
 
-OUTPUT_FILES = ("tokens.json", "tokens.html", "logit_lens.json", "logit_lens.md", "logit_lens.png",
-                "attention.png", "heads.json", "heads.md")
+OUTPUT_FILES = (
+    "tokens.json",
+    "tokens.html",
+    "tokens.png",
+    "logit_lens.json",
+    "logit_lens.md",
+    "logit_lens.png",
+    "attention.png",
+    "attention.html",
+    "heads.json",
+    "heads.md",
+)
 
 
 @torch.no_grad()
 def forward(model, ids: list[int]):
     """Logits, every layer's hidden state and attention weights for one sequence, on the eager path."""
     with eager_attention(model):
-        return model(torch.tensor([ids], device=model.device), output_hidden_states=True, output_attentions=True,
-                     use_cache=False)
+        return model(
+            torch.tensor([ids], device=model.device),
+            output_hidden_states=True,
+            output_attentions=True,
+            use_cache=False,
+        )
 
 
-def inspect(model, tokenizer, text: str, output_dir: str | Path, max_length: int = 128, top_k: int = 5,
-            model_name: str = "") -> dict:
+def inspect(
+    model,
+    tokenizer,
+    text: str,
+    output_dir: str | Path,
+    max_length: int = 128,
+    top_k: int = 5,
+    model_name: str = "",
+) -> dict:
     """Write every file of OUTPUT_FILES to `output_dir`; returns what went into the JSON files."""
     output_dir = Path(output_dir)
     ids, pieces = encode(tokenizer, text, max_length)
@@ -42,16 +64,21 @@ def inspect(model, tokenizer, text: str, output_dir: str | Path, max_length: int
     outputs = forward(model.eval(), ids)
     log_probs = torch.log_softmax(outputs.logits[0].float(), dim=-1).cpu()
     tokens = token_records(log_probs, ids, pieces, tokenizer, top_k)
-    lens = lens_records([reading.cpu() for reading in lens_log_probs(model, outputs.hidden_states)], ids, tokenizer)
+    lens = lens_records(
+        [reading.cpu() for reading in lens_log_probs(model, outputs.hidden_states)], ids, tokenizer
+    )
     attentions = [weights.cpu() for weights in outputs.attentions]
     heads = head_statistics(attentions)
+    font = cjk_font()
 
     write_json(output_dir / "tokens.json", {"model": model_name, "text": text, "tokens": tokens})
     write_atomically(output_dir / "tokens.html", tokens_page(tokens, model_name))
+    plot_tokens(tokens, font).savefig(output_dir / "tokens.png", dpi=150)
     write_json(output_dir / "logit_lens.json", {"model": model_name, "tokens": pieces, "layers": lens})
     write_atomically(output_dir / "logit_lens.md", lens_markdown(lens, pieces))
     plot_lens(lens).savefig(output_dir / "logit_lens.png", dpi=120)
-    plot_attention(attentions, pieces, cjk_font()).savefig(output_dir / "attention.png", dpi=110)
+    plot_attention(attentions, pieces, font).savefig(output_dir / "attention.png", dpi=110)
+    write_atomically(output_dir / "attention.html", attention_page(attentions, pieces, heads, model_name))
     write_json(output_dir / "heads.json", {"model": model_name, "tokens": pieces, "heads": heads})
     write_atomically(output_dir / "heads.md", heads_markdown(heads))
     return {"tokens": tokens, "logit_lens": lens, "heads": heads}
@@ -60,10 +87,21 @@ def inspect(model, tokenizer, text: str, output_dir: str | Path, max_length: int
 def main(argv: list[str] | None = None) -> None:
     source, options = parse_options((ModelSourceArguments, InspectArguments), argv, command="inspect")
     tokenizer = AutoTokenizer.from_pretrained(source.model, revision=source.revision, trust_remote_code=True)
-    model = AutoModelForCausalLM.from_pretrained(source.model, revision=source.revision, trust_remote_code=True)
-    result = inspect(model, tokenizer, options.text, options.output_dir, options.max_length, options.top_k,
-                     model_name=source.model)
+    model = AutoModelForCausalLM.from_pretrained(
+        source.model, revision=source.revision, trust_remote_code=True
+    )
+    result = inspect(
+        model,
+        tokenizer,
+        options.text,
+        options.output_dir,
+        options.max_length,
+        options.top_k,
+        model_name=source.model,
+    )
     scored = [record["surprisal_bits"] for record in result["tokens"][1:]]
-    print(f"{len(scored)} tokens, mean surprisal {sum(scored) / len(scored):.3f} bits; logit lens by layer: "
-          + ", ".join(f"{record['mean_bits']:.2f}" for record in result["logit_lens"]))
+    print(
+        f"{len(scored)} tokens, mean surprisal {sum(scored) / len(scored):.3f} bits; logit lens by layer: "
+        + ", ".join(f"{record['mean_bits']:.2f}" for record in result["logit_lens"])
+    )
     print(f"wrote {', '.join(OUTPUT_FILES)} to {options.output_dir}")

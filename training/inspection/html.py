@@ -21,28 +21,40 @@ table { border-collapse: collapse; } td, th { padding: 0.2em 0.6em; text-align: 
 """
 
 
-def surprisal_colour(bits: float | None) -> str:
-    """White (expected) through yellow to red (surprising); grey for a token nothing predicts."""
+# A token nothing predicts (the start of the context).
+UNSCORED_RGB = (238, 238, 238)
+
+
+def surprisal_rgb(bits: float | None) -> tuple[int, int, int]:
+    """White (expected) through yellow to red (surprising); grey for a token nothing predicts. tokens.png
+    samples the same scale, so the page and the picture agree."""
     if bits is None:
-        return "#eeeeee"
+        return UNSCORED_RGB
     share = max(0.0, min(bits / SATURATION_BITS, 1.0))
-    green = round(255 * (1 - share))
-    blue = round(255 * max(0.0, 1 - 2 * share))
-    return f"rgb(255,{green},{blue})"
+    return 255, round(255 * (1 - share)), round(255 * max(0.0, 1 - 2 * share))
+
+
+def surprisal_colour(bits: float | None) -> str:
+    return "rgb({},{},{})".format(*surprisal_rgb(bits))
 
 
 def hover_text(record: dict) -> str:
     if record["surprisal_bits"] is None:
         return f"#{record['index']} {record['text']!r}: the start of the context, not predicted"
-    lines = [f"#{record['index']} {record['text']!r}: {record['surprisal_bits']:.2f} bits", "model's top predictions:"]
+    lines = [
+        f"#{record['index']} {record['text']!r}: {record['surprisal_bits']:.2f} bits",
+        "model's top predictions:",
+    ]
     lines += [f"  {prediction['text']!r}  {prediction['probability']:.1%}" for prediction in record["top"]]
     return "\n".join(lines)
 
 
 def token_span(record: dict) -> str:
     classes = "token special" if record["surprisal_bits"] is None else "token"
-    return (f'<span class="{classes}" style="background:{surprisal_colour(record["surprisal_bits"])}" '
-            f'title="{html.escape(hover_text(record))}">{html.escape(record["text"])}</span>')
+    return (
+        f'<span class="{classes}" style="background:{surprisal_colour(record["surprisal_bits"])}" '
+        f'title="{html.escape(hover_text(record))}">{html.escape(record["text"])}</span>'
+    )
 
 
 def tokens_page(records: list[dict], model_name: str) -> str:
@@ -50,8 +62,10 @@ def tokens_page(records: list[dict], model_name: str) -> str:
     the mean."""
     scored = [record["surprisal_bits"] for record in records if record["surprisal_bits"] is not None]
     mean = sum(scored) / len(scored) if scored else float("nan")
-    legend = "".join(f'<span style="background:{surprisal_colour(bits)}">{bits:g} bits</span>'
-                     for bits in (0, 2, 4, 8, 12, 16))
+    legend = "".join(
+        f'<span style="background:{surprisal_colour(bits)}">{bits:g} bits</span>'
+        for bits in (0, 2, 4, 8, 12, 16)
+    )
     return f"""<!DOCTYPE html>
 <html lang="zh">
 <head>

@@ -17,8 +17,10 @@ def final_norm(model) -> torch.nn.Module:
     `norm`)."""
     norm = getattr(model.base_model, "norm", None)
     if norm is None:
-        raise ValueError(f"{type(model).__name__} has no final norm at base_model.norm: the logit lens needs a "
-                         "Llama-style decoder (wenlm, Llama, Mistral, Qwen...).")
+        raise ValueError(
+            f"{type(model).__name__} has no final norm at base_model.norm: the logit lens needs a "
+            "Llama-style decoder (wenlm, Llama, Mistral, Qwen...)."
+        )
     return norm
 
 
@@ -46,28 +48,44 @@ def lens_records(readings: list[torch.Tensor], ids: list[int], tokenizer) -> lis
     for layer, log_probs in enumerate(readings):
         bits = next_token_bits(log_probs, target)
         top_ids = log_probs.argmax(dim=-1).tolist()
-        records.append({
-            "layer": layer,
-            "name": layer_name(layer, len(readings) - 1),
-            "mean_bits": bits.mean().item() if bits.numel() else None,
-            "bits": bits.tolist(),
-            "top_tokens": [tokenizer.decode([token_id]) for token_id in top_ids],
-        })
+        records.append(
+            {
+                "layer": layer,
+                "name": layer_name(layer, len(readings) - 1),
+                "mean_bits": bits.mean().item() if bits.numel() else None,
+                "bits": bits.tolist(),
+                "top_tokens": [tokenizer.decode([token_id]) for token_id in top_ids],
+            }
+        )
     return records
 
 
 def lens_markdown(records: list[dict], pieces: list[str]) -> str:
     """Mean bits per layer, then one row per position (layers are few, positions many): each layer's top
     prediction for the next token and, in brackets, the bits it gave the true one."""
-    summary = markdown_table(["layer", "mean bits of the true next token"],
-                             [[record["name"], record["mean_bits"]] for record in records])
+    summary = markdown_table(
+        ["layer", "mean bits of the true next token"],
+        [[record["name"], record["mean_bits"]] for record in records],
+    )
     header = ["after token", "true next", *[record["name"] for record in records]]
-    rows = [[cell_text(pieces[position]), cell_text(pieces[position + 1]),
-             *[f"{cell_text(record['top_tokens'][position])} ({record['bits'][position]:.2f})" for record in records]]
-            for position in range(len(pieces) - 1)]
-    return ("# Logit lens\n\nEach layer's residual stream read through the final norm and the output head.\n\n"
-            + summary + "\n\n## Top prediction per position (bits of the true next token)\n\n"
-            + markdown_table(header, rows) + "\n")
+    rows = [
+        [
+            cell_text(pieces[position]),
+            cell_text(pieces[position + 1]),
+            *[
+                f"{cell_text(record['top_tokens'][position])} ({record['bits'][position]:.2f})"
+                for record in records
+            ],
+        ]
+        for position in range(len(pieces) - 1)
+    ]
+    return (
+        "# Logit lens\n\nEach layer's residual stream read through the final norm and the output head.\n\n"
+        + summary
+        + "\n\n## Top prediction per position (bits of the true next token)\n\n"
+        + markdown_table(header, rows)
+        + "\n"
+    )
 
 
 def cell_text(piece: str) -> str:
@@ -79,7 +97,9 @@ def cell_text(piece: str) -> str:
 def plot_lens(records: list[dict]) -> Figure:
     figure = Figure(figsize=(6, 3.5), layout="constrained")
     axes = figure.subplots()
-    axes.plot([record["layer"] for record in records], [record["mean_bits"] for record in records], marker="o")
+    axes.plot(
+        [record["layer"] for record in records], [record["mean_bits"] for record in records], marker="o"
+    )
     axes.set_xticks([record["layer"] for record in records])
     axes.set_xlabel("layer (0 = embeddings)")
     axes.set_ylabel("bits of the true next token (mean)")

@@ -14,6 +14,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "corpus": ("wenlm.training.corpus.command", "write the built-in corpus or a built-in task set to a JSONL file"),
     "finetune": ("wenlm.training.finetune", "fine-tune a wenlm model: chat/instruction SFT or classification"),
     "evaluate": ("wenlm.training.evaluation.evaluate", "measure a model: language modelling, QA, translation, summaries, classes"),
+    "embed": ("wenlm.training.retrieval.embed", "one vector per text from a model's hidden states, to a parquet file"),
     "generate": ("wenlm.training.evaluation.generate", "generate continuations of prompts through pipeline('text-generation')"),
     "inspect": ("wenlm.training.inspection.command", "look inside a model: per-token surprisal, logit lens, attention"),
     "audit": ("wenlm.training.inspection.audit", "privacy audit: exposure of inserted canaries, extraction of training text"),

@@ -62,7 +62,8 @@ class CorpusArguments:
     output: str = field(metadata={"help": "The JSONL file to write (an existing one is kept unless --overwrite)."})
     kind: str = field(
         default="stories",
-        metadata={"help": "stories: pretraining documents; qa, translate or classify: fine-tuning task rows."},
+        metadata={"help": "stories: pretraining documents; qa, translate or classify: fine-tuning task rows; "
+                          "retrieval: a story collection and questions with their right story's id."},
     )
     num_docs: int = field(default=1000, metadata={"help": "Number of documents or rows."})
     seed: int = field(default=0, metadata={"help": "Same seed, same file (use another seed for validation)."})

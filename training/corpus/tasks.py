@@ -1,10 +1,11 @@
-"""Fine-tuning task sets drawn from the built-in grammar (qa, translate, classify) and JSONL writing."""
+"""Task sets drawn from the built-in grammar (qa, translate, classify, retrieval) and JSONL writing."""
 
 from __future__ import annotations
 
 import json
 import os
 import random
+from collections import Counter
 from collections.abc import Iterator
 
 from wenlm.training.corpus.rules import START_TURN, TABLES, TEMPLATE_BY_ID, ChoiceTable
@@ -18,7 +19,7 @@ from wenlm.training.corpus.sampling import (
 )
 from wenlm.training.corpus.vocabulary import NAMES, SIMPLE_WORDS
 
-TASK_KINDS = ("stories", "qa", "translate", "classify")
+TASK_KINDS = ("stories", "qa", "translate", "classify", "retrieval")
 
 
 _QA_QUESTIONS = {
@@ -43,6 +44,52 @@ def _qa_row(rng: random.Random) -> dict:
     }[topic]
     return {"context": context, "question": question, "answer": answer,
             "prompt": context + "\n" + question, "response": answer, "lang": lang}
+
+
+# Each question names enough of its story's opening facts to single it out; _retrieval_rows keeps a question only
+# when no other story of the collection shares those facts, so its one right story is known.
+_RETRIEVAL_QUESTIONS = {
+    "place": {"en": "Where did {A} and {B} go one {weather} {time}?", "zh": "一个{weather}的{time}，{A}和{B}去了哪里？"},
+    "companion": {"en": "Who went to the {place} with {A} one {weather} {time}?",
+                  "zh": "一个{weather}的{time}，谁和{A}一起去了{place}？"},
+}
+
+
+def _retrieval_key(parsed, topic: str, pair: tuple) -> tuple:
+    """The facts a question names (`pair`: the named character first); two stories sharing them would both answer
+    it."""
+    if topic == "place":
+        return topic, parsed.lang, frozenset(pair), parsed.weather, parsed.time
+    return topic, parsed.lang, pair[0], parsed.weather, parsed.time, parsed.place
+
+
+def _retrieval_question(rng: random.Random, parsed, counts: Counter) -> dict | None:
+    options = [("place", parsed.cast), ("companion", parsed.cast), ("companion", parsed.cast[::-1])]
+    rng.shuffle(options)
+    for topic, pair in options:
+        if counts[_retrieval_key(parsed, topic, pair)] != 1:
+            continue
+        lang = parsed.lang
+        words = {kind: SIMPLE_WORDS[kind][getattr(parsed, kind)][lang] for kind in ("place", "weather", "time")}
+        first, second = (NAMES[name][lang] for name in pair)
+        text = _RETRIEVAL_QUESTIONS[topic][lang].format(A=first, B=second, **words)
+        return {"text": text, "answer": words["place"] if topic == "place" else second, "lang": lang}
+    return None
+
+
+def _retrieval_rows(rng: random.Random, num_stories: int) -> Iterator[dict]:
+    stories = [sample_document(rng, rng.choice(("en_story", "zh_story"))) for _ in range(num_stories)]
+    counts = Counter(_retrieval_key(parsed, "place", parsed.cast) for _, parsed in stories)
+    counts.update(_retrieval_key(parsed, "companion", pair)
+                  for _, parsed in stories for pair in (parsed.cast, parsed.cast[::-1]))
+    for index, (text, parsed) in enumerate(stories):
+        yield {"id": f"s{index}", "kind": "story", "text": text, "lang": parsed.lang}
+    asked = 0
+    for index, (_, parsed) in enumerate(stories):
+        question = _retrieval_question(rng, parsed, counts)
+        if question is not None:
+            yield {"id": f"q{asked}", "kind": "question", "story_id": f"s{index}", **question}
+            asked += 1
 
 
 _TRANSLATE_ROLES = ChoiceTable("translate_role", (("opening", 1.0), ("body", 4.0), ("ending", 1.0),
@@ -82,6 +129,9 @@ def _iter_task_rows(kind: str, num_rows: int, seed: int) -> Iterator[dict]:
             yield _qa_row(rng)
         elif kind == "translate":
             yield _translate_row(rng)
+        elif kind == "retrieval":
+            yield from _retrieval_rows(rng, num_rows)
+            return
         else:
             text, parsed = sample_document(rng)
             yield {"text": text, "label": parsed.weather}
@@ -96,6 +146,10 @@ def make_task_rows(kind: str, num_rows: int, seed: int = 0) -> list[dict]:
     - ``translate``: one sentence and its translation, rendered from the same choices:
       ``{"source", "target", "direction", "prompt", "response"}`` with direction ``zh-en``/``en-zh``.
     - ``classify``: ``{"text", "label"}`` where label is the story's weather (5 balanced classes).
+    - ``retrieval``: a collection of `num_rows` Chinese and English stories ``{"id": "s0", "kind": "story", "text",
+      "lang"}``, then one question per story ``{"id": "q0", "kind": "question", "text", "story_id", "answer",
+      "lang"}`` naming facts of its opening that no other story of the collection shares, so ``story_id`` is the
+      one right story (a story whose facts all recur in another gets no question and stays a distractor).
 
     Use `seed` for training rows and ``seed + VALIDATION_SEED_OFFSET`` for validation rows.
     """

@@ -50,6 +50,7 @@ def study_argv(output_dir: Path, cache_dir: Path, *extra: str) -> list[str]:
         "--torch_threads", "1",
         "--workers", "1",
         "--num_train_epochs", "3",
+        "--converged_min_steps", "60",  # a few passes per cell: the rule, not the default's 4000 steps, is tested
         "--early_stopping_tokens", "256",
         "--epochs", "1,2,4",
         "--repetition_tokens", "1000",

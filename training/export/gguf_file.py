@@ -11,9 +11,6 @@ BPE vocabulary with the pre-tokenizer named. The tokenizer must use a split rule
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +19,7 @@ import numpy as np
 import torch
 
 from wenlm.tokenization import split_rule_of, stop_token_ids
-from wenlm.training.export.llama import check_output_folder, load_wenlm
+from wenlm.training.export.llama import check_output_folder, export_command, folder_written_whole, load_wenlm
 from wenlm.training.utils import write_atomically
 
 # --outtype -> (ggml type of the 2-D weights, GGUF file type). Norm weights stay float32 in every type, as
@@ -213,31 +210,10 @@ def export_gguf(
     wenlm_model, tokenizer = load_wenlm(model, revision)
     pre_tokenizer = check_exportable(wenlm_model.config, tokenizer, model)
     gguf_name = f"model-{outtype}.gguf"
-    command = " ".join(
-        [
-            "wenlm export",
-            "--model",
-            model,
-            *(["--revision", revision] if revision else []),
-            "--to gguf",
-            "--outtype",
-            outtype,
-            "--output_dir",
-            str(output_dir),
-        ]
-    )
-    output_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.", dir=output_dir.parent))
-    try:
-        write_gguf(
-            wenlm_model, tokenizer, staging / gguf_name, outtype, pre_tokenizer, Path(model).name or model
-        )
+    command = export_command(model, revision, output_dir, "--to gguf", "--outtype", outtype)
+    with folder_written_whole(output_dir) as staging:
+        name = Path(model).name or model
+        write_gguf(wenlm_model, tokenizer, staging / gguf_name, outtype, pre_tokenizer, name)
         write_atomically(staging / "Modelfile", ollama_modelfile(gguf_name))
         write_atomically(staging / "README.md", gguf_card(model, gguf_name, command))
-        if output_dir.exists():
-            output_dir.rmdir()  # checked empty above; rename needs the name free
-        os.replace(staging, output_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return output_dir

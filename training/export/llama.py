@@ -11,6 +11,8 @@ import copy
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -137,6 +139,28 @@ def check_output_folder(output_dir: Path) -> None:
         )
 
 
+def export_command(model: str, revision: str | None, output_dir: Path, *options: str) -> str:
+    """The `wenlm export` command line that writes `output_dir`, for the exported folder's card."""
+    revision_option = ["--revision", revision] if revision else []
+    return " ".join(["wenlm export", "--model", model, *revision_option, *options, "--output_dir", str(output_dir)])
+
+
+@contextmanager
+def folder_written_whole(output_dir: Path) -> Iterator[Path]:
+    """A staging folder beside `output_dir` to write into; renamed to `output_dir` when the block succeeds and
+    removed when it fails, so the folder appears complete or not at all."""
+    output_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.", dir=output_dir.parent))
+    try:
+        yield staging
+        if output_dir.exists():
+            output_dir.rmdir()  # checked empty before writing; the rename needs the name free
+        os.replace(staging, output_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
 def export_llama(model: str, output_dir: str | Path, revision: str | None = None) -> Path:
     """Write `model` (a wenlm folder or Hub id) to `output_dir` as a LlamaForCausalLM folder: config.json,
     model.safetensors, the tokenizer files, generation_config.json and a README.md saying where it came from.
@@ -149,20 +173,9 @@ def export_llama(model: str, output_dir: str | Path, revision: str | None = None
     llama.generation_config = copy.deepcopy(wenlm_model.generation_config)
     llama.generation_config.eos_token_id = stop_token_ids(tokenizer, wenlm_model.generation_config.eos_token_id)
     tokenizer.model_max_length = llama.config.max_position_embeddings
-    command = " ".join(
-        ["wenlm export", "--model", model, *(["--revision", revision] if revision else []), "--to llama",
-         "--output_dir", str(output_dir)]
-    )
-    output_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.", dir=output_dir.parent))
-    try:
+    command = export_command(model, revision, output_dir, "--to llama")
+    with folder_written_whole(output_dir) as staging:
         llama.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
         write_atomically(staging / "README.md", llama_card(model, revision, command, difference))
-        if output_dir.exists():
-            output_dir.rmdir()  # checked empty above; rename needs the name free
-        os.replace(staging, output_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return output_dir

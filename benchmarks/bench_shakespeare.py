@@ -119,6 +119,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--weight-decay", type=float, default=0.1)
     parser.add_argument("--dropout", type=float, default=0.0)
     parser.add_argument("--compile", action="store_true", help="torch.compile the model (the Trainer's torch_compile)")
+    parser.add_argument("--bf16", action="store_true", help="the Trainer's bf16 autocast (trainer loop only)")
     parser.add_argument("--loop", choices=["trainer", "minimal"], default="trainer")
     parser.add_argument("--threads", type=int, default=None, help="torch threads; 1 is faster on an overloaded machine")
     parser.add_argument("--seed", type=int, default=1337)
@@ -144,7 +145,7 @@ def train_with_trainer(args, model, dataset, optimizer, scheduler) -> int:
         output_dir="/tmp/wenlm_bench_shakespeare", per_device_train_batch_size=args.batch_size,
         max_steps=10**9, logging_steps=200, save_strategy="no", eval_strategy="no", report_to=[],
         use_cpu=True, dataloader_num_workers=0, disable_tqdm=True, max_grad_norm=1.0, seed=args.seed,
-        torch_compile=args.compile,
+        torch_compile=args.compile, bf16=args.bf16,
     )
     trainer = Trainer(model=model, args=training_args, train_dataset=dataset,
                       optimizers=(optimizer, scheduler), callbacks=[stopper])

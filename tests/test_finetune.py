@@ -13,7 +13,7 @@ from wenlm.modeling import WenLMConfig, WenLMForCausalLM
 from wenlm.tokenization import train_tokenizer
 from wenlm.training import finetune as finetune_cli
 from wenlm.training.corpus.grammar import generate_documents, make_task_rows, write_jsonl
-from wenlm.training.data.packing import _special_strings_pattern
+from wenlm.training.data.packing import special_strings_pattern
 from wenlm.training.data.tasks import (
     IGNORE_INDEX,
     PaddingCollator,
@@ -343,7 +343,7 @@ def test_assembled_chat_ids_equal_the_tokenizers_rendering_for_ordinary_text(tok
                 {"role": "assistant", "content": "在公园。\n"}, {"role": "user", "content": "<|email|> again"},
                 {"role": "assistant", "content": " ok"}]
     expected = tokenizer.apply_chat_template(messages, return_dict=True, return_assistant_tokens_mask=True)
-    ids, mask = chat_ids_with_text_contents(tokenizer, messages, _special_strings_pattern(tokenizer))
+    ids, mask = chat_ids_with_text_contents(tokenizer, messages, special_strings_pattern(tokenizer))
     assert ids == list(expected["input_ids"]) and mask == list(expected["assistant_masks"])
 
 

@@ -46,7 +46,7 @@ def tokenizer_fingerprint(tokenizer) -> str:
 
 def _tokenize_batch(batch: dict, tokenizer, eos_token_id: int, text_column: str) -> dict:
     flat, lengths, _ = _encode_documents(tokenizer, batch[text_column], eos_token_id)
-    found = _special_strings_pattern(tokenizer)
+    found = special_strings_pattern(tokenizer)
     marks = [bool(found and found.search(text)) for text in batch[text_column]]
     return {"input_ids": np.split(flat, np.cumsum(lengths)[:-1]), _SPECIAL_TEXT_COLUMN: marks}
 
@@ -57,7 +57,7 @@ _SPECIAL_TEXT_COLUMN = "special_token_strings_in_text"
 _FLAG_LOCK = threading.Lock()
 
 
-def _special_strings_pattern(tokenizer) -> re.Pattern | None:
+def special_strings_pattern(tokenizer) -> re.Pattern | None:
     """A regex matching any special-token string (``<|eos|>``, ``<|user|>``, ...); None if there are none.
 
     Non-special added tokens (the PII placeholders) are left out: cleaning writes them into the text on purpose.
@@ -93,7 +93,7 @@ def _encode_documents(tokenizer, texts: list[str], eos_token_id: int) -> tuple[n
     on all cores); ``encode_batch_fast`` skips the character offsets that packing never uses.  Going through
     ``tokenizer(...)`` and per-example Arrow encoding cost more than the tokenization itself.
     """
-    found = _special_strings_pattern(tokenizer)
+    found = special_strings_pattern(tokenizer)
     special_docs = 0 if found is None else sum(1 for text in texts if found.search(text))
     backend = getattr(tokenizer, "backend_tokenizer", None)
     if backend is None:  # a slow (Python) tokenizer: no batch encoder to call

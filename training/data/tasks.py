@@ -22,7 +22,7 @@ import datasets
 import torch
 from transformers.utils.chat_template_utils import render_jinja_template
 
-from wenlm.training.data.packing import _special_strings_pattern as special_strings_pattern
+from wenlm.training.data.packing import special_strings_pattern
 
 logger = logging.getLogger(__name__)
 

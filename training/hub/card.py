@@ -25,6 +25,7 @@ from typing import Any
 import jinja2
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
+from wenlm.training.hub.card_usage import usage_code, usage_intro
 from wenlm.training.inspection.audit_card import audit_privacy_text
 from wenlm.training.utils import format_number, is_number, markdown_table
 
@@ -414,62 +415,6 @@ def _scaling_section(report: dict, folder: Path) -> str:
     return text
 
 
-def _example_prompt(report: dict, languages: list[str]) -> str:
-    chinese = bool(languages) and languages[0] == "zh"
-    if report.get("example_prompt"):
-        return str(report["example_prompt"])
-    if report.get("task") == "classification":
-        return "今天下雨，街上很湿。" if chinese else "It rained all day and the streets were wet."
-    if report.get("task") == "sft":
-        return "请讲一个关于小猫的故事。" if chinese else "Tell me a story about a cat."
-    return "从前，" if chinese else "Once upon a time,"
-
-
-def usage_code(report: dict, model_id: str, languages: list[str]) -> str:
-    """Python that loads the model from `model_id` and runs it; it works as written (tested)."""
-    prompt = json.dumps(_example_prompt(report, languages), ensure_ascii=False)
-    task = report.get("task")
-    auto_class = "AutoModelForSequenceClassification" if task == "classification" else "AutoModelForCausalLM"
-    lines = [
-        f"from transformers import {auto_class}, AutoTokenizer" + ("" if task == "sft" else ", pipeline"),
-        "",
-        f"model_id = {json.dumps(model_id, ensure_ascii=False)}",
-        "tokenizer = AutoTokenizer.from_pretrained(model_id, trust_remote_code=True)",
-        f"model = {auto_class}.from_pretrained(model_id, trust_remote_code=True)",
-    ]
-    if task == "classification":
-        lines += [
-            'classifier = pipeline("text-classification", model=model, tokenizer=tokenizer)',
-            f"print(classifier({prompt}))",
-        ]
-    elif task == "sft":
-        lines += [
-            f'messages = [{{"role": "user", "content": {prompt}}}]',
-            "inputs = tokenizer.apply_chat_template(",
-            '    messages, add_generation_prompt=True, return_dict=True, return_tensors="pt"',
-            ")",
-            "# A reply ends with <|end|> (end of turn); <|eos|> ends the whole text.",
-            'stop_ids = [tokenizer.convert_tokens_to_ids("<|end|>"), tokenizer.eos_token_id]',
-            "output = model.generate(**inputs, max_new_tokens=64, do_sample=True, top_p=0.9, eos_token_id=stop_ids)",
-            'reply = output[0, inputs["input_ids"].shape[1]:]',
-            "print(tokenizer.decode(reply, skip_special_tokens=True))",
-        ]
-    else:
-        lines += [
-            'generator = pipeline("text-generation", model=model, tokenizer=tokenizer)',
-            f'print(generator({prompt}, max_new_tokens=40, do_sample=True, top_p=0.9)[0]["generated_text"])',
-        ]
-    return "\n".join(lines)
-
-
-def _usage_intro(report: dict) -> str:
-    if report.get("task") == "classification":
-        return "Classify a text (the pipeline returns the most likely class and its probability):"
-    if report.get("task") == "sft":
-        return "Chat with the model through its chat template and stop at the end of the assistant's turn:"
-    return "Continue a prompt:"
-
-
 def _summary(report: dict, languages: list[str]) -> str:
     parameters = _card_value(report["model"]["parameters"])
     language_text = f" ({', '.join(languages)})" if languages else ""
@@ -533,7 +478,7 @@ def render_model_card(folder: str | Path, repo_id: str | None = None) -> ModelCa
         results_text=_results_text(report, evaluations),
         loss_curve=LOSS_CURVE_FILE if (folder / LOSS_CURVE_FILE).is_file() else "",
         scaling_section=_scaling_section(report, folder),
-        usage_intro=_usage_intro(report),
+        usage_intro=usage_intro(report),
         usage_code=usage_code(report, repo_id or str(folder.resolve()), languages),
         model_id=repo_id or str(folder.resolve()),
         intended_uses=("Research and teaching: studying how small language models learn, how loss depends on data "

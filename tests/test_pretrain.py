@@ -149,7 +149,9 @@ def run_cli(args, **kwargs):
 
 @pytest.mark.slow
 def test_resume_after_kill_9_finishes_like_an_uninterrupted_run(tmp_path):
-    steps = 40
+    # Long enough that the run is still going when checkpoint-20 appears (checkpoints appear only once complete,
+    # and 40 tiny steps can finish within one poll).
+    steps = 80
     reference = tmp_path / "reference"
     process = run_cli(tiny_args(reference, "--seed", "7", steps=steps))
     output, _ = process.communicate(timeout=600)

@@ -217,3 +217,15 @@ def test_embed_command_on_the_retrieval_set(tmp_path, model_folder, capsys):
     assert 0 < metrics["mrr"] <= 1
     assert cli_main(argv) == 2  # the file is kept
     assert "already exists" in capsys.readouterr().err
+
+
+def test_retrieval_qa_rows_ask_the_retrieval_questions_after_their_own_story():
+    retrieval = make_task_rows("retrieval", 60, seed=4)
+    stories = {row["id"]: row["text"] for row in retrieval if row["kind"] == "story"}
+    questions = [row for row in retrieval if row["kind"] == "question"]
+    reader_rows = make_task_rows("retrieval_qa", 60, seed=4)
+    assert [row["question"] for row in reader_rows] == [row["text"] for row in questions]
+    for row, question in zip(reader_rows, questions):
+        assert row["context"] == stories[question["story_id"]]
+        assert row["answer"] == row["response"] == question["answer"]
+        assert row["prompt"] == row["context"] + "\n" + row["question"]

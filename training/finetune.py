@@ -1,9 +1,11 @@
 """`wenlm finetune`: adapt a pretrained wenlm model to chat/instruction data (SFT, loss on the assistant's tokens
-only) or to sequence classification, with the stock Trainer and optionally LoRA.
+only), to sequence classification, or to embedding texts for retrieval (contrastive InfoNCE on query/document pairs,
+training/retrieval/contrastive.py), with the stock Trainer and optionally LoRA.
 
 The output folder looks like a pretraining folder: model (safetensors), tokenizer, generation config, remote code,
 training_report.json (pretraining's keys plus "base_model", "task" and the task's data counts), log_history.json,
-loss_curve.png and the README.md model card.
+loss_curve.png and the README.md model card. An embedding model also gets the sentence-transformers files
+(training/retrieval/sentence_transformers_files.py) for its pooling.
 
 With ``--lora_r > 0`` only low-rank adapters are trained. The folder then holds the adapter in ``adapter/``
 (``PeftModel.from_pretrained(base, output_dir/adapter)``) and, at its top level, the adapter merged into the base
@@ -16,6 +18,7 @@ import json
 import logging
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import datasets
@@ -62,6 +65,14 @@ from wenlm.training.report import (
     training_section,
     write_outputs,
 )
+from wenlm.training.retrieval.contrastive import (
+    ContrastiveTrainer,
+    PairCollator,
+    PairSplit,
+    prepare_pair_data,
+    retrieval_scores,
+)
+from wenlm.training.retrieval.sentence_transformers_files import write_sentence_transformers_config
 from wenlm.training.run_folder import check_output_disk, checkpoint_bytes, disk_errors_named, tokenizer_bytes
 from wenlm.training.trainer import CompleteCheckpointsTrainer, LanguageModelTrainer
 from wenlm.training.utils import perplexity
@@ -130,7 +141,7 @@ def apply_lora(model, args: FinetuneArguments):
         raise ValueError(f"--lora_target_modules: the model has no modules named {unknown}; it has e.g. "
                          f"{sorted(n for n in module_names if n.endswith('_proj'))}.")
     config = LoraConfig(
-        task_type=TaskType.CAUSAL_LM if args.task == "sft" else TaskType.SEQ_CLS,
+        task_type=TaskType.SEQ_CLS if args.task == "classification" else TaskType.CAUSAL_LM,
         r=args.lora_r, lora_alpha=args.lora_alpha, lora_dropout=args.lora_dropout, target_modules=targets,
     )
     return get_peft_model(model, config)
@@ -160,6 +171,7 @@ class TaskData:
     validation: datasets.Dataset | None
     report: dict
     id2label: dict[int, str] | None = None
+    retrieval: PairSplit | None = None  # --task embedding: the validation queries and documents
 
 
 def encode_files(args: FinetuneArguments, row_sets: list[RowSet], tokenizer, block_size: int,
@@ -173,6 +185,10 @@ def encode_files(args: FinetuneArguments, row_sets: list[RowSet], tokenizer, blo
 
 
 def prepare_task_data(args: FinetuneArguments, tokenizer, block_size: int) -> TaskData:
+    if args.task == "embedding":
+        pairs = prepare_pair_data(args.train_files, args.validation_files, tokenizer, block_size, args.skip_bad_rows)
+        report = {**pairs.report, "pooling": args.pooling, "temperature": args.temperature}
+        return TaskData(pairs.train, pairs.validation, report, retrieval=pairs.validation_split)
     train_rows = [read_rows(path) for path in args.train_files]
     validation_rows = [read_rows(path) for path in args.validation_files or []]
     id2label = label2id = None
@@ -211,7 +227,7 @@ def prepare_task_data(args: FinetuneArguments, tokenizer, block_size: int) -> Ta
 
 def load_model(args: FinetuneArguments, id2label: dict[int, str] | None):
     common = dict(revision=args.revision, trust_remote_code=True)
-    if args.task == "sft":
+    if args.task != "classification":  # an embedding model stays a causal LM: its folder loads as one
         return AutoModelForCausalLM.from_pretrained(args.model, **common)
     # The `score` head is new (randomly initialised); transformers reports it as newly initialised.
     return AutoModelForSequenceClassification.from_pretrained(
@@ -224,8 +240,8 @@ def adjust_training_arguments(training_args: TrainingArguments, args: FinetuneAr
     if not args.validation_files and training_args.eval_strategy != IntervalStrategy.NO:
         logger.info("No --validation_files: evaluation during training is off.")
         training_args.eval_strategy = IntervalStrategy.NO
-    # Classification metrics need the logits; SFT evaluation needs only the loss.
-    training_args.prediction_loss_only = args.task == "sft"
+    # Classification metrics need the logits; SFT and embedding evaluation need only the loss.
+    training_args.prediction_loss_only = args.task != "classification"
     training_args.remove_unused_columns = False
 
 
@@ -248,6 +264,7 @@ def finetune(args: FinetuneArguments, training_args: TrainingArguments) -> dict:
     block_size = resolve_block_size(args, base_config.max_position_embeddings)
     data = prepare_task_data(args, tokenizer, block_size)
     model = load_model(args, data.id2label)
+    retrieval_before = validation_retrieval(model, tokenizer, data, args, training_args, block_size)
     if args.lora_r:
         model = apply_lora(model, args)
     all_parameters, trained_parameters = count_parameters(model)
@@ -256,13 +273,17 @@ def finetune(args: FinetuneArguments, training_args: TrainingArguments) -> dict:
         check_output_disk(output_dir, checkpoint_bytes(all_parameters, trained_parameters, tokenizer_bytes(tokenizer)))
 
     trainer_class = LanguageModelTrainer if args.task == "sft" else CompleteCheckpointsTrainer
+    collator = PaddingCollator(tokenizer.pad_token_id)
+    if args.task == "embedding":
+        trainer_class = partial(ContrastiveTrainer, pooling=args.pooling, temperature=args.temperature)
+        collator = PairCollator(tokenizer.pad_token_id)
     trainer = trainer_class(
         model=model,
         args=training_args,
         train_dataset=data.train,
         eval_dataset=data.validation,
         processing_class=tokenizer,
-        data_collator=PaddingCollator(tokenizer.pad_token_id),
+        data_collator=collator,
         compute_metrics=classification_metrics(data.id2label) if args.task == "classification" else None,
     )
     with disk_errors_named(output_dir):
@@ -271,12 +292,26 @@ def finetune(args: FinetuneArguments, training_args: TrainingArguments) -> dict:
         report: dict = {}
         if trainer.is_world_process_zero():
             saved_model = save_model_folder(trainer.model, tokenizer, output_dir, args)
+            if args.task == "embedding":
+                write_sentence_transformers_config(output_dir, args.pooling)
+                after = validation_retrieval(saved_model, tokenizer, data, args, training_args, block_size)
+                data.report["validation_retrieval"] = {"before": retrieval_before, "after": after} if after else None
             report = build_finetune_report(args, trainer, saved_model.config, data, train_result.metrics,
                                            final_eval, time.time() - started, trained_parameters)
             write_outputs(output_dir, report, trainer.state.log_history)
     if hub_push is not None and trainer.is_world_process_zero():
         print(f"pushed to the Hub: {hub_push.push(training_args.output_dir)}")
     return report
+
+
+def validation_retrieval(model, tokenizer, data: TaskData, args: FinetuneArguments, training_args,
+                         block_size: int) -> dict | None:
+    """--task embedding with validation files: recall@1/@10 and MRR of the validation queries among the
+    validation documents (exact search; on the main process only)."""
+    if args.task != "embedding" or data.retrieval is None or training_args.process_index != 0:
+        return None
+    return retrieval_scores(model, tokenizer, data.retrieval, args.pooling,
+                            training_args.per_device_eval_batch_size, block_size)
 
 
 def save_model_folder(model, tokenizer, output_dir: Path, args: FinetuneArguments):
@@ -318,6 +353,9 @@ def build_finetune_report(args: FinetuneArguments, trainer, config, data: TaskDa
     if args.task == "classification":
         results["eval_accuracy"] = final_eval.get("eval_accuracy")
         results["eval_macro_f1"] = final_eval.get("eval_macro_f1")
+    if args.task == "embedding" and data.report.get("validation_retrieval"):
+        results.update({f"eval_{name}": value for name, value in data.report["validation_retrieval"]["after"].items()
+                        if name not in ("queries", "documents")})
     return finished_report({
         "model": model_part,
         "tokenizer": {

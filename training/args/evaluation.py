@@ -6,8 +6,11 @@ from dataclasses import dataclass, field
 
 # ---------------------------------------------------------------------------- wenlm evaluate, generate, chat
 
-EVALUATE_TASKS = ("lm", "qa", "translate", "summarize", "classification")
+EVALUATE_TASKS = ("lm", "qa", "translate", "summarize", "classification", "retrieval")
 PROMPT_FORMATS = ("auto", "chat", "plain")
+POOLINGS = ("mean", "last")
+RETRIEVERS = ("dense", "bm25_jieba", "bm25_char_ngrams")
+CONTEXT_SOURCES = ("oracle", "retrieved", "none")
 
 
 def check_at_least_one(**values: int | None) -> None:
@@ -31,7 +34,8 @@ class EvaluateArguments:
         default=None,
         metadata={
             "help": "lm (loss, perplexity, bits per byte), qa, translate, summarize (generation scored against "
-            "references) or classification. Required unless --harness is given.",
+            "references), classification or retrieval (recall@1/5/10 and MRR of question rows searched "
+            "against story rows). Required unless --harness is given.",
             "choices": EVALUATE_TASKS,
         },
     )
@@ -73,6 +77,49 @@ class EvaluateArguments:
     )
     text_column: str = field(default="text", metadata={"help": "lm/classification: the text column."})
     label_column: str = field(default="label", metadata={"help": "classification: the label column."})
+    retriever: str | None = field(
+        default=None,
+        metadata={
+            "help": "--task retrieval, and --task qa --context retrieved: dense (cosine similarity of "
+            "--pooling vectors from --embedding_model's final hidden states), bm25_jieba (BM25 over jieba "
+            "words; needs pip install 'wenlm[zh]') or bm25_char_ngrams (BM25 over CJK characters and "
+            "character pairs, and English words). Default dense. The BM25 retrievers load no model.",
+            "choices": RETRIEVERS,
+        },
+    )
+    pooling: str = field(
+        default="mean",
+        metadata={"help": "--retriever dense: mean or last (see `wenlm embed --help`).", "choices": POOLINGS},
+    )
+    embedding_model: str | None = field(
+        default=None,
+        metadata={
+            "help": "--retriever dense: the model folder or Hub id whose hidden states embed questions and "
+            "stories (e.g. a contrastively fine-tuned one). Default: --model."
+        },
+    )
+    context: str | None = field(
+        default=None,
+        metadata={
+            "help": "--task qa on question rows {kind: question, text, answer, story_id} (`wenlm corpus "
+            "--kind retrieval`): what precedes each question in the prompt. oracle: its own story; "
+            "retrieved: the --top_k stories --retriever finds, best first, separated by blank lines; none: "
+            "nothing. Default: retrieved when --retrieve_from is given, else the rows' own "
+            "context/question/answer (plain qa).",
+            "choices": CONTEXT_SOURCES,
+        },
+    )
+    retrieve_from: str | None = field(
+        default=None,
+        metadata={
+            "help": "--task qa --context oracle|retrieved: the stories, a .jsonl file of a `wenlm corpus "
+            "--kind retrieval` set (its story rows) or of any rows with 'id' and 'text'. Default: the story "
+            "rows of --validation_files."
+        },
+    )
+    top_k: int = field(
+        default=3, metadata={"help": "--context retrieved: the stories put before each question."}
+    )
     save_results: bool = field(
         default=True,
         metadata={
@@ -90,8 +137,8 @@ class EvaluateArguments:
             raise ValueError("--task and --harness are separate runs: give --task (wenlm's own scoring) or "
                              "--harness (lm-evaluation-harness tasks), not both.")
         if not self.harness and self.task is None:
-            raise ValueError("--task is required (lm, qa, translate, summarize or classification), unless "
-                             "--harness names lm-evaluation-harness tasks.")
+            raise ValueError("--task is required (lm, qa, translate, summarize, classification or "
+                             "retrieval), unless --harness names lm-evaluation-harness tasks.")
         if self.task is not None and not self.validation_files:
             raise ValueError(f"--task {self.task} needs --validation_files: the files to evaluate on.")
         if self.num_fewshot is not None and self.num_fewshot < 0:
@@ -100,7 +147,44 @@ class EvaluateArguments:
             max_samples=self.max_samples,
             per_device_eval_batch_size=self.per_device_eval_batch_size,
             max_new_tokens=self.max_new_tokens,
+            top_k=self.top_k,
         )
+        self.check_retrieval_options()
+
+    def check_retrieval_options(self) -> None:
+        """Resolve the defaults of the retrieval options and refuse those the task does not use."""
+        for name, value, choices in (
+            ("retriever", self.retriever, RETRIEVERS),
+            ("pooling", self.pooling, POOLINGS),
+            ("context", self.context, CONTEXT_SOURCES),
+        ):
+            if value is not None and value not in choices:
+                raise ValueError(f"--{name} {value!r} is unknown; choose one of {', '.join(choices)}.")
+        if self.task != "qa" and (self.context is not None or self.retrieve_from is not None):
+            raise ValueError("--context and --retrieve_from build retrieval-augmented prompts for --task qa; "
+                             f"drop them for --task {self.task}.")
+        if self.context is None and self.retrieve_from is not None:
+            self.context = "retrieved"
+        if self.context == "none" and self.retrieve_from is not None:
+            raise ValueError("--context none puts no story before the question; drop --retrieve_from.")
+        if self.task == "retrieval" or self.context == "retrieved":
+            self.retriever = self.retriever or "dense"
+        elif self.retriever is not None:
+            raise ValueError("--retriever is used by --task retrieval and by --task qa --context retrieved "
+                             "(or --retrieve_from); drop it or give one of those.")
+        if self.embedding_model is not None and self.retriever != "dense":
+            raise ValueError("--embedding_model is used only by --retriever dense; drop it.")
+
+    def result_name(self) -> str:
+        """The name of this run's eval_results.json entry; retrievers and context sources get names of their
+        own so that their results sit side by side (retrieval_bm25_jieba, qa_retrieved_dense_mean_top3,
+        qa_oracle)."""
+        method = f"dense_{self.pooling}" if self.retriever == "dense" else self.retriever
+        if self.task == "retrieval":
+            return f"retrieval_{method}"
+        if self.context == "retrieved":
+            return f"qa_retrieved_{method}_top{self.top_k}"
+        return f"{self.task}_{self.context}" if self.context else self.task
 
 
 @dataclass

@@ -63,7 +63,9 @@ class CorpusArguments:
     kind: str = field(
         default="stories",
         metadata={"help": "stories: pretraining documents; qa, translate or classify: fine-tuning task rows; "
-                          "retrieval: a story collection and questions with their right story's id."},
+                          "retrieval: a story collection and questions with their right story's id; retrieval_qa: "
+                          "the same questions (same --num_docs and --seed) after their own story, as qa rows to "
+                          "fine-tune the model that answers after retrieval."},
     )
     num_docs: int = field(default=1000, metadata={"help": "Number of documents or rows."})
     seed: int = field(default=0, metadata={"help": "Same seed, same file (use another seed for validation)."})

@@ -4,24 +4,25 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from wenlm.training.args.evaluation import check_at_least_one
-
-POOLINGS = ("mean", "last")
+from wenlm.training.args.evaluation import POOLINGS, check_at_least_one
 
 
 @dataclass
 class EmbedArguments:
-    input: str = field(
+    input: str | None = field(
+        default=None,
         metadata={
             "help": "Texts to embed: a .txt file (one text per line; blank lines are skipped, ids are line numbers) "
-            "or a .jsonl file (one object per line, the text in --text_column)."
-        }
+            "or a .jsonl file (one object per line, the text in --text_column). Required unless "
+            "--sentence_transformers true is given alone."
+        },
     )
-    output: str = field(
+    output: str | None = field(
+        default=None,
         metadata={
             "help": "The .parquet file to write: the input's columns, the id column and 'embedding' (a list of "
-            "float32). An existing file is kept unless --overwrite."
-        }
+            "float32). An existing file is kept unless --overwrite. Required with --input."
+        },
     )
     text_column: str = field(
         default="text",
@@ -52,12 +53,34 @@ class EmbedArguments:
             "help": "Embed only the first N tokens of each text (default: the model's context length)."
         },
     )
-    overwrite: bool = field(default=False, metadata={"help": "Replace an existing output file."})
+    sentence_transformers: bool = field(
+        default=False,
+        metadata={
+            "help": "Also write the sentence-transformers files (modules.json, sentence_bert_config.json, "
+            "1_Pooling/, 2_Normalize/ when --normalize) into the local --model folder, for this --pooling: "
+            "SentenceTransformer(folder, trust_remote_code=True) then gives these vectors. Without --input, "
+            "only the files are written."
+        },
+    )
+    overwrite: bool = field(
+        default=False,
+        metadata={
+            "help": "Replace an existing output file, and sentence-transformers files of the model folder that "
+            "differ from the ones --sentence_transformers writes."
+        },
+    )
 
     def __post_init__(self):
         if self.pooling not in POOLINGS:
             raise ValueError(f"--pooling {self.pooling!r} is unknown; choose {' or '.join(POOLINGS)}.")
-        if not self.output.endswith(".parquet"):
+        if (self.input is None) != (self.output is None) or (
+            self.input is None and not self.sentence_transformers
+        ):
+            raise ValueError(
+                "give --input (the texts) and --output (the .parquet file to write), or --sentence_transformers "
+                "true alone to write only the sentence-transformers files into the --model folder."
+            )
+        if self.output is not None and not self.output.endswith(".parquet"):
             raise ValueError(f"--output {self.output}: give a file name ending in .parquet.")
         check_at_least_one(
             per_device_eval_batch_size=self.per_device_eval_batch_size, max_length=self.max_length

@@ -14,6 +14,7 @@ from transformers import TrainingArguments
 
 from wenlm.modeling import PRESETS
 from wenlm.tokenization.bpe import DEFAULT_SPLIT_RULE, SPLIT_RULES
+from wenlm.training.args.retrieval import POOLINGS
 
 # Defaults suited to a small model on a CPU, shared by every command that trains; any of them can still be set
 # on the command line.
@@ -294,7 +295,9 @@ def validation_spec(validation_split: float) -> tuple[str, float]:
 
 # -------------------------------------------------------------------------------------------- wenlm finetune
 
-FINETUNE_TASKS = ("sft", "classification")
+FINETUNE_TASKS = ("sft", "classification", "embedding")
+# InfoNCE temperature of --task embedding: similarities are cosines divided by it before the softmax.
+DEFAULT_EMBEDDING_TEMPERATURE = 0.05
 DEFAULT_MAX_BLOCK_SIZE = 512
 DEFAULT_LORA_TARGETS = "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj"
 # Fine-tuning starts from trained weights: a lower peak learning rate and more frequent evaluation than pretraining.
@@ -307,8 +310,9 @@ FINETUNE_RENAMED = {"--train_file": "--train_files", "--validation_file": "--val
 @dataclass
 class FinetuneArguments:
     model: str = field(metadata={"help": "The pretrained wenlm model: a local folder or a Hub id."})
-    task: str = field(metadata={"help": f"One of {', '.join(FINETUNE_TASKS)}: chat/instruction rows (sft) or "
-                                        "{'text', 'label'} rows (classification)."})
+    task: str = field(metadata={"help": f"One of {', '.join(FINETUNE_TASKS)}: chat/instruction rows (sft), "
+                                        "{'text', 'label'} rows (classification), or {'query', 'positive'[, "
+                                        "'negative']} rows or a `wenlm corpus --kind retrieval` file (embedding)."})
     train_files: list[str] = field(
         metadata={"help": "Training rows: JSON Lines, or any file `datasets` loads; several files are concatenated."}
     )
@@ -329,6 +333,18 @@ class FinetuneArguments:
     lora_dropout: float = field(default=0.0, metadata={"help": "Dropout on the LoRA input."})
     lora_target_modules: str = field(default=DEFAULT_LORA_TARGETS,
                                      metadata={"help": "Comma-separated module names that get adapters."})
+    pooling: str = field(
+        default="mean",
+        metadata={"choices": POOLINGS,
+                  "help": "--task embedding: how a text's last hidden states become one vector, as `wenlm embed "
+                          "--pooling` (mean: over its tokens; last: its last token's state)."},
+    )
+    temperature: float = field(
+        default=DEFAULT_EMBEDDING_TEMPERATURE,
+        metadata={"help": "--task embedding: the InfoNCE temperature, by which cosine similarities are divided "
+                          "before the softmax over the micro-batch's documents (in-batch negatives: per micro-batch "
+                          "and process)."},
+    )
     license: str = field(default="apache-2.0", metadata={"help": "License written into the model card metadata."})
 
     def __post_init__(self):
@@ -336,6 +352,11 @@ class FinetuneArguments:
             self.train_files = [self.train_files]
         if isinstance(self.validation_files, str):
             self.validation_files = [self.validation_files]
+        if self.pooling not in POOLINGS:
+            raise ValueError(f"--pooling {self.pooling!r} is unknown; choose {' or '.join(POOLINGS)}.")
+        if not self.temperature > 0:
+            raise ValueError(f"--temperature must be positive (e.g. {DEFAULT_EMBEDDING_TEMPERATURE}), got "
+                             f"{self.temperature}.")
 
 
 

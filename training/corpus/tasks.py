@@ -19,7 +19,7 @@ from wenlm.training.corpus.sampling import (
 )
 from wenlm.training.corpus.vocabulary import NAMES, SIMPLE_WORDS
 
-TASK_KINDS = ("stories", "qa", "translate", "classify", "retrieval")
+TASK_KINDS = ("stories", "qa", "translate", "classify", "retrieval", "retrieval_qa")
 
 
 _QA_QUESTIONS = {
@@ -92,6 +92,18 @@ def _retrieval_rows(rng: random.Random, num_stories: int) -> Iterator[dict]:
             asked += 1
 
 
+def _retrieval_qa_rows(rng: random.Random, num_stories: int) -> Iterator[dict]:
+    """A reader's training rows for retrieval-augmented QA: each question of a retrieval set asked after its own
+    story, so the question forms are the ones `wenlm evaluate --task qa --context ...` asks."""
+    rows = list(_retrieval_rows(rng, num_stories))
+    story_text = {row["id"]: row["text"] for row in rows if row["kind"] == "story"}
+    for row in rows:
+        if row["kind"] == "question":
+            context = story_text[row["story_id"]]
+            yield {"context": context, "question": row["text"], "answer": row["answer"],
+                   "prompt": context + "\n" + row["text"], "response": row["answer"], "lang": row["lang"]}
+
+
 _TRANSLATE_ROLES = ChoiceTable("translate_role", (("opening", 1.0), ("body", 4.0), ("ending", 1.0),
                                                   ("utterance", 3.0)))
 
@@ -123,7 +135,8 @@ def _iter_task_rows(kind: str, num_rows: int, seed: int) -> Iterator[dict]:
     if kind == "stories":
         yield from generate_documents(num_rows, seed)
         return
-    rng = seeded_rng(kind, seed)
+    # retrieval_qa draws the retrieval set's stories, so its questions are that set's, with the same seed.
+    rng = seeded_rng("retrieval" if kind == "retrieval_qa" else kind, seed)
     for _ in range(num_rows):
         if kind == "qa":
             yield _qa_row(rng)
@@ -131,6 +144,9 @@ def _iter_task_rows(kind: str, num_rows: int, seed: int) -> Iterator[dict]:
             yield _translate_row(rng)
         elif kind == "retrieval":
             yield from _retrieval_rows(rng, num_rows)
+            return
+        elif kind == "retrieval_qa":
+            yield from _retrieval_qa_rows(rng, num_rows)
             return
         else:
             text, parsed = sample_document(rng)
@@ -150,6 +166,9 @@ def make_task_rows(kind: str, num_rows: int, seed: int = 0) -> list[dict]:
       "lang"}``, then one question per story ``{"id": "q0", "kind": "question", "text", "story_id", "answer",
       "lang"}`` naming facts of its opening that no other story of the collection shares, so ``story_id`` is the
       one right story (a story whose facts all recur in another gets no question and stays a distractor).
+    - ``retrieval_qa``: the questions of a ``retrieval`` set of `num_rows` stories (same seed, same questions) as qa
+      rows with their own story as context ``{"context", "question", "answer", "prompt", "response", "lang"}``:
+      training rows for the model that answers after retrieval.
 
     Use `seed` for training rows and ``seed + VALIDATION_SEED_OFFSET`` for validation rows.
     """

@@ -13,6 +13,10 @@ Tasks:
   left-padded batches. Rows hold ``prompt``/``response``, or ``context``/``question``/``answer`` (qa),
   ``source``/``target`` (translate), ``document``|``text``/``summary`` (summarize).
 - ``classification``: accuracy and macro-F1 of a sequence-classification model on ``text``/``label`` rows.
+- ``retrieval``: recall@1/5/10 and MRR of question rows searched against story rows, with a dense or BM25
+  ``--retriever`` (see :mod:`wenlm.training.evaluation.retrieval_task`). ``qa`` with ``--context
+  oracle|retrieved|none`` answers such question rows after their own story, the retrieved stories or nothing
+  (see :mod:`wenlm.training.evaluation.rag`).
 
 All scores come from the local `evaluate` modules in :mod:`wenlm.training.evaluation.metrics` (0-100). The metrics are printed
 as JSON; for a local model folder they are merged into its ``eval_results.json`` and the model card is re-rendered
@@ -40,13 +44,16 @@ from wenlm.training.data.pipeline import read_txt_documents
 from wenlm.training.data.tasks import encode_classification_text, read_rows
 from wenlm.training.evaluation.harness import run_harness
 from wenlm.training.evaluation.metrics import compute_metric
+from wenlm.training.evaluation.rag import rag_prompts
+from wenlm.training.evaluation.retrieval_task import evaluate_retrieval
 from wenlm.training.hub.card import EVAL_RESULTS, write_model_card
 from wenlm.training.model_folder import check_model_folder, hub_errors_named
 from wenlm.training.report import REPORT_FILE
 from wenlm.training.utils import bits_per_byte, perplexity, write_json
 
 TASK_TYPES = {"lm": "text-generation", "qa": "question-answering", "translate": "translation",
-              "summarize": "summarization", "classification": "text-classification"}
+              "summarize": "summarization", "classification": "text-classification",
+              "retrieval": "text-retrieval"}
 MAX_EVAL_CONTEXT = 2048
 # Old flag spellings, still accepted for one release with a FutureWarning.
 RENAMED = {"--data": "--validation_files", "--batch_size": "--per_device_eval_batch_size",
@@ -65,10 +72,10 @@ def load_causal_lm(model: str, revision: str | None):
     return AutoModelForCausalLM.from_pretrained(model, revision=revision, trust_remote_code=True).eval()
 
 
-def check_files(paths: list[str]) -> None:
+def check_files(paths: list[str], option: str = "--validation_files") -> None:
     for path in paths:
         if not Path(path).is_file():
-            raise FileNotFoundError(f"--validation_files {path}: no such file.")
+            raise FileNotFoundError(f"{option} {path}: no such file.")
 
 
 def read_task_rows(paths: list[str], max_samples: int | None) -> list[tuple[str, int, dict]]:
@@ -243,7 +250,7 @@ def generation_metrics(task: str, predictions: list[str], references: list[str])
     return {"rougeL": compute_metric("rouge_l", predictions, references)["rougeL"]}
 
 
-def evaluate_generation(options: EvaluateArguments, model, tokenizer) -> tuple[dict, list[dict]]:
+def task_prompts(options: EvaluateArguments) -> tuple[list[str], list[str]]:
     prompts, references = [], []
     for path, number, row in read_task_rows(options.validation_files, options.max_samples):
         try:
@@ -252,10 +259,22 @@ def evaluate_generation(options: EvaluateArguments, model, tokenizer) -> tuple[d
             raise ValueError(f"{path} row/line {number}: {error}") from None
         prompts.append(prompt)
         references.append(reference)
+    return prompts, references
+
+
+def evaluate_generation(source: ModelSourceArguments, options: EvaluateArguments, model,
+                        tokenizer) -> tuple[dict, list[dict]]:
+    extra: dict = {}
+    if options.context:  # retrieval-augmented qa (see rag.py)
+        collection = read_task_rows([options.retrieve_from], None) if options.retrieve_from else None
+        questions = read_task_rows(options.validation_files, None)
+        prompts, references, extra = rag_prompts(source, options, questions, collection, model, tokenizer)
+    else:
+        prompts, references = task_prompts(options)
     chat = uses_chat_format(model, tokenizer, options.prompt_format)
     predictions = generate_answers(model, tokenizer, prompts, chat, options.per_device_eval_batch_size,
                                    options.max_new_tokens)
-    metrics = generation_metrics(options.task, predictions, references)
+    metrics = {**generation_metrics(options.task, predictions, references), **extra}
     metrics["prompt_format"] = "chat" if chat else "plain"
     samples = [{"prompt": p, "prediction": y, "reference": r} for p, y, r in zip(prompts, predictions, references)]
     return metrics, samples
@@ -334,6 +353,7 @@ def evaluate_model(source: ModelSourceArguments, options: EvaluateArguments) -> 
 
     With --harness: the eval_results.json entry of each harness task, by name."""
     check_files(options.validation_files)
+    check_files([options.retrieve_from] if options.retrieve_from else [], "--retrieve_from")
     if options.harness:
         return evaluate_with_harness(source, options)
     check_model_folder(source.model)
@@ -341,6 +361,9 @@ def evaluate_model(source: ModelSourceArguments, options: EvaluateArguments) -> 
     if options.task == "classification":
         with hub_errors_named(source.model):
             metrics, num_samples = evaluate_classification(source, options)
+    elif options.task == "retrieval":
+        rows = read_task_rows(options.validation_files, None)
+        metrics, num_samples = evaluate_retrieval(source, options, rows)
     else:
         with hub_errors_named(source.model):
             model = load_causal_lm(source.model, source.revision)
@@ -350,14 +373,15 @@ def evaluate_model(source: ModelSourceArguments, options: EvaluateArguments) -> 
             metrics = language_model_metrics(model, tokenizer, documents, options.per_device_eval_batch_size)
             num_samples = len(documents)
         else:
-            metrics, samples = evaluate_generation(options, model, tokenizer)
+            metrics, samples = evaluate_generation(source, options, model, tokenizer)
             num_samples = len(samples)
     metrics["num_samples"] = num_samples
     folder = Path(source.model)
     if folder.is_dir() and options.save_results:
         metrics_only = {key: value for key, value in metrics.items() if isinstance(value, (int, float))}
-        record_results(folder, {options.task: {"metrics": metrics_only, "data": ", ".join(options.validation_files),
-                                               "task_type": TASK_TYPES[options.task], "num_samples": num_samples}})
+        record_results(folder, {options.result_name(): {
+            "metrics": metrics_only, "data": ", ".join(options.validation_files),
+            "task_type": TASK_TYPES[options.task], "num_samples": num_samples}})
     metrics_out = dict(metrics)
     if samples:
         metrics_out["examples"] = samples[:3]

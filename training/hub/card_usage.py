@@ -20,6 +20,8 @@ def usage_code(report: dict, model_id: str, languages: list[str]) -> str:
     """Python that loads the model from `model_id` and runs it; it works as written (tested)."""
     prompt = json.dumps(_example_prompt(report, languages), ensure_ascii=False)
     task = report.get("task")
+    if task == "embedding":
+        return embedding_usage_code(model_id, prompt)
     auto_class = "AutoModelForSequenceClassification" if task == "classification" else "AutoModelForCausalLM"
     lines = [
         f"from transformers import {auto_class}, AutoTokenizer" + ("" if task == "sft" else ", pipeline"),
@@ -53,8 +55,24 @@ def usage_code(report: dict, model_id: str, languages: list[str]) -> str:
     return "\n".join(lines)
 
 
+def embedding_usage_code(model_id: str, prompt: str) -> str:
+    """sentence-transformers reads the files `wenlm finetune --task embedding` writes (same vectors as `wenlm embed
+    --pooling` with the report's pooling)."""
+    return "\n".join([
+        "from sentence_transformers import SentenceTransformer",
+        "",
+        f"model = SentenceTransformer({json.dumps(model_id, ensure_ascii=False)}, trust_remote_code=True)",
+        f"vectors = model.encode([{prompt}, \"Once upon a time, there was a cat.\"])",
+        "print(model.similarity(vectors[:1], vectors[1:]))",
+    ])
+
+
 def usage_intro(report: dict) -> str:
     """The sentence above the usage code."""
+    if report.get("task") == "embedding":
+        pooling = (report.get("embedding") or {}).get("pooling", "mean")
+        return (f"Embed texts ({pooling} pooling, unit length) and compare them by cosine similarity; `wenlm embed "
+                f"--pooling {pooling}` gives the same vectors:")
     if report.get("task") == "classification":
         return "Classify a text (the pipeline returns the most likely class and its probability):"
     if report.get("task") == "sft":

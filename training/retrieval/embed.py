@@ -16,6 +16,10 @@ from wenlm.training.args import ModelSourceArguments, parse_options
 from wenlm.training.args.retrieval import POOLINGS, EmbedArguments
 from wenlm.training.model_folder import check_model_folder, hub_errors_named
 from wenlm.training.retrieval.search import EMBEDDING_COLUMN
+from wenlm.training.retrieval.sentence_transformers_files import (
+    sentence_transformers_files,
+    write_sentence_transformers_config,
+)
 from wenlm.training.utils import write_atomically
 
 
@@ -165,8 +169,32 @@ def write_embeddings(
     return write_atomically(path, buffer.getvalue().to_pybytes())
 
 
-def main(argv: list[str] | None = None) -> Path:
+def check_sentence_transformers_target(model: str, options: EmbedArguments) -> None:
+    """Before any work: the files can go into `model` (a local folder whose own files they do not contradict)."""
+    if check_model_folder(model) is None:
+        raise ValueError(
+            f"--sentence_transformers true writes files into a local model folder, and --model {model} is a Hub "
+            "id: download it first (e.g. `hf download ID --local-dir DIR`) and give --model DIR."
+        )
+    sentence_transformers_files(model, options.pooling, options.normalize, options.max_length)
+
+
+def main(argv: list[str] | None = None) -> Path | None:
     source, options = parse_options((ModelSourceArguments, EmbedArguments), argv, command="embed")
+    if options.sentence_transformers:
+        check_sentence_transformers_target(source.model, options)
+    path = embed_file(source, options) if options.input is not None else None
+    if options.sentence_transformers:
+        written = write_sentence_transformers_config(
+            source.model, options.pooling, options.normalize, options.overwrite, options.max_length
+        )
+        print(
+            f"wrote the sentence-transformers files {', '.join(p.name for p in written)} into {source.model}"
+        )
+    return path
+
+
+def embed_file(source: ModelSourceArguments, options: EmbedArguments) -> Path:
     rows = read_texts(options.input, options.text_column, options.id_column)
     check_output(options.output, options.overwrite)  # before the minutes of embedding, not after
     check_model_folder(source.model)

@@ -16,6 +16,7 @@ name                  scores
 ``chrf``              chrf (sacrebleu CHRF; chrF++ with word_order=2)
 ``rouge_l``           rougeL, rougeL_precision, rougeL_recall (CJK characters are tokens)
 ``classification``    accuracy, macro_f1, per_class_f1
+``retrieval``         recall@k, mrr and the same per group (recall@1_zh, ...), from gold ranks
 ====================  =========================================================================
 
 ``bleu`` and ``chrf`` need sacrebleu: ``pip install 'wenlm[metrics]'``.
@@ -40,6 +41,7 @@ _MODULE_FOLDERS = {
     "chrf": "wenlm_chrf",
     "rouge_l": "wenlm_rouge_l",
     "classification": "wenlm_classification",
+    "retrieval": "wenlm_retrieval",
 }
 
 METRIC_NAMES: tuple[str, ...] = tuple(_MODULE_FOLDERS)

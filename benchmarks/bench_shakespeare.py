@@ -10,8 +10,13 @@ Metric: validation bits per character = total nats over every validation charact
 from non-overlapping windows of --context characters (each character predicted once, with up to
 context-1 characters of history).
 
-    python benchmarks/bench_shakespeare.py --budget-s 600                # the reported run
-    python benchmarks/bench_shakespeare.py --budget-s 60 --layers 4      # a tuning run
+Recipes (`--recipes`, several, run one after another in this one process, each from the same seed, so a ratio between
+them is not a ratio between machines or days): `old` is the recipe of 2026-12-01 (AdamW, float32, the options
+below); `new` is RECIPES["new"]; `name:key=value,...` overrides any option (`optim=muon`, `muon_lr=0.04`, `bf16=1`,
+`width=192`, `lr=3e-3`, ...). With --repeats > 1 each repeat walks the recipes in a rotated order.
+
+    python benchmarks/bench_shakespeare.py --budget-s 600 --recipes old new    # the reported run
+    python benchmarks/bench_shakespeare.py --budget-s 60 --recipes old try:optim=muon,muon_lr=0.03  # tuning
 """
 
 import argparse
@@ -25,11 +30,19 @@ from torch.utils.data import IterableDataset
 from transformers import Trainer, TrainerCallback, TrainingArguments
 
 from wenlm.modeling import WenLMConfig, WenLMForCausalLM
+from wenlm.training.trainer import MuonWithAdamW, decoder_matrix_names
 
 DEFAULT_DATA = Path("/work/shared/data/tiny_shakespeare/input.txt")
 NANOGPT_REFERENCE = {"config": "nanoGPT shakespeare_char CPU: 4 layers, 4 heads, width 128, context 64, "
                                "batch 12, 2000 iterations, dropout 0", "val_nats_per_char": 1.886,
                      "val_bits_per_char": 1.886 / math.log(2), "wall_clock_s": 148}
+
+
+# What differs from the old recipe (the command-line options, which are 2026-12-01's settings).
+RECIPES = {
+    "old": {},
+    "new": {"optim": "muon", "bf16": True},
+}
 
 
 class RandomWindows(IterableDataset):
@@ -123,8 +136,35 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--loop", choices=["trainer", "minimal"], default="trainer")
     parser.add_argument("--threads", type=int, default=None, help="torch threads; 1 is faster on an overloaded machine")
     parser.add_argument("--seed", type=int, default=1337)
+    parser.add_argument("--optim", choices=["adamw", "muon"], default="adamw",
+                        help="muon: wenlm's MuonWithAdamW (Muon for the decoder matrices, AdamW at --lr for the rest)")
+    parser.add_argument("--muon-lr", type=float, default=0.02)
+    parser.add_argument("--muon-weight-decay", type=float, default=0.01)
+    parser.add_argument("--recipes", nargs="+", default=["old"], help="old, new, or name:key=value,... (see above)")
+    parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--output", default="shakespeare.json")
     return parser.parse_args()
+
+
+def recipe_args(base: argparse.Namespace, spec: str) -> tuple[str, argparse.Namespace]:
+    """(name, options) of one --recipes entry: a RECIPES name, or name:key=value,... over the command line."""
+    name, _, overrides = spec.partition(":")
+    if not overrides and name not in RECIPES:
+        raise SystemExit(f"--recipes: {name!r} is not one of {', '.join(RECIPES)}; write name:key=value,... instead")
+    values = dict(RECIPES.get(name, {}))
+    for pair in filter(None, overrides.split(",")):
+        key, _, text = pair.partition("=")
+        key = key.replace("-", "_")
+        if not hasattr(base, key):
+            raise SystemExit(f"--recipes {spec!r}: no option {key!r}")
+        default = getattr(base, key)
+        if isinstance(default, bool):
+            values[key] = text.lower() in ("1", "true")
+        elif default is None or isinstance(default, int):
+            values[key] = int(text)
+        else:
+            values[key] = type(default)(text)
+    return name, argparse.Namespace(**{**vars(base), **values})
 
 
 def build_model(args: argparse.Namespace, vocab_size: int) -> WenLMForCausalLM:
@@ -173,31 +213,24 @@ def train_minimal(args, model, dataset, optimizer, scheduler, start: float) -> i
     return steps
 
 
-def main() -> None:
-    args = parse_args()
-    if not args.data.is_file():
-        raise FileNotFoundError(f"{args.data} not found; pass --data PATH to tiny Shakespeare's input.txt.")
+def build_optimizer(args: argparse.Namespace, model: WenLMForCausalLM) -> torch.optim.Optimizer:
+    """AdamW with weight decay on matrices only (nanoGPT's grouping), or Muon on the decoder matrices beside it."""
+    muon_names = decoder_matrix_names(model) if args.optim == "muon" else set()
+    named = [(n, p) for n, p in model.named_parameters() if n not in muon_names]
+    groups = [{"params": [p for _, p in named if p.dim() >= 2], "weight_decay": args.weight_decay},
+              {"params": [p for _, p in named if p.dim() < 2], "weight_decay": 0.0}]
+    if args.optim == "adamw":
+        return torch.optim.AdamW(groups, lr=args.lr, betas=(0.9, 0.99))
+    muon = [p for n, p in model.named_parameters() if n in muon_names]
+    return MuonWithAdamW(muon, groups, muon_lr=args.muon_lr, muon_weight_decay=args.muon_weight_decay,
+                         lr=args.lr, betas=(0.9, 0.99))
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    text = args.data.read_text(encoding="utf-8")
-    chars = sorted(set(text))
-    index = {c: i for i, c in enumerate(chars)}
-    ids = torch.tensor([index[c] for c in text], dtype=torch.long)
-    split = int(0.9 * len(ids))
-    train_ids, val_ids = ids[:split], ids[split:]
 
-    model = build_model(args, len(chars))
-    decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
-    no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
-    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": args.weight_decay},
-                                   {"params": no_decay, "weight_decay": 0.0}], lr=args.lr, betas=(0.9, 0.99))
+def run_recipe(args: argparse.Namespace, train_ids: torch.Tensor, val_ids: torch.Tensor, vocab_size: int) -> dict:
+    model = build_model(args, vocab_size)
+    optimizer = build_optimizer(args, model)
     scheduler = time_cosine_schedule(optimizer, args.budget_s, args.warmup_s)
     dataset = RandomWindows(train_ids, args.context, args.seed)
-
-    info = machine_info()
-    print(f"{info['cpu']}, {info['torch_threads']} threads, load {info['load_average_at_start']}; "
-          f"{model.num_parameters():,} parameters, vocab {len(chars)}, {args.loop} loop, budget {args.budget_s:.0f} s")
     start = time.perf_counter()
     if args.loop == "trainer":
         steps = train_with_trainer(args, model, dataset, optimizer, scheduler)
@@ -206,19 +239,54 @@ def main() -> None:
     train_s = time.perf_counter() - start
     tokens = steps * args.batch_size * args.context
     bits, characters = validation_bits_per_char(model, val_ids, args.context)
-    nats = bits * math.log(2)
+    return {"parameters": model.num_parameters(), "steps": steps, "train_s": train_s,
+            "train_chars_per_s": tokens / train_s, "val_characters": characters, "val_bits_per_char": bits,
+            "val_nats_per_char": bits * math.log(2)}
+
+
+def main() -> None:
+    args = parse_args()
+    if not args.data.is_file():
+        raise FileNotFoundError(f"{args.data} not found; pass --data PATH to tiny Shakespeare's input.txt.")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    text = args.data.read_text(encoding="utf-8")
+    chars = sorted(set(text))
+    index = {c: i for i, c in enumerate(chars)}
+    ids = torch.tensor([index[c] for c in text], dtype=torch.long)
+    split = int(0.9 * len(ids))
+    train_ids, val_ids = ids[:split], ids[split:]
+    recipes = [recipe_args(args, spec) for spec in args.recipes]
+    if len({name for name, _ in recipes}) != len(recipes):
+        raise SystemExit("--recipes: give each recipe its own name")
+
+    info = machine_info()
+    print(f"{info['cpu']}, {info['torch_threads']} threads, load {info['load_average_at_start']}; vocab {len(chars)}, "
+          f"{args.loop} loop, budget {args.budget_s:.0f} s per run, recipes {', '.join(n for n, _ in recipes)}")
     reference_bits = NANOGPT_REFERENCE["val_bits_per_char"]
-    print(f"trained {steps} steps ({tokens:,} predicted characters) in {train_s:.0f} s = {tokens / train_s:,.0f} "
-          f"char/s; validation {bits:.4f} bits/char ({nats:.4f} nats/char) over {characters:,} characters; "
-          f"nanoGPT reference {reference_bits:.4f} bits/char: {(reference_bits - bits) / reference_bits:+.1%}")
-    path = write_json(args.output, {
-        "benchmark": "tiny Shakespeare, char-level, fixed wall-clock budget", "machine": info,
-        "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-        "parameters": model.num_parameters(), "vocab_size": len(chars), "steps": steps, "train_s": train_s,
-        "train_chars_per_s": tokens / train_s, "val_characters": characters, "val_bits_per_char": bits,
-        "val_nats_per_char": nats, "nanogpt_reference": NANOGPT_REFERENCE,
-        "relative_improvement_vs_reference_bits": (reference_bits - bits) / reference_bits,
-    })
+    runs = []
+    for repeat in range(args.repeats):
+        shift = repeat % len(recipes)
+        for name, options in recipes[shift:] + recipes[:shift]:
+            result = run_recipe(options, train_ids, val_ids, len(chars))
+            changed = {k: v for k, v in vars(options).items() if v != getattr(args, k) and k != "recipes"}
+            runs.append({"recipe": name, "repeat": repeat, "changed_options": {k: str(v) for k, v in changed.items()},
+                         **result})
+            print(f"{name} (repeat {repeat}, {result['parameters']:,} parameters, {changed or 'as given'}): "
+                  f"{result['steps']} steps in {result['train_s']:.0f} s = {result['train_chars_per_s']:,.0f} char/s; "
+                  f"validation {result['val_bits_per_char']:.4f} bits/char "
+                  f"({result['val_nats_per_char']:.4f} nats/char); nanoGPT reference {reference_bits:.4f}", flush=True)
+            path = write_json(args.output, {
+                "benchmark": "tiny Shakespeare, char-level, fixed wall-clock budget", "machine": info,
+                "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+                "recipes": {n: {k: str(v) for k, v in vars(o).items() if v != getattr(args, k)} for n, o in recipes},
+                "vocab_size": len(chars), "runs": runs, "nanogpt_reference": NANOGPT_REFERENCE,
+            })
+    first = recipes[0][0]
+    for name, _ in recipes[1:]:
+        ratio = [b["val_bits_per_char"] / a["val_bits_per_char"] for a, b in
+                 zip([r for r in runs if r["recipe"] == first], [r for r in runs if r["recipe"] == name])]
+        print(f"{name} / {first} bits per char: " + ", ".join(f"{x:.4f}" for x in ratio))
     print(f"wrote {path}")
 
 

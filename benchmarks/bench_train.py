@@ -44,20 +44,25 @@ VARIANTS = {
     "wenlm": {},
     "wenlm-fused-loss": {"loss_chunk_size": 256},
     "wenlm-fast": {"loss_chunk_size": 256, "torch_compile": True},
+    # The Trainer's --bf16 on CPU: float32 weights and optimizer, forward and backward under bf16 autocast.
+    "wenlm-bf16": {"autocast_bf16": True},
+    "wenlm-fused-loss-bf16": {"loss_chunk_size": 256, "autocast_bf16": True},
 }
 
 
-def make_step(model, batch: torch.Tensor, loss_chunk_size: int = 0, torch_compile: bool = False):
+def make_step(model, batch: torch.Tensor, loss_chunk_size: int = 0, torch_compile: bool = False,
+              autocast_bf16: bool = False):
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
     model.train()
     forward = torch.compile(model) if torch_compile else model
     inputs = {"input_ids": batch, "labels": batch}
 
     def step() -> float:
-        if loss_chunk_size:
-            loss, _ = fused_training_loss(forward, model.lm_head.weight, inputs, loss_chunk_size)
-        else:
-            loss = forward(**inputs).loss
+        with torch.autocast(batch.device.type, dtype=torch.bfloat16, enabled=autocast_bf16):
+            if loss_chunk_size:
+                loss, _ = fused_training_loss(forward, model.lm_head.weight, inputs, loss_chunk_size)
+            else:
+                loss = forward(**inputs).loss
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
@@ -190,8 +195,10 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     info = machine_info()
     peak = matmul_peak_gflops()
+    bf16_peak = matmul_peak_gflops(dtype=torch.bfloat16)
     print(f"{info['cpu']}, {info['torch_threads']} threads, torch {info['torch']}, load {info['load_average_at_start']}")
-    print(f"float32 matmul peak (2048^3 torch.mm, best of 5): {peak:.1f} GFLOP/s; vocab {BENCH_VOCAB}")
+    print(f"matmul peak (2048^3 torch.mm, best of 5): float32 {peak:.1f}, bfloat16 {bf16_peak:.1f} GFLOP/s; "
+          f"vocab {BENCH_VOCAB}")
     cases = []
     for preset in args.presets:
         for seq_len in args.seq_lens:
@@ -200,21 +207,25 @@ def main() -> None:
             # On a shared machine one peak measurement can land in a busy moment and understate the peak (MFU
             # above 100% happened); the best peak seen so far in this run is the denominator.
             peak = max(peak, matmul_peak_gflops())
+            bf16_peak = max(bf16_peak, matmul_peak_gflops(dtype=torch.bfloat16))
             cases.append(case)
-            # Every case's MFU uses the best peak seen so far, so all cases of one JSON share one denominator.
+            # Every case's MFU uses the best peak seen so far, so all cases of one JSON share one denominator; an
+            # autocast step's GEMMs run in bf16, so its MFU is against the bf16 peak.
             for done in cases:
-                for variant in done["variants"].values():
-                    variant["mfu"] = variant["achieved_gflops"] / peak
+                for name, variant in done["variants"].items():
+                    bf16 = (VARIANTS[name] or {}).get("autocast_bf16", False)
+                    variant["mfu"] = variant["achieved_gflops"] / (bf16_peak if bf16 else peak)
             # Rewritten after every case so an interrupted run on the shared machine still leaves results.
             path = write_json(args.output, {
-                "benchmark": "training step (forward+backward+AdamW step+zero_grad), float32",
-                "vocab_size": BENCH_VOCAB, "matmul_peak_gflops": peak, "machine": info,
+                "benchmark": "training step (forward+backward+AdamW step+zero_grad), float32 weights",
+                "vocab_size": BENCH_VOCAB, "matmul_peak_gflops": peak, "bf16_matmul_peak_gflops": bf16_peak,
+                "machine": info,
                 "repeats": args.repeats, "warmup_steps": args.warmup, "steps_per_repeat": args.steps_per_repeat,
                 "variants": {name: VARIANTS[name] for name in args.variants}, "cases": cases,
             })
             print_case(case)
-    print(f"\nMFU in the JSON uses the run's best matmul peak, {peak:.1f} GFLOP/s (cases printed earlier may show "
-          f"a lower one); wrote {path}")
+    print(f"\nMFU in the JSON uses the run's best matmul peaks, float32 {peak:.1f} and bfloat16 {bf16_peak:.1f} "
+          f"GFLOP/s (cases printed earlier may show lower ones); wrote {path}")
 
 
 if __name__ == "__main__":

@@ -82,7 +82,7 @@ def test_unknown_metric_name_lists_valid_names():
 
 
 def test_metric_names_resolve_to_shipped_module_folders():
-    assert set(METRIC_NAMES) == {"qa", "bleu", "chrf", "rouge_l", "classification"}
+    assert set(METRIC_NAMES) == {"qa", "bleu", "chrf", "rouge_l", "classification", "retrieval"}
     for name in METRIC_NAMES:
         folder = metric_path(name)
         assert folder.is_absolute()
@@ -386,6 +386,8 @@ def test_loads_offline_into_fresh_module_cache_without_network(tmp_path):
             metric = load_metric(name)  # default: cache files on disk, as a user would get
             if name == "classification":
                 scores[name] = metric.compute(predictions=[1, 0], references=[1, 1])["accuracy"]
+            elif name == "retrieval":  # each query's gold rank and its group
+                scores[name] = metric.compute(predictions=[1, 2], references=["zh", "en"])["mrr"]
             else:
                 scores[name] = metric.compute(predictions=["猫坐在垫子上"], references=["猫坐在垫子上"])[score_keys[name]]
         print(json.dumps(scores))
@@ -408,7 +410,7 @@ def test_loads_offline_into_fresh_module_cache_without_network(tmp_path):
     assert completed.returncode == 0, completed.stderr[-3000:]
     scores = json.loads(completed.stdout.strip().splitlines()[-1])
     assert scores == pytest.approx(
-        {"qa": 100.0, "bleu": 100.0, "chrf": 100.0, "rouge_l": 100.0, "classification": 50.0}
+        {"qa": 100.0, "bleu": 100.0, "chrf": 100.0, "rouge_l": 100.0, "classification": 50.0, "retrieval": 75.0}
     )
     # evaluate copied every script into the fresh cache and wrote nothing next to the installed sources
     cached = {path.name for path in Path(tmp_path / "modules").rglob("wenlm_*.py")}

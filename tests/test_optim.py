@@ -12,10 +12,12 @@ from wenlm.modeling import WenLMConfig, WenLMForCausalLM
 from wenlm.training.args.training import (
     CPU_BF16_FLAGS,
     DEFAULT_MUON_LEARNING_RATE,
+    QUICKSTART_DEFAULTS,
     WenLMTrainingArguments,
     cpu_bf16_flags,
     native_bf16,
 )
+from wenlm.training.pretrain import parse_pretrain_args
 from wenlm.training.report import precision_section
 from wenlm.training.trainer import LanguageModelTrainer, MuonWithAdamW, decoder_matrix_names
 
@@ -225,6 +227,20 @@ def test_precision_option_sets_bf16_and_the_report_says_why(tmp_path):
     assert section["used"] == ("bf16" if native else "fp32") and section["native_bf16"] is native
     assert section["reason"].startswith("--precision auto on cpu") and evidence in section["reason"]
     assert precision_section(arguments(tmp_path))["reason"] == "default: no --precision, --bf16 or --fp16"
+    # auto is the pretraining default: an explicit --bf16 true wins over it and is what the report names.
+    flagged = arguments(tmp_path, precision="auto", bf16=True)
+    assert flagged.bf16 and precision_section(flagged)["reason"] == "--bf16 true"
+
+
+def test_pretrain_and_quickstart_default_to_auto_precision(tmp_path):
+    _, _, pretrain_args, _ = parse_pretrain_args(
+        ["--train_files", "builtin:10", "--output_dir", str(tmp_path / "p")]
+    )
+    assert pretrain_args.precision == "auto" and pretrain_args.bf16 is native_bf16("cpu")[0]
+    explicit = parse_pretrain_args(
+        ["--train_files", "builtin:10", "--output_dir", str(tmp_path / "q"), "--precision", "fp32"]
+    )[2]
+    assert not explicit.bf16 and QUICKSTART_DEFAULTS["precision"] == "auto"
 
 
 def test_cpu_bf16_detection_agrees_with_the_kernel_flags(monkeypatch):

@@ -23,8 +23,8 @@ from transformers import (
 from wenlm.modeling import PRESETS, WenLMConfig, WenLMForCausalLM
 from wenlm.tokenization import stop_token_ids, tokenizer_stats, train_tokenizer
 from wenlm.training.args import (
-    CPU_TRAINING_DEFAULTS,
     DEFAULT_VOCAB_SIZE,
+    PRETRAIN_DEFAULTS,
     DataArguments,
     ModelArguments,
     parse_options,
@@ -175,7 +175,7 @@ def parse_pretrain_args(
 ) -> tuple[ModelArguments, DataArguments, WenLMTrainingArguments, CanaryArguments]:
     return parse_options(
         (ModelArguments, DataArguments, WenLMTrainingArguments, CanaryArguments), argv,
-        defaults=CPU_TRAINING_DEFAULTS, command="pretrain",
+        defaults=PRETRAIN_DEFAULTS, command="pretrain",
     )
 
 

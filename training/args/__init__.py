@@ -54,6 +54,7 @@ from wenlm.training.args.training import (
     FINETUNE_RENAMED,
     FINETUNE_TASKS,
     FINETUNE_TRAINING_DEFAULTS,
+    PRETRAIN_DEFAULTS,
     QUICKSTART_DEFAULTS,
     QUICKSTART_VOCAB_SIZE,
     DataArguments,
@@ -65,6 +66,7 @@ from wenlm.training.args.training import (
 
 __all__ = [
     "CPU_TRAINING_DEFAULTS",
+    "PRETRAIN_DEFAULTS",
     "CardArguments",
     "ChatArguments",
     "CorpusArguments",

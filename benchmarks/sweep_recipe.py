@@ -65,6 +65,8 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--budget-s", type=float, default=300.0, help="training wall-clock seconds per run")
     parser.add_argument("--warmup-s", type=float, default=None, help="default: 5%% of the budget")
+    parser.add_argument("--weight-decay", type=float, default=CPU_TRAINING_DEFAULTS["weight_decay"],
+                        help="AdamW's decoupled weight decay (the init scale: --config-overrides initializer_range=)")
     parser.add_argument("--decay-fraction", type=float, default=0.2, help="warmup_stable_decay's decay share")
     parser.add_argument("--optims", default=f"adamw_torch,{MUON}")
     parser.add_argument("--precisions", default="fp32,bf16")
@@ -177,7 +179,7 @@ def train_run(run: dict, data: dict, args: argparse.Namespace, scratch: str) -> 
         per_device_train_batch_size=args.batch_size,
         per_device_eval_batch_size=64,
         max_steps=10**9,
-        weight_decay=CPU_TRAINING_DEFAULTS["weight_decay"],
+        weight_decay=args.weight_decay,
         adam_beta2=CPU_TRAINING_DEFAULTS["adam_beta2"],
         max_grad_norm=1.0,
         logging_steps=10,

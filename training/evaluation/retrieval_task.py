@@ -16,11 +16,9 @@ from collections.abc import Sequence
 from itertools import groupby
 from operator import itemgetter
 
-from transformers import AutoModel, AutoTokenizer
-
 from wenlm.training.args import EvaluateArguments, ModelSourceArguments
 from wenlm.training.evaluation.metrics import compute_metric
-from wenlm.training.model_folder import check_model_folder, hub_errors_named
+from wenlm.training.retrieval.embed import load_encoder
 from wenlm.training.retrieval.retrievers import Retriever, build_retriever
 
 RETRIEVAL_KS = (1, 5, 10)
@@ -116,10 +114,7 @@ def load_retriever(
             "--embedding_model" if options.embedding_model else "--model",
         )
         revision = None if options.embedding_model else source.revision
-        check_model_folder(name, option)
-        with hub_errors_named(name, option):
-            tokenizer = AutoTokenizer.from_pretrained(name, revision=revision, trust_remote_code=True)
-            model = AutoModel.from_pretrained(name, revision=revision, trust_remote_code=True)
+        model, tokenizer = load_encoder(name, revision, option)
     return build_retriever(
         options.retriever, documents, model, tokenizer, options.pooling, options.per_device_eval_batch_size
     )

@@ -95,6 +95,15 @@ def embed_texts(
     return result
 
 
+def load_encoder(name: str, revision: str | None = None, option: str = "--model"):
+    """(AutoModel, tokenizer) of a local folder or Hub id, its problems named after `option`."""
+    check_model_folder(name, option)
+    with hub_errors_named(name, option):
+        tokenizer = AutoTokenizer.from_pretrained(name, revision=revision, trust_remote_code=True)
+        model = AutoModel.from_pretrained(name, revision=revision, trust_remote_code=True)
+    return model, tokenizer
+
+
 def read_texts(path: str | Path, text_column: str = "text", id_column: str = "id") -> list[dict]:
     """Rows of a .txt file (``{"id": line number, "text": line}``, blank lines skipped) or a .jsonl file (each
     object as it is, its text in `text_column`; `id_column` is added with the line number when no row has it)."""
@@ -197,12 +206,7 @@ def main(argv: list[str] | None = None) -> Path | None:
 def embed_file(source: ModelSourceArguments, options: EmbedArguments) -> Path:
     rows = read_texts(options.input, options.text_column, options.id_column)
     check_output(options.output, options.overwrite)  # before the minutes of embedding, not after
-    check_model_folder(source.model)
-    with hub_errors_named(source.model):
-        tokenizer = AutoTokenizer.from_pretrained(
-            source.model, revision=source.revision, trust_remote_code=True
-        )
-        model = AutoModel.from_pretrained(source.model, revision=source.revision, trust_remote_code=True)
+    model, tokenizer = load_encoder(source.model, source.revision)
     vectors = embed_texts(
         model,
         tokenizer,

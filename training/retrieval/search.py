@@ -74,7 +74,11 @@ def retrieval_metrics(
     """``{"recall@k": ... for each k, "mrr": ...}`` from one exact search (see recall_at_k, mean_reciprocal_rank)."""
     if not ks or min(ks) < 1:
         raise ValueError(f"ks must be whole numbers of 1 or more, got {tuple(ks)}.")
-    ranks = gold_ranks(query_vectors, doc_vectors, gold_ids, doc_ids)
+    return rank_metrics(gold_ranks(query_vectors, doc_vectors, gold_ids, doc_ids), ks)
+
+
+def rank_metrics(ranks: np.ndarray, ks: Sequence[int]) -> dict[str, float]:
+    """``{"recall@k": share of ranks <= k, ..., "mrr": mean of 1 / rank}`` of 1-based ranks of the right documents."""
     metrics = {f"recall@{k}": float(np.mean(ranks <= k)) for k in ks}
     metrics["mrr"] = float(np.mean(1.0 / ranks))
     return metrics

@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 
 from wenlm.training.args.retrieval import POOLINGS
+from wenlm.training.model_folder import check_model_folder
 from wenlm.training.utils import write_json
 
 MODULES_FILE = "modules.json"
@@ -51,11 +52,11 @@ def sentence_transformers_files(
     if pooling not in POOLINGS:
         raise ValueError(f"pooling {pooling!r} is unknown; choose {' or '.join(POOLINGS)}.")
     folder = Path(folder)
-    if not (folder / "config.json").is_file():
+    config = check_model_folder(str(folder))
+    if config is None:
         raise FileNotFoundError(
-            f"{folder} has no config.json: give a model folder (`wenlm pretrain`/`finetune`)."
+            f"{folder}: no such folder; give a local model folder (`wenlm pretrain`/`finetune`)."
         )
-    config = read_json_object(folder / "config.json")
     missing = [
         name for name in ("hidden_size", "max_position_embeddings") if not isinstance(config.get(name), int)
     ]

@@ -4,6 +4,7 @@ import datasets
 import numpy as np
 
 from wenlm.training.evaluation.metrics import common
+from wenlm.training.retrieval.search import rank_metrics
 
 _DESCRIPTION = """\
 Retrieval scores from the rank each query gave its one right document (1 = first). recall@k is the share of
@@ -41,9 +42,8 @@ _CITATION = """\
 
 
 def rank_scores(ranks: np.ndarray, ks: list[int]) -> dict[str, float]:
-    scores = {f"recall@{k}": 100.0 * float(np.mean(ranks <= k)) for k in ks}
-    scores["mrr"] = 100.0 * float(np.mean(1.0 / ranks))
-    return scores
+    """`rank_metrics` as percentages, the convention of every wenlm metric."""
+    return {name: 100.0 * value for name, value in rank_metrics(ranks, ks).items()}
 
 
 class WenlmRetrieval(common.CheckedMetric):

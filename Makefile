@@ -30,5 +30,7 @@ test: $(VENV)/.installed
 test-fast: $(VENV)/.installed
 	$(PYTEST) -m "not slow" tests
 
+# The same checks as .pre-commit-config.yaml: lint rules, then the formatter's verdict (no file rewritten).
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .

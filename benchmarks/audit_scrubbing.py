@@ -23,14 +23,60 @@ RESULTS = Path(__file__).resolve().parent / "results" / "audit_scrubbing"
 def run(scratch: Path, scrub: bool, num_docs: int, canaries: int, repeats: str) -> dict:
     name = "scrubbed" if scrub else "plain"
     model_dir = scratch / name
-    data = ["--train_files", f"builtin:{num_docs}", "--cache_dir", str(scratch / "cache"), "--scrub_pii", str(scrub)]
+    data = [
+        "--train_files",
+        f"builtin:{num_docs}",
+        "--cache_dir",
+        str(scratch / "cache"),
+        "--scrub_pii",
+        str(scrub),
+    ]
     # The quickstart's recipe (QUICKSTART_DEFAULTS) through `wenlm pretrain`, which takes the canary options.
-    recipe = ["--preset", "micro", "--block_size", "256", "--learning_rate", "3e-3", "--vocab_size", "4096",
-              "--disable_tqdm", "true"]
-    assert cli_main(["pretrain", "--output_dir", str(model_dir), *data, *recipe, "--canaries", str(canaries),
-                     "--canary_repeats", repeats, "--canary_format", "phone"]) == 0
-    assert cli_main(["audit", "--model", str(model_dir), "--canaries", f"{model_dir}.canaries.json",
-                     "--output_dir", str(scratch / f"{name}-audit"), *data]) == 0
+    recipe = [
+        "--preset",
+        "micro",
+        "--block_size",
+        "256",
+        "--learning_rate",
+        "3e-3",
+        "--vocab_size",
+        "4096",
+        "--disable_tqdm",
+        "true",
+    ]
+    assert (
+        cli_main(
+            [
+                "pretrain",
+                "--output_dir",
+                str(model_dir),
+                *data,
+                *recipe,
+                "--canaries",
+                str(canaries),
+                "--canary_repeats",
+                repeats,
+                "--canary_format",
+                "phone",
+            ]
+        )
+        == 0
+    )
+    assert (
+        cli_main(
+            [
+                "audit",
+                "--model",
+                str(model_dir),
+                "--canaries",
+                f"{model_dir}.canaries.json",
+                "--output_dir",
+                str(scratch / f"{name}-audit"),
+                *data,
+            ]
+        )
+        == 0
+    )
     result = json.loads((scratch / f"{name}-audit" / "audit.json").read_text())
     report = json.loads((model_dir / "training_report.json").read_text())
     result["eval_bpb"] = report["results"]["eval_bpb"]
@@ -41,8 +87,10 @@ def run(scratch: Path, scrub: bool, num_docs: int, canaries: int, repeats: str) 
 
 
 def table(results: dict) -> str:
-    lines = ["| copies | " + " | ".join(f"{name}: mean exposure (bits) / greedy" for name in results) + " |",
-             "|---|" + "---|" * len(results)]
+    lines = [
+        "| copies | " + " | ".join(f"{name}: mean exposure (bits) / greedy" for name in results) + " |",
+        "|---|" + "---|" * len(results),
+    ]
     groups = [row["repeats"] for row in next(iter(results.values()))["canaries"]["by_repeats"]]
     for index, repeats in enumerate(groups):
         cells = []
@@ -50,15 +98,22 @@ def table(results: dict) -> str:
             row = result["canaries"]["by_repeats"][index]
             cells.append(f"{row['mean_exposure']:.2f} / {row['greedy_reproduced']} of {row['canaries']}")
         lines.append(f"| {repeats} | " + " | ".join(cells) + " |")
-    lines += ["", "| document copies | " + " | ".join(f"{name}: extracted / tested" for name in results) + " |",
-              "|---|" + "---|" * len(results)]
+    lines += [
+        "",
+        "| document copies | " + " | ".join(f"{name}: extracted / tested" for name in results) + " |",
+        "|---|" + "---|" * len(results),
+    ]
     buckets = [row["copies"] for row in next(iter(results.values()))["extraction"]["by_copies"]]
     for index, copies in enumerate(buckets):
-        cells = [f"{r['extraction']['by_copies'][index]['extracted']} / {r['extraction']['by_copies'][index]['documents']}"
-                 for r in results.values()]
+        cells = [
+            f"{r['extraction']['by_copies'][index]['extracted']} / {r['extraction']['by_copies'][index]['documents']}"
+            for r in results.values()
+        ]
         lines.append(f"| {copies} | " + " | ".join(cells) + " |")
     lines.append("")
-    lines.append("validation bits/byte: " + ", ".join(f"{name} {r['eval_bpb']:.4f}" for name, r in results.items()))
+    lines.append(
+        "validation bits/byte: " + ", ".join(f"{name} {r['eval_bpb']:.4f}" for name, r in results.items())
+    )
     return "\n".join(lines) + "\n"
 
 
@@ -70,8 +125,10 @@ def main() -> None:
     options = parser.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as scratch:
-        results = {name: run(Path(scratch), scrub, options.num_docs, options.canaries, options.canary_repeats)
-                   for name, scrub in (("plain", False), ("scrubbed", True))}
+        results = {
+            name: run(Path(scratch), scrub, options.num_docs, options.canaries, options.canary_repeats)
+            for name, scrub in (("plain", False), ("scrubbed", True))
+        }
     (RESULTS / "audit_scrubbing.json").write_text(json.dumps(results, indent=1, ensure_ascii=False))
     (RESULTS / "audit_scrubbing.md").write_text(table(results))
     print(table(results))

@@ -20,8 +20,13 @@ def timed_generate(model, prompt: torch.Tensor, new_tokens: int) -> float:
     synchronize(prompt.device)
     start = time.perf_counter()
     output = model.generate(
-        input_ids=prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=new_tokens,
-        min_new_tokens=new_tokens, do_sample=False, use_cache=True, pad_token_id=0,
+        input_ids=prompt,
+        attention_mask=torch.ones_like(prompt),
+        max_new_tokens=new_tokens,
+        min_new_tokens=new_tokens,
+        do_sample=False,
+        use_cache=True,
+        pad_token_id=0,
     )
     synchronize(prompt.device)
     elapsed = time.perf_counter() - start
@@ -29,14 +34,24 @@ def timed_generate(model, prompt: torch.Tensor, new_tokens: int) -> float:
     return elapsed
 
 
-def bench_case(preset: str, batch_size: int, prompt_len: int, new_tokens: int, repeats: int, *,
-               device: str | torch.device = "cpu", dtype: torch.dtype | None = None,
-               attn_implementation: str | None = None) -> dict:
+def bench_case(
+    preset: str,
+    batch_size: int,
+    prompt_len: int,
+    new_tokens: int,
+    repeats: int,
+    *,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype | None = None,
+    attn_implementation: str | None = None,
+) -> dict:
     """The keyword arguments serve bench_gpu.py; their defaults are this script's CPU float32 run."""
     config = wenlm_config(preset, prompt_len + new_tokens)
     wenlm, llama = build_pair(config)
-    models = {name: place(model, device, dtype, attn_implementation).eval()
-              for name, model in (("llama", llama), ("wenlm", wenlm))}
+    models = {
+        name: place(model, device, dtype, attn_implementation).eval()
+        for name, model in (("llama", llama), ("wenlm", wenlm))
+    }
     generator = torch.Generator().manual_seed(0)
     prompt = torch.randint(3, BENCH_VOCAB, (batch_size, prompt_len), generator=generator).to(device)
     for model in models.values():
@@ -47,8 +62,13 @@ def bench_case(preset: str, batch_size: int, prompt_len: int, new_tokens: int, r
         for name, model in models.items():
             firsts[name].append(timed_generate(model, prompt, 1))
             totals[name].append(timed_generate(model, prompt, new_tokens))
-    result = {"preset": preset, "batch_size": batch_size, "prompt_len": prompt_len, "new_tokens": new_tokens,
-              "models": {}}
+    result = {
+        "preset": preset,
+        "batch_size": batch_size,
+        "prompt_len": prompt_len,
+        "new_tokens": new_tokens,
+        "models": {},
+    }
     for name in models:
         total, first = median(totals[name]), median(firsts[name])
         result["models"][name] = {
@@ -59,34 +79,53 @@ def bench_case(preset: str, batch_size: int, prompt_len: int, new_tokens: int, r
             "tokens_per_s": batch_size * new_tokens / total,
             "decode_tokens_per_s": batch_size * (new_tokens - 1) / max(total - first, 1e-9),
         }
-    result["wenlm_speedup_vs_llama"] = result["models"]["llama"]["median_total_s"] / result["models"]["wenlm"][
-        "median_total_s"]
+    result["wenlm_speedup_vs_llama"] = (
+        result["models"]["llama"]["median_total_s"] / result["models"]["wenlm"]["median_total_s"]
+    )
     return result
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--presets", nargs="+", default=["micro", "small"])
     parser.add_argument("--batch-sizes", nargs="+", type=int, default=[1, 8])
     parser.add_argument("--prompt-lens", nargs="+", type=int, default=[128, 512])
     parser.add_argument("--new-tokens", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch threads (default: torch's choice). On a shared, overloaded machine 1 thread avoids "
-                             "OpenMP threads waiting on descheduled peers, which slowed 2-thread steps ~5x here")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch threads (default: torch's choice). On a shared, overloaded machine 1 thread avoids "
+        "OpenMP threads waiting on descheduled peers, which slowed 2-thread steps ~5x here",
+    )
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--output", default="generate.json")
     args = parser.parse_args()
     if args.quick:
-        args.presets, args.batch_sizes, args.prompt_lens, args.new_tokens, args.repeats = ["micro"], [1], [128], 32, 2
+        args.presets, args.batch_sizes, args.prompt_lens, args.new_tokens, args.repeats = (
+            ["micro"],
+            [1],
+            [128],
+            32,
+            2,
+        )
 
     if args.threads:
         torch.set_num_threads(args.threads)
     info = machine_info()
-    print(f"{info['cpu']}, {info['torch_threads']} threads, torch {info['torch']}, load {info['load_average_at_start']}")
-    print(f"greedy, KV cache, float32, vocab {BENCH_VOCAB}, {args.new_tokens} new tokens, median of {args.repeats}")
-    print(f"{'preset':6} {'batch':>5} {'prompt':>6} {'model':6} {'total s':>8} {'TTFT s':>7} {'tok/s':>7} "
-          f"{'decode tok/s':>12}")
+    print(
+        f"{info['cpu']}, {info['torch_threads']} threads, torch {info['torch']}, load {info['load_average_at_start']}"
+    )
+    print(
+        f"greedy, KV cache, float32, vocab {BENCH_VOCAB}, {args.new_tokens} new tokens, median of {args.repeats}"
+    )
+    print(
+        f"{'preset':6} {'batch':>5} {'prompt':>6} {'model':6} {'total s':>8} {'TTFT s':>7} {'tok/s':>7} "
+        f"{'decode tok/s':>12}"
+    )
     cases = []
     for preset in args.presets:
         for batch_size in args.batch_sizes:
@@ -94,12 +133,20 @@ def main() -> None:
                 case = bench_case(preset, batch_size, prompt_len, args.new_tokens, args.repeats)
                 cases.append(case)
                 for name, m in case["models"].items():
-                    print(f"{preset:6} {batch_size:5} {prompt_len:6} {name:6} {m['median_total_s']:8.2f} "
-                          f"{m['median_ttft_s']:7.3f} {m['tokens_per_s']:7.1f} {m['decode_tokens_per_s']:12.1f}")
-    path = write_json(args.output, {
-        "benchmark": "greedy generate() with KV cache, float32", "vocab_size": BENCH_VOCAB, "machine": info,
-        "repeats": args.repeats, "cases": cases,
-    })
+                    print(
+                        f"{preset:6} {batch_size:5} {prompt_len:6} {name:6} {m['median_total_s']:8.2f} "
+                        f"{m['median_ttft_s']:7.3f} {m['tokens_per_s']:7.1f} {m['decode_tokens_per_s']:12.1f}"
+                    )
+    path = write_json(
+        args.output,
+        {
+            "benchmark": "greedy generate() with KV cache, float32",
+            "vocab_size": BENCH_VOCAB,
+            "machine": info,
+            "repeats": args.repeats,
+            "cases": cases,
+        },
+    )
     print(f"wrote {path}")
 
 

@@ -41,10 +41,15 @@ GPU_TRAIN_BATCH = {256: 128, 1024: 32}
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--device", default="cuda", help="cuda (default) or cpu together with --smoke")
-    parser.add_argument("--smoke", action="store_true",
-                        help="tiny sizes (nano, seq 64, 1 repeat, 4 new tokens) to check the code paths")
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="tiny sizes (nano, seq 64, 1 repeat, 4 new tokens) to check the code paths",
+    )
     parser.add_argument("--presets", nargs="+", default=["small", "base"])
     parser.add_argument("--seq-lens", nargs="+", type=int, default=[256, 1024])
     parser.add_argument("--variants", nargs="+", default=TRAIN_VARIANTS, choices=list(VARIANTS))
@@ -55,12 +60,22 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--prompt-lens", nargs="+", type=int, default=[128, 512])
     parser.add_argument("--new-tokens", type=int, default=128)
     parser.add_argument("--generate-repeats", type=int, default=3)
-    parser.add_argument("--budget-s", type=float, default=480.0,
-                        help="no new case starts after this many seconds; the JSON is written either way")
+    parser.add_argument(
+        "--budget-s",
+        type=float,
+        default=480.0,
+        help="no new case starts after this many seconds; the JSON is written either way",
+    )
     parser.add_argument("--output", default="gpu.json")
     args = parser.parse_args()
     if args.smoke:
-        args.presets, args.seq_lens, args.repeats, args.warmup, args.steps_per_repeat = ["nano"], [64], 1, 1, 1
+        args.presets, args.seq_lens, args.repeats, args.warmup, args.steps_per_repeat = (
+            ["nano"],
+            [64],
+            1,
+            1,
+            1,
+        )
         args.batch_sizes, args.prompt_lens, args.new_tokens, args.generate_repeats = [1, 2], [16], 4, 1
     return args
 
@@ -69,12 +84,16 @@ def check_device(args: argparse.Namespace) -> torch.device:
     """Exit with a message, not a traceback: the usual mistake is running this on a CPU-only machine."""
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
-        sys.exit(f"bench_gpu.py: CUDA is not available here (torch {torch.__version__}, built for CUDA "
-                 f"{torch.version.cuda}). This benchmark needs an NVIDIA GPU; to check its code paths on CPU run "
-                 f"`python bench_gpu.py --device cpu --smoke`.")
+        sys.exit(
+            f"bench_gpu.py: CUDA is not available here (torch {torch.__version__}, built for CUDA "
+            f"{torch.version.cuda}). This benchmark needs an NVIDIA GPU; to check its code paths on CPU run "
+            f"`python bench_gpu.py --device cpu --smoke`."
+        )
     if device.type == "cpu" and not args.smoke:
-        sys.exit("bench_gpu.py: --device cpu is only for --smoke; CPU timings come from bench_train.py and "
-                 "bench_generate.py.")
+        sys.exit(
+            "bench_gpu.py: --device cpu is only for --smoke; CPU timings come from bench_train.py and "
+            "bench_generate.py."
+        )
     if device.type not in ("cuda", "cpu"):
         sys.exit(f"bench_gpu.py: unsupported --device {args.device!r}; use cuda, or cpu with --smoke.")
     if device.type == "cuda" and device.index is None:
@@ -103,22 +122,30 @@ def attention_implementations(device: torch.device) -> tuple[list[str], str]:
     try:
         import flash_attn  # noqa: F401
     except Exception as error:  # a broken wheel raises OSError/RuntimeError, not only ImportError
-        return ["sdpa"], f"flash_attention_2 skipped: flash_attn does not import ({type(error).__name__}: {error})"
+        return [
+            "sdpa"
+        ], f"flash_attention_2 skipped: flash_attn does not import ({type(error).__name__}: {error})"
     return ["sdpa", "flash_attention_2"], f"flash_attn {getattr(flash_attn, '__version__', '?')} imports"
 
 
 def device_info(device: torch.device, dtype: torch.dtype) -> dict:
-    info = {"device": str(device), "dtype": str(dtype).removeprefix("torch."), "torch_cuda": torch.version.cuda,
-            "tf32_matmul": torch.backends.cuda.matmul.allow_tf32}
+    info = {
+        "device": str(device),
+        "dtype": str(dtype).removeprefix("torch."),
+        "torch_cuda": torch.version.cuda,
+        "tf32_matmul": torch.backends.cuda.matmul.allow_tf32,
+    }
     if device.type == "cuda":
         props = torch.cuda.get_device_properties(device)
-        info.update({
-            "gpu": torch.cuda.get_device_name(device),
-            "gpu_count": torch.cuda.device_count(),
-            "compute_capability": f"{props.major}.{props.minor}",
-            "gpu_memory_gib": round(props.total_memory / 2**30, 1),
-            "cudnn": torch.backends.cudnn.version(),
-        })
+        info.update(
+            {
+                "gpu": torch.cuda.get_device_name(device),
+                "gpu_count": torch.cuda.device_count(),
+                "compute_capability": f"{props.major}.{props.minor}",
+                "gpu_memory_gib": round(props.total_memory / 2**30, 1),
+                "cudnn": torch.backends.cudnn.version(),
+            }
+        )
     return info
 
 
@@ -129,14 +156,26 @@ def train_batch(args: argparse.Namespace, seq_len: int) -> int:
 def print_generate(case: dict) -> None:
     for name, m in case["models"].items():
         speedup = case["wenlm_speedup_vs_llama"] if name == "wenlm" else 1.0
-        print(f"{case['preset']:6} {case['batch_size']:5} {case['prompt_len']:6} {name:6} {m['median_total_s']:8.3f} "
-              f"{m['median_ttft_s'] * 1e3:8.1f} {m['tokens_per_s']:8.1f} {m['decode_tokens_per_s']:12.1f} "
-              f"{speedup:8.2f}")
+        print(
+            f"{case['preset']:6} {case['batch_size']:5} {case['prompt_len']:6} {name:6} {m['median_total_s']:8.3f} "
+            f"{m['median_ttft_s'] * 1e3:8.1f} {m['tokens_per_s']:8.1f} {m['decode_tokens_per_s']:12.1f} "
+            f"{speedup:8.2f}"
+        )
 
 
 def run_train_case(args, preset, seq_len, attn, device, dtype, info, peak) -> dict:
-    case = train_case(preset, seq_len, args.variants, args.repeats, args.warmup, args.steps_per_repeat,
-                      batch_size=train_batch(args, seq_len), device=device, dtype=dtype, attn_implementation=attn)
+    case = train_case(
+        preset,
+        seq_len,
+        args.variants,
+        args.repeats,
+        args.warmup,
+        args.steps_per_repeat,
+        batch_size=train_batch(args, seq_len),
+        device=device,
+        dtype=dtype,
+        attn_implementation=attn,
+    )
     case["attn_implementation"], case["dtype"] = attn, info["dtype"]
     for variant in case["variants"].values():
         variant["mfu"] = variant["achieved_gflops"] / peak
@@ -146,13 +185,25 @@ def run_train_case(args, preset, seq_len, attn, device, dtype, info, peak) -> di
 
 def run_generate_case(args, preset, shape, attn, device, dtype, info, print_header: bool) -> dict:
     batch_size, prompt_len = shape
-    case = generate_case(preset, batch_size, prompt_len, args.new_tokens, args.generate_repeats,
-                         device=device, dtype=dtype, attn_implementation=attn)
+    case = generate_case(
+        preset,
+        batch_size,
+        prompt_len,
+        args.new_tokens,
+        args.generate_repeats,
+        device=device,
+        dtype=dtype,
+        attn_implementation=attn,
+    )
     case["attn_implementation"], case["dtype"] = attn, info["dtype"]
     if print_header:
-        print(f"\ngreedy generate(), KV cache, {attn}, {args.new_tokens} new tokens, median of {args.generate_repeats}")
-        print(f"{'preset':6} {'batch':>5} {'prompt':>6} {'model':6} {'total s':>8} {'TTFT ms':>8} "
-              f"{'tok/s':>8} {'decode tok/s':>12} {'vs llama':>8}")
+        print(
+            f"\ngreedy generate(), KV cache, {attn}, {args.new_tokens} new tokens, median of {args.generate_repeats}"
+        )
+        print(
+            f"{'preset':6} {'batch':>5} {'prompt':>6} {'model':6} {'total s':>8} {'TTFT ms':>8} "
+            f"{'tok/s':>8} {'decode tok/s':>12} {'vs llama':>8}"
+        )
     print_generate(case)
     return case
 
@@ -174,29 +225,64 @@ def main() -> None:
     matmul_peak_gflops(peak_size, 3, device, dtype)
     peak = matmul_peak_gflops(peak_size, peak_repeats, device, dtype)
 
-    print(f"{info.get('gpu', info['cpu'])}, torch {info['torch']}, CUDA {info['torch_cuda']}, {info['dtype']} "
-          f"weights, vocab {BENCH_VOCAB}{', SMOKE (tiny sizes)' if args.smoke else ''}")
-    print(f"{info['dtype']} matmul peak ({peak_size}^3 torch.mm, best of {peak_repeats}): {peak / 1e3:.1f} TFLOP/s")
+    print(
+        f"{info.get('gpu', info['cpu'])}, torch {info['torch']}, CUDA {info['torch_cuda']}, {info['dtype']} "
+        f"weights, vocab {BENCH_VOCAB}{', SMOKE (tiny sizes)' if args.smoke else ''}"
+    )
+    print(
+        f"{info['dtype']} matmul peak ({peak_size}^3 torch.mm, best of {peak_repeats}): {peak / 1e3:.1f} TFLOP/s"
+    )
     print(f"attention: {', '.join(attn_impls)} ({flash_note})")
 
     train_cases, generate_cases, skipped, errors = [], [], [], []
     jobs = [("train", "sdpa", preset, seq_len) for preset in args.presets for seq_len in args.seq_lens]
-    jobs += [("generate", "sdpa", preset, (batch_size, prompt_len)) for preset in args.presets
-             for batch_size in args.batch_sizes for prompt_len in args.prompt_lens]
-    jobs += [("train", attn, preset, seq_len) for attn in attn_impls if attn != "sdpa"
-             for preset in args.presets for seq_len in args.seq_lens]
+    jobs += [
+        ("generate", "sdpa", preset, (batch_size, prompt_len))
+        for preset in args.presets
+        for batch_size in args.batch_sizes
+        for prompt_len in args.prompt_lens
+    ]
+    jobs += [
+        ("train", attn, preset, seq_len)
+        for attn in attn_impls
+        if attn != "sdpa"
+        for preset in args.presets
+        for seq_len in args.seq_lens
+    ]
 
     def payload(complete: bool) -> dict:
         return {
             "benchmark": "bench_gpu: training step (forward+backward+AdamW step+zero_grad), MFU, greedy generate()",
-            "smoke": args.smoke, "complete": complete, "precision": f"model weights cast to {info['dtype']}, no autocast",
-            "vocab_size": BENCH_VOCAB, "machine": info, "attn_implementations": attn_impls, "flash_attn": flash_note,
-            "matmul_peak": {"gflops": peak, "size": peak_size, "dtype": info["dtype"], "best_of": peak_repeats},
-            "train": {"repeats": args.repeats, "warmup_steps": args.warmup, "steps_per_repeat": args.steps_per_repeat,
-                      "variants": {name: VARIANTS[name] for name in args.variants}, "cases": train_cases},
-            "generate": {"repeats": args.generate_repeats, "new_tokens": args.new_tokens, "attn_implementation": "sdpa",
-                         "cases": generate_cases},
-            "budget_s": args.budget_s, "elapsed_s": time.perf_counter() - start, "skipped": skipped, "errors": errors,
+            "smoke": args.smoke,
+            "complete": complete,
+            "precision": f"model weights cast to {info['dtype']}, no autocast",
+            "vocab_size": BENCH_VOCAB,
+            "machine": info,
+            "attn_implementations": attn_impls,
+            "flash_attn": flash_note,
+            "matmul_peak": {
+                "gflops": peak,
+                "size": peak_size,
+                "dtype": info["dtype"],
+                "best_of": peak_repeats,
+            },
+            "train": {
+                "repeats": args.repeats,
+                "warmup_steps": args.warmup,
+                "steps_per_repeat": args.steps_per_repeat,
+                "variants": {name: VARIANTS[name] for name in args.variants},
+                "cases": train_cases,
+            },
+            "generate": {
+                "repeats": args.generate_repeats,
+                "new_tokens": args.new_tokens,
+                "attn_implementation": "sdpa",
+                "cases": generate_cases,
+            },
+            "budget_s": args.budget_s,
+            "elapsed_s": time.perf_counter() - start,
+            "skipped": skipped,
+            "errors": errors,
         }
 
     for kind, attn, preset, shape in jobs:
@@ -208,8 +294,11 @@ def main() -> None:
             if kind == "train":
                 train_cases.append(run_train_case(args, preset, shape, attn, device, dtype, info, peak))
             else:
-                generate_cases.append(run_generate_case(args, preset, shape, attn, device, dtype, info,
-                                                        print_header=not generate_cases))
+                generate_cases.append(
+                    run_generate_case(
+                        args, preset, shape, attn, device, dtype, info, print_header=not generate_cases
+                    )
+                )
         except Exception as error:
             # The device run is one shot: a failing case (a flash-attention kernel, memory) is recorded and the
             # rest still run. The smoke run exists to surface such errors, so there it stops.

@@ -57,8 +57,14 @@ def raw_encode_seconds(tokenizer, documents: list[str], method: str, batch_size:
 
 def pipeline_seconds(path: Path, mode: str, separator: str | None, tokenizer, block_size: int) -> float:
     with tempfile.TemporaryDirectory(prefix="wenlm-bench-cache-") as cache:
-        args = DataArguments(train_files=[str(path)], block_size=block_size, cache_dir=cache, validation_split=0.05,
-                             txt_document_mode=mode, txt_document_separator=separator)
+        args = DataArguments(
+            train_files=[str(path)],
+            block_size=block_size,
+            cache_dir=cache,
+            validation_split=0.05,
+            txt_document_mode=mode,
+            txt_document_separator=separator,
+        )
         started = time.perf_counter()
         prepare_datasets(args, tokenizer=tokenizer)
         return time.perf_counter() - started
@@ -77,11 +83,19 @@ def worker(options: argparse.Namespace) -> None:
     """One core count: time the raw encoders and the pipeline on every corpus, print one JSON line."""
     datasets.disable_progress_bars()
     with tempfile.TemporaryDirectory(prefix="wenlm-bench-gzip-") as gzip_folder:
-        print(json.dumps([corpus_row(path, mode, separator, options, gzip_folder)
-                          for path, mode, separator in options.corpora]))
+        print(
+            json.dumps(
+                [
+                    corpus_row(path, mode, separator, options, gzip_folder)
+                    for path, mode, separator in options.corpora
+                ]
+            )
+        )
 
 
-def corpus_row(path: Path, mode: str, separator: str | None, options: argparse.Namespace, gzip_folder: str) -> dict:
+def corpus_row(
+    path: Path, mode: str, separator: str | None, options: argparse.Namespace, gzip_folder: str
+) -> dict:
     """Timings of one corpus: raw encoders, the pipeline, and with --compare_gzip the pipeline on a .gz copy."""
     documents = corpus_documents(path, mode, separator)
     megabytes = sum(len(d.encode("utf-8")) for d in documents) / 1e6
@@ -97,33 +111,56 @@ def corpus_row(path: Path, mode: str, separator: str | None, options: argparse.N
             times[method].append(raw_encode_seconds(tokenizer, documents, method))
         times["pipeline"].append(pipeline_seconds(path, mode, separator, tokenizer, options.block_size))
         if compressed is not None:
-            times["pipeline_gzip"].append(pipeline_seconds(compressed, mode, separator, tokenizer,
-                                                           options.block_size))
+            times["pipeline_gzip"].append(
+                pipeline_seconds(compressed, mode, separator, tokenizer, options.block_size)
+            )
     raw = {method: median(times[method]) for method in ("encode_batch", "encode_batch_fast")}
     full = median(times["pipeline"])
-    row = {"corpus": path.name, "documents": len(documents), "megabytes": round(megabytes, 3),
-           "raw_encode_batch_mb_per_s": round(megabytes / raw["encode_batch"], 3),
-           "raw_encode_batch_fast_mb_per_s": round(megabytes / raw["encode_batch_fast"], 3),
-           "pipeline_mb_per_s": round(megabytes / full, 3),
-           "share_of_encode_batch": round(raw["encode_batch"] / full, 3),
-           "share_of_encode_batch_fast": round(raw["encode_batch_fast"] / full, 3),
-           "seconds": times}
+    row = {
+        "corpus": path.name,
+        "documents": len(documents),
+        "megabytes": round(megabytes, 3),
+        "raw_encode_batch_mb_per_s": round(megabytes / raw["encode_batch"], 3),
+        "raw_encode_batch_fast_mb_per_s": round(megabytes / raw["encode_batch_fast"], 3),
+        "pipeline_mb_per_s": round(megabytes / full, 3),
+        "share_of_encode_batch": round(raw["encode_batch"] / full, 3),
+        "share_of_encode_batch_fast": round(raw["encode_batch_fast"] / full, 3),
+        "seconds": times,
+    }
     if compressed is not None:
-        row.update(gzip_megabytes=round(compressed.stat().st_size / 1e6, 3),
-                   pipeline_gzip_mb_per_s=round(megabytes / median(times["pipeline_gzip"]), 3),
-                   gzip_time_ratio=round(median(times["pipeline_gzip"]) / full, 3))
+        row.update(
+            gzip_megabytes=round(compressed.stat().st_size / 1e6, 3),
+            pipeline_gzip_mb_per_s=round(megabytes / median(times["pipeline_gzip"]), 3),
+            gzip_time_ratio=round(median(times["pipeline_gzip"]) / full, 3),
+        )
     return row
 
 
 def run_pinned(cores: int, options: argparse.Namespace) -> list[dict]:
     env = {**os.environ, "RAYON_NUM_THREADS": str(cores), "TOKENIZERS_PARALLELISM": "true"}
     corpora = [[str(path), mode, separator] for path, mode, separator in options.corpora]
-    command = [sys.executable, __file__, "--worker", "--corpora-json", json.dumps(corpora),
-               "--repeats", str(options.repeats), "--vocab_size", str(options.vocab_size),
-               "--block_size", str(options.block_size)] + (["--compare_gzip"] if options.compare_gzip else [])
+    command = [
+        sys.executable,
+        __file__,
+        "--worker",
+        "--corpora-json",
+        json.dumps(corpora),
+        "--repeats",
+        str(options.repeats),
+        "--vocab_size",
+        str(options.vocab_size),
+        "--block_size",
+        str(options.block_size),
+    ] + (["--compare_gzip"] if options.compare_gzip else [])
     allowed = sorted(os.sched_getaffinity(0))[:cores]
-    child = subprocess.run(command, env=env, capture_output=True, text=True, check=False,
-                           preexec_fn=lambda: os.sched_setaffinity(0, allowed))
+    child = subprocess.run(
+        command,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        preexec_fn=lambda: os.sched_setaffinity(0, allowed),
+    )
     if child.returncode != 0:
         raise SystemExit(f"worker on {cores} core(s) failed:\n{child.stderr[-4000:]}")
     return json.loads(child.stdout.strip().splitlines()[-1])
@@ -141,9 +178,15 @@ def text_of_size(documents: list[str], megabytes: int) -> list[str]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, default=None, help="one .txt corpus instead of the three defaults")
-    parser.add_argument("--mode", default="block", choices=["block", "line"], help="txt_document_mode for --data")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--data", type=Path, default=None, help="one .txt corpus instead of the three defaults"
+    )
+    parser.add_argument(
+        "--mode", default="block", choices=["block", "line"], help="txt_document_mode for --data"
+    )
     parser.add_argument("--separator", default=None, help="txt_document_separator for --data")
     parser.add_argument("--vocab_size", type=int, default=8000)
     parser.add_argument("--block_size", type=int, default=256)
@@ -151,8 +194,11 @@ def main() -> None:
     parser.add_argument("--cores", default="1,2")
     parser.add_argument("--train_sizes_mb", default="10,100")
     parser.add_argument("--output", default="pipeline.json")
-    parser.add_argument("--compare_gzip", action="store_true",
-                        help="also time the pipeline on a gzip'd copy of each corpus (pipeline_gzip_mb_per_s)")
+    parser.add_argument(
+        "--compare_gzip",
+        action="store_true",
+        help="also time the pipeline on a gzip'd copy of each corpus (pipeline_gzip_mb_per_s)",
+    )
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--corpora-json", default=None, help=argparse.SUPPRESS)
     options = parser.parse_args()
@@ -164,7 +210,9 @@ def main() -> None:
         options.corpora = DEFAULT_CORPORA
     missing = [str(path) for path, _, _ in options.corpora if not path.is_file()]
     if missing:
-        raise SystemExit(f"not found: {', '.join(missing)}; pass --data with a text file (e.g. from ../shared/data/)")
+        raise SystemExit(
+            f"not found: {', '.join(missing)}; pass --data with a text file (e.g. from ../shared/data/)"
+        )
     if options.worker:
         worker(options)
         return
@@ -174,13 +222,17 @@ def main() -> None:
     for cores in (int(c) for c in options.cores.split(",")):
         for row in run_pinned(cores, options):
             results.append({"cores": cores, **row})
-            print(f"{cores} core(s) {row['corpus']:32} {row['megabytes']:6.1f} MB: pipeline "
-                  f"{row['pipeline_mb_per_s']:5.2f} MB/s; raw encode_batch {row['raw_encode_batch_mb_per_s']:5.2f} "
-                  f"({row['share_of_encode_batch']:.0%}), encode_batch_fast {row['raw_encode_batch_fast_mb_per_s']:5.2f} "
-                  f"({row['share_of_encode_batch_fast']:.0%})")
+            print(
+                f"{cores} core(s) {row['corpus']:32} {row['megabytes']:6.1f} MB: pipeline "
+                f"{row['pipeline_mb_per_s']:5.2f} MB/s; raw encode_batch {row['raw_encode_batch_mb_per_s']:5.2f} "
+                f"({row['share_of_encode_batch']:.0%}), encode_batch_fast {row['raw_encode_batch_fast_mb_per_s']:5.2f} "
+                f"({row['share_of_encode_batch_fast']:.0%})"
+            )
             if "pipeline_gzip_mb_per_s" in row:
-                print(f"{'':12}{'from ' + row['corpus'] + '.gz':32} {row['gzip_megabytes']:6.1f} MB: pipeline "
-                      f"{row['pipeline_gzip_mb_per_s']:5.2f} MB/s of text ({row['gzip_time_ratio']:.2f}x the time)")
+                print(
+                    f"{'':12}{'from ' + row['corpus'] + '.gz':32} {row['gzip_megabytes']:6.1f} MB: pipeline "
+                    f"{row['pipeline_gzip_mb_per_s']:5.2f} MB/s of text ({row['gzip_time_ratio']:.2f}x the time)"
+                )
 
     training = []
     documents = corpus_documents(*options.corpora[0])
@@ -189,14 +241,21 @@ def main() -> None:
         started = time.perf_counter()
         train_tokenizer(texts, vocab_size=options.vocab_size)
         seconds = time.perf_counter() - started
-        training.append({"megabytes": size, "corpus": options.corpora[0][0].name, "seconds": round(seconds, 2)})
+        training.append(
+            {"megabytes": size, "corpus": options.corpora[0][0].name, "seconds": round(seconds, 2)}
+        )
         print(f"tokenizer training on {size} MB: {seconds:.1f} s")
 
-    path = write_json(options.output, {
-        "machine": info, "pipeline": results, "tokenizer_training": training,
-        "note": "share = raw encoder time / pipeline time on the same documents and cores; the raw encoders do no "
-                "loading, cleaning, splitting or packing",
-    })
+    path = write_json(
+        options.output,
+        {
+            "machine": info,
+            "pipeline": results,
+            "tokenizer_training": training,
+            "note": "share = raw encoder time / pipeline time on the same documents and cores; the raw encoders do no "
+            "loading, cleaning, splitting or packing",
+        },
+    )
     print(f"wrote {path}")
 
 

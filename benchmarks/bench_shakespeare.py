@@ -33,9 +33,13 @@ from wenlm.modeling import WenLMConfig, WenLMForCausalLM
 from wenlm.training.trainer import MuonWithAdamW, decoder_matrix_names
 
 DEFAULT_DATA = Path("/work/shared/data/tiny_shakespeare/input.txt")
-NANOGPT_REFERENCE = {"config": "nanoGPT shakespeare_char CPU: 4 layers, 4 heads, width 128, context 64, "
-                               "batch 12, 2000 iterations, dropout 0", "val_nats_per_char": 1.886,
-                     "val_bits_per_char": 1.886 / math.log(2), "wall_clock_s": 148}
+NANOGPT_REFERENCE = {
+    "config": "nanoGPT shakespeare_char CPU: 4 layers, 4 heads, width 128, context 64, "
+    "batch 12, 2000 iterations, dropout 0",
+    "val_nats_per_char": 1.886,
+    "val_bits_per_char": 1.886 / math.log(2),
+    "wall_clock_s": 148,
+}
 
 
 # What differs from the old recipe (the command-line options, which are 2026-12-01's settings).
@@ -93,7 +97,9 @@ class StopAtBudget(TrainerCallback):
 
 
 @torch.no_grad()
-def validation_bits_per_char(model, ids: torch.Tensor, context: int, batch_size: int = 64) -> tuple[float, int]:
+def validation_bits_per_char(
+    model, ids: torch.Tensor, context: int, batch_size: int = 64
+) -> tuple[float, int]:
     model.eval()
     total_nats, predicted = 0.0, 0
     starts = list(range(0, len(ids) - 1, context))
@@ -117,30 +123,44 @@ def validation_bits_per_char(model, ids: torch.Tensor, context: int, batch_size:
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--budget-s", type=float, default=600.0)
     parser.add_argument("--layers", type=int, default=4)
     parser.add_argument("--width", type=int, default=128)
     parser.add_argument("--heads", type=int, default=4)
     parser.add_argument("--kv-heads", type=int, default=4)
-    parser.add_argument("--mlp", type=int, default=None, help="SwiGLU width; default 8/3 * width rounded to 32")
+    parser.add_argument(
+        "--mlp", type=int, default=None, help="SwiGLU width; default 8/3 * width rounded to 32"
+    )
     parser.add_argument("--context", type=int, default=128)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--warmup-s", type=float, default=10.0)
     parser.add_argument("--weight-decay", type=float, default=0.1)
     parser.add_argument("--dropout", type=float, default=0.0)
-    parser.add_argument("--compile", action="store_true", help="torch.compile the model (the Trainer's torch_compile)")
+    parser.add_argument(
+        "--compile", action="store_true", help="torch.compile the model (the Trainer's torch_compile)"
+    )
     parser.add_argument("--bf16", action="store_true", help="the Trainer's bf16 autocast (trainer loop only)")
     parser.add_argument("--loop", choices=["trainer", "minimal"], default="trainer")
-    parser.add_argument("--threads", type=int, default=None, help="torch threads; 1 is faster on an overloaded machine")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch threads; 1 is faster on an overloaded machine"
+    )
     parser.add_argument("--seed", type=int, default=1337)
-    parser.add_argument("--optim", choices=["adamw", "muon"], default="adamw",
-                        help="muon: wenlm's MuonWithAdamW (Muon for the decoder matrices, AdamW at --lr for the rest)")
+    parser.add_argument(
+        "--optim",
+        choices=["adamw", "muon"],
+        default="adamw",
+        help="muon: wenlm's MuonWithAdamW (Muon for the decoder matrices, AdamW at --lr for the rest)",
+    )
     parser.add_argument("--muon-lr", type=float, default=0.02)
     parser.add_argument("--muon-weight-decay", type=float, default=0.01)
-    parser.add_argument("--recipes", nargs="+", default=["old"], help="old, new, or name:key=value,... (see above)")
+    parser.add_argument(
+        "--recipes", nargs="+", default=["old"], help="old, new, or name:key=value,... (see above)"
+    )
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--output", default="shakespeare.json")
     return parser.parse_args()
@@ -150,7 +170,9 @@ def recipe_args(base: argparse.Namespace, spec: str) -> tuple[str, argparse.Name
     """(name, options) of one --recipes entry: a RECIPES name, or name:key=value,... over the command line."""
     name, _, overrides = spec.partition(":")
     if not overrides and name not in RECIPES:
-        raise SystemExit(f"--recipes: {name!r} is not one of {', '.join(RECIPES)}; write name:key=value,... instead")
+        raise SystemExit(
+            f"--recipes: {name!r} is not one of {', '.join(RECIPES)}; write name:key=value,... instead"
+        )
     values = dict(RECIPES.get(name, {}))
     for pair in filter(None, overrides.split(",")):
         key, _, text = pair.partition("=")
@@ -171,10 +193,18 @@ def build_model(args: argparse.Namespace, vocab_size: int) -> WenLMForCausalLM:
     mlp = args.mlp or 32 * round(8 * args.width / 3 / 32)
     torch.manual_seed(args.seed)
     config = WenLMConfig(
-        vocab_size=vocab_size, hidden_size=args.width, intermediate_size=mlp, num_hidden_layers=args.layers,
-        num_attention_heads=args.heads, num_key_value_heads=args.kv_heads,
-        max_position_embeddings=args.context + 1, dropout=args.dropout, pad_token_id=None, bos_token_id=None,
-        eos_token_id=None, use_cache=False,
+        vocab_size=vocab_size,
+        hidden_size=args.width,
+        intermediate_size=mlp,
+        num_hidden_layers=args.layers,
+        num_attention_heads=args.heads,
+        num_key_value_heads=args.kv_heads,
+        max_position_embeddings=args.context + 1,
+        dropout=args.dropout,
+        pad_token_id=None,
+        bos_token_id=None,
+        eos_token_id=None,
+        use_cache=False,
     )
     return WenLMForCausalLM(config)
 
@@ -182,13 +212,28 @@ def build_model(args: argparse.Namespace, vocab_size: int) -> WenLMForCausalLM:
 def train_with_trainer(args, model, dataset, optimizer, scheduler) -> int:
     stopper = StopAtBudget(args.budget_s)
     training_args = TrainingArguments(
-        output_dir="/tmp/wenlm_bench_shakespeare", per_device_train_batch_size=args.batch_size,
-        max_steps=10**9, logging_steps=200, save_strategy="no", eval_strategy="no", report_to=[],
-        use_cpu=True, dataloader_num_workers=0, disable_tqdm=True, max_grad_norm=1.0, seed=args.seed,
-        torch_compile=args.compile, bf16=args.bf16,
+        output_dir="/tmp/wenlm_bench_shakespeare",
+        per_device_train_batch_size=args.batch_size,
+        max_steps=10**9,
+        logging_steps=200,
+        save_strategy="no",
+        eval_strategy="no",
+        report_to=[],
+        use_cpu=True,
+        dataloader_num_workers=0,
+        disable_tqdm=True,
+        max_grad_norm=1.0,
+        seed=args.seed,
+        torch_compile=args.compile,
+        bf16=args.bf16,
     )
-    trainer = Trainer(model=model, args=training_args, train_dataset=dataset,
-                      optimizers=(optimizer, scheduler), callbacks=[stopper])
+    trainer = Trainer(
+        model=model,
+        args=training_args,
+        train_dataset=dataset,
+        optimizers=(optimizer, scheduler),
+        callbacks=[stopper],
+    )
     trainer.train()
     return stopper.steps
 
@@ -217,16 +262,26 @@ def build_optimizer(args: argparse.Namespace, model: WenLMForCausalLM) -> torch.
     """AdamW with weight decay on matrices only (nanoGPT's grouping), or Muon on the decoder matrices beside it."""
     muon_names = decoder_matrix_names(model) if args.optim == "muon" else set()
     named = [(n, p) for n, p in model.named_parameters() if n not in muon_names]
-    groups = [{"params": [p for _, p in named if p.dim() >= 2], "weight_decay": args.weight_decay},
-              {"params": [p for _, p in named if p.dim() < 2], "weight_decay": 0.0}]
+    groups = [
+        {"params": [p for _, p in named if p.dim() >= 2], "weight_decay": args.weight_decay},
+        {"params": [p for _, p in named if p.dim() < 2], "weight_decay": 0.0},
+    ]
     if args.optim == "adamw":
         return torch.optim.AdamW(groups, lr=args.lr, betas=(0.9, 0.99))
     muon = [p for n, p in model.named_parameters() if n in muon_names]
-    return MuonWithAdamW(muon, groups, muon_lr=args.muon_lr, muon_weight_decay=args.muon_weight_decay,
-                         lr=args.lr, betas=(0.9, 0.99))
+    return MuonWithAdamW(
+        muon,
+        groups,
+        muon_lr=args.muon_lr,
+        muon_weight_decay=args.muon_weight_decay,
+        lr=args.lr,
+        betas=(0.9, 0.99),
+    )
 
 
-def run_recipe(args: argparse.Namespace, train_ids: torch.Tensor, val_ids: torch.Tensor, vocab_size: int) -> dict:
+def run_recipe(
+    args: argparse.Namespace, train_ids: torch.Tensor, val_ids: torch.Tensor, vocab_size: int
+) -> dict:
     model = build_model(args, vocab_size)
     optimizer = build_optimizer(args, model)
     scheduler = time_cosine_schedule(optimizer, args.budget_s, args.warmup_s)
@@ -239,9 +294,15 @@ def run_recipe(args: argparse.Namespace, train_ids: torch.Tensor, val_ids: torch
     train_s = time.perf_counter() - start
     tokens = steps * args.batch_size * args.context
     bits, characters = validation_bits_per_char(model, val_ids, args.context)
-    return {"parameters": model.num_parameters(), "steps": steps, "train_s": train_s,
-            "train_chars_per_s": tokens / train_s, "val_characters": characters, "val_bits_per_char": bits,
-            "val_nats_per_char": bits * math.log(2)}
+    return {
+        "parameters": model.num_parameters(),
+        "steps": steps,
+        "train_s": train_s,
+        "train_chars_per_s": tokens / train_s,
+        "val_characters": characters,
+        "val_bits_per_char": bits,
+        "val_nats_per_char": bits * math.log(2),
+    }
 
 
 def main() -> None:
@@ -261,8 +322,10 @@ def main() -> None:
         raise SystemExit("--recipes: give each recipe its own name")
 
     info = machine_info()
-    print(f"{info['cpu']}, {info['torch_threads']} threads, load {info['load_average_at_start']}; vocab {len(chars)}, "
-          f"{args.loop} loop, budget {args.budget_s:.0f} s per run, recipes {', '.join(n for n, _ in recipes)}")
+    print(
+        f"{info['cpu']}, {info['torch_threads']} threads, load {info['load_average_at_start']}; vocab {len(chars)}, "
+        f"{args.loop} loop, budget {args.budget_s:.0f} s per run, recipes {', '.join(n for n, _ in recipes)}"
+    )
     reference_bits = NANOGPT_REFERENCE["val_bits_per_char"]
     runs = []
     for repeat in range(args.repeats):
@@ -270,22 +333,44 @@ def main() -> None:
         for name, options in recipes[shift:] + recipes[:shift]:
             result = run_recipe(options, train_ids, val_ids, len(chars))
             changed = {k: v for k, v in vars(options).items() if v != getattr(args, k) and k != "recipes"}
-            runs.append({"recipe": name, "repeat": repeat, "changed_options": {k: str(v) for k, v in changed.items()},
-                         **result})
-            print(f"{name} (repeat {repeat}, {result['parameters']:,} parameters, {changed or 'as given'}): "
-                  f"{result['steps']} steps in {result['train_s']:.0f} s = {result['train_chars_per_s']:,.0f} char/s; "
-                  f"validation {result['val_bits_per_char']:.4f} bits/char "
-                  f"({result['val_nats_per_char']:.4f} nats/char); nanoGPT reference {reference_bits:.4f}", flush=True)
-            path = write_json(args.output, {
-                "benchmark": "tiny Shakespeare, char-level, fixed wall-clock budget", "machine": info,
-                "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-                "recipes": {n: {k: str(v) for k, v in vars(o).items() if v != getattr(args, k)} for n, o in recipes},
-                "vocab_size": len(chars), "runs": runs, "nanogpt_reference": NANOGPT_REFERENCE,
-            })
+            runs.append(
+                {
+                    "recipe": name,
+                    "repeat": repeat,
+                    "changed_options": {k: str(v) for k, v in changed.items()},
+                    **result,
+                }
+            )
+            print(
+                f"{name} (repeat {repeat}, {result['parameters']:,} parameters, {changed or 'as given'}): "
+                f"{result['steps']} steps in {result['train_s']:.0f} s = {result['train_chars_per_s']:,.0f} char/s; "
+                f"validation {result['val_bits_per_char']:.4f} bits/char "
+                f"({result['val_nats_per_char']:.4f} nats/char); nanoGPT reference {reference_bits:.4f}",
+                flush=True,
+            )
+            path = write_json(
+                args.output,
+                {
+                    "benchmark": "tiny Shakespeare, char-level, fixed wall-clock budget",
+                    "machine": info,
+                    "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+                    "recipes": {
+                        n: {k: str(v) for k, v in vars(o).items() if v != getattr(args, k)}
+                        for n, o in recipes
+                    },
+                    "vocab_size": len(chars),
+                    "runs": runs,
+                    "nanogpt_reference": NANOGPT_REFERENCE,
+                },
+            )
     first = recipes[0][0]
     for name, _ in recipes[1:]:
-        ratio = [b["val_bits_per_char"] / a["val_bits_per_char"] for a, b in
-                 zip([r for r in runs if r["recipe"] == first], [r for r in runs if r["recipe"] == name])]
+        ratio = [
+            b["val_bits_per_char"] / a["val_bits_per_char"]
+            for a, b in zip(
+                [r for r in runs if r["recipe"] == first], [r for r in runs if r["recipe"] == name]
+            )
+        ]
         print(f"{name} / {first} bits per char: " + ", ".join(f"{x:.4f}" for x in ratio))
     print(f"wrote {path}")
 

@@ -38,20 +38,40 @@ TASKS = {
 
 def untuned_classifier(base: Path, train_file: Path, folder: Path) -> Path:
     """The base model with a fresh (untrained) classification head over the task's labels: the 'before' score."""
-    labels = sorted({json.loads(line)["label"] for line in train_file.read_text(encoding="utf-8").splitlines()})
+    labels = sorted(
+        {json.loads(line)["label"] for line in train_file.read_text(encoding="utf-8").splitlines()}
+    )
     id2label = dict(enumerate(labels))
     torch.manual_seed(0)
     model = AutoModelForSequenceClassification.from_pretrained(
-        base, num_labels=len(labels), id2label=id2label, label2id={v: k for k, v in id2label.items()},
-        trust_remote_code=True)
+        base,
+        num_labels=len(labels),
+        id2label=id2label,
+        label2id={v: k for k, v in id2label.items()},
+        trust_remote_code=True,
+    )
     model.save_pretrained(folder)
     AutoTokenizer.from_pretrained(base, trust_remote_code=True).save_pretrained(folder)
     return folder
 
 
 def score(model: Path, task: str, data: Path, samples: int, chat: bool) -> dict:
-    argv = ["--model", str(model), "--task", task, "--validation_files", str(data), "--max_samples", str(samples),
-            "--per_device_eval_batch_size", "32", "--max_new_tokens", "48", "--save_results", "false"]
+    argv = [
+        "--model",
+        str(model),
+        "--task",
+        task,
+        "--validation_files",
+        str(data),
+        "--max_samples",
+        str(samples),
+        "--per_device_eval_batch_size",
+        "32",
+        "--max_new_tokens",
+        "48",
+        "--save_results",
+        "false",
+    ]
     if chat:
         argv += ["--prompt_format", "chat"]
     return evaluate_cli.main(argv)
@@ -66,17 +86,44 @@ def run_task(kind: str, args, work: Path) -> dict:
     if is_generation:
         before = score(args.base, eval_task, validation, args.eval_samples, chat=True)
     else:
-        before = score(untuned_classifier(args.base, train, work / f"{kind}-untuned"), eval_task, validation,
-                       args.eval_samples, chat=False)
+        before = score(
+            untuned_classifier(args.base, train, work / f"{kind}-untuned"),
+            eval_task,
+            validation,
+            args.eval_samples,
+            chat=False,
+        )
     output = work / f"{kind}-tuned"
     shutil.rmtree(output, ignore_errors=True)
     started = time.perf_counter()
-    report = finetune_cli.main([
-        "--model", str(args.base), "--task", finetune_task, "--train_files", str(train),
-        "--validation_files", str(validation), "--output_dir", str(output), "--max_steps", str(args.steps[kind]),
-        "--learning_rate", str(args.learning_rate), "--per_device_train_batch_size", "16",
-        "--eval_strategy", "no", "--save_strategy", "no", "--logging_steps", "10", "--disable_tqdm", "true",
-    ])
+    report = finetune_cli.main(
+        [
+            "--model",
+            str(args.base),
+            "--task",
+            finetune_task,
+            "--train_files",
+            str(train),
+            "--validation_files",
+            str(validation),
+            "--output_dir",
+            str(output),
+            "--max_steps",
+            str(args.steps[kind]),
+            "--learning_rate",
+            str(args.learning_rate),
+            "--per_device_train_batch_size",
+            "16",
+            "--eval_strategy",
+            "no",
+            "--save_strategy",
+            "no",
+            "--logging_steps",
+            "10",
+            "--disable_tqdm",
+            "true",
+        ]
+    )
     finetune_seconds = time.perf_counter() - started
     started = time.perf_counter()
     after = score(output, eval_task, validation, args.eval_samples, chat=is_generation)
@@ -98,16 +145,23 @@ def run_task(kind: str, args, work: Path) -> dict:
 
 
 def markdown_table(results: list[dict]) -> str:
-    lines = ["| task | metric | untuned | fine-tuned | steps | fine-tune time (s) |", "|---|---|---|---|---|---|"]
+    lines = [
+        "| task | metric | untuned | fine-tuned | steps | fine-tune time (s) |",
+        "|---|---|---|---|---|---|",
+    ]
     for result in results:
         for metric in result["metrics"]:
-            lines.append(f"| {result['task']} | {metric} | {result['before'][metric]:.1f} | "
-                         f"{result['after'][metric]:.1f} | {result['steps']} | {result['finetune_seconds']} |")
+            lines.append(
+                f"| {result['task']} | {metric} | {result['before'][metric]:.1f} | "
+                f"{result['after'][metric]:.1f} | {result['steps']} | {result['finetune_seconds']} |"
+            )
     return "\n".join(lines)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--base", type=Path, required=True, help="pretrained wenlm model folder")
     parser.add_argument("--work_dir", type=Path, default=Path("/tmp/wenlm_bench_tasks"))
     parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
@@ -141,8 +195,12 @@ def _base_summary(base: Path) -> dict:
     if not path.is_file():
         return {}
     report = json.loads(path.read_text(encoding="utf-8"))
-    return {"preset": report["model"].get("preset"), "parameters": report["model"]["parameters"],
-            "steps": report["training"]["steps"], "eval_bpb": report["results"].get("eval_bpb")}
+    return {
+        "preset": report["model"].get("preset"),
+        "parameters": report["model"]["parameters"],
+        "steps": report["training"]["steps"],
+        "eval_bpb": report["results"].get("eval_bpb"),
+    }
 
 
 if __name__ == "__main__":

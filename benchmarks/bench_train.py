@@ -31,10 +31,14 @@ from wenlm.training.trainer import fused_training_loss
 
 # Batch sizes that make one float32 step take roughly 0.1-1 s on a 2-core CPU.
 BATCH = {
-    ("nano", 256): 8, ("nano", 1024): 2,
-    ("micro", 256): 8, ("micro", 1024): 2,
-    ("small", 256): 2, ("small", 1024): 1,
-    ("base", 256): 2, ("base", 1024): 1,
+    ("nano", 256): 8,
+    ("nano", 1024): 2,
+    ("micro", 256): 8,
+    ("micro", 1024): 2,
+    ("small", 256): 2,
+    ("small", 1024): 1,
+    ("base", 256): 2,
+    ("base", 1024): 1,
 }
 
 # Training speed options (see BENCHMARKS.md), applied the way `wenlm pretrain` applies them: the trainer's fused
@@ -50,8 +54,13 @@ VARIANTS = {
 }
 
 
-def make_step(model, batch: torch.Tensor, loss_chunk_size: int = 0, torch_compile: bool = False,
-              autocast_bf16: bool = False):
+def make_step(
+    model,
+    batch: torch.Tensor,
+    loss_chunk_size: int = 0,
+    torch_compile: bool = False,
+    autocast_bf16: bool = False,
+):
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
     model.train()
     forward = torch.compile(model) if torch_compile else model
@@ -94,16 +103,28 @@ def time_breakdown(step) -> dict:
             attention += event.self_cpu_time_total
         elif event.key.startswith("Optimizer.step"):
             optimizer += event.cpu_time_total
-    shares = {name: value / 1e6 / wall for name, value in
-              (("gemm", gemm), ("attention", attention), ("optimizer", optimizer))}
+    shares = {
+        name: value / 1e6 / wall
+        for name, value in (("gemm", gemm), ("attention", attention), ("optimizer", optimizer))
+    }
     shares["other"] = max(0.0, 1.0 - sum(shares.values()))
     return {"profiled_step_s": wall, "shares": shares}
 
 
-def bench_case(preset: str, seq_len: int, variants: list[str], repeats: int, warmup: int,
-               steps_per_repeat: int, *, batch_size: int | None = None, device: str | torch.device = "cpu",
-               dtype: torch.dtype | None = None, attn_implementation: str | None = None,
-               breakdown: bool = False) -> dict:
+def bench_case(
+    preset: str,
+    seq_len: int,
+    variants: list[str],
+    repeats: int,
+    warmup: int,
+    steps_per_repeat: int,
+    *,
+    batch_size: int | None = None,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype | None = None,
+    attn_implementation: str | None = None,
+    breakdown: bool = False,
+) -> dict:
     """The keyword arguments serve bench_gpu.py; their defaults are this script's CPU float32 run."""
     batch_size = batch_size or BATCH.get((preset, seq_len), 1)
     base_config = wenlm_config(preset, seq_len)
@@ -134,9 +155,14 @@ def bench_case(preset: str, seq_len: int, variants: list[str], repeats: int, war
     flops, formula = flops_per_token(base_config, seq_len)
     tokens = batch_size * seq_len
     result = {
-        "preset": preset, "seq_len": seq_len, "batch_size": batch_size, "tokens_per_step": tokens,
+        "preset": preset,
+        "seq_len": seq_len,
+        "batch_size": batch_size,
+        "tokens_per_step": tokens,
         "non_embedding_params": base_config.num_parameters(exclude_embeddings=True),
-        "flops_per_token": flops, "flops_formula": formula, "variants": {},
+        "flops_per_token": flops,
+        "flops_formula": formula,
+        "variants": {},
     }
     for name in variants:
         step_time = median(times[name])
@@ -152,40 +178,60 @@ def bench_case(preset: str, seq_len: int, variants: list[str], repeats: int, war
     if "llama" in variants:
         llama_time = result["variants"]["llama"]["median_step_s"]
         for name in variants:
-            result["variants"][name]["speedup_vs_llama"] = llama_time / result["variants"][name]["median_step_s"]
+            result["variants"][name]["speedup_vs_llama"] = (
+                llama_time / result["variants"][name]["median_step_s"]
+            )
     return result
 
 
 def print_case(case: dict, label: str = "") -> None:
-    print(f"\n{case['preset']} seq {case['seq_len']} batch {case['batch_size']}{label} "
-          f"({case['flops_per_token'] / 1e6:.1f} MFLOP/token)")
+    print(
+        f"\n{case['preset']} seq {case['seq_len']} batch {case['batch_size']}{label} "
+        f"({case['flops_per_token'] / 1e6:.1f} MFLOP/token)"
+    )
     print(f"  {'variant':18} {'step ms':>9} {'tok/s':>10} {'MFU':>6} {'vs llama':>8} {'warm-up s':>9}")
     for name, v in case["variants"].items():
         speedup = v.get("speedup_vs_llama", float("nan"))
-        print(f"  {name:18} {v['median_step_s'] * 1e3:9.2f} {v['tokens_per_s']:10.0f} {v['mfu']:6.1%} "
-              f"{speedup:8.2f} {v['warmup_s']:9.1f}")
+        print(
+            f"  {name:18} {v['median_step_s'] * 1e3:9.2f} {v['tokens_per_s']:10.0f} {v['mfu']:6.1%} "
+            f"{speedup:8.2f} {v['warmup_s']:9.1f}"
+        )
     for name, v in case["variants"].items():
         if "breakdown" in v:
             shares = v["breakdown"]["shares"]
             bound = 1.0 / max(1e-9, shares["gemm"] + shares["attention"] + shares["optimizer"])
-            print(f"  {name:18} profiled step: " + ", ".join(f"{k} {x:.0%}" for k, x in shares.items())
-                  + f"; same-math bound {bound:.2f}x its own step")
+            print(
+                f"  {name:18} profiled step: "
+                + ", ".join(f"{k} {x:.0%}" for k, x in shares.items())
+                + f"; same-math bound {bound:.2f}x its own step"
+            )
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--presets", nargs="+", default=["nano", "micro", "small"])
     parser.add_argument("--seq-lens", nargs="+", type=int, default=[256, 1024])
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--warmup", type=int, default=3, help="untimed steps per variant (includes compilation)")
+    parser.add_argument(
+        "--warmup", type=int, default=3, help="untimed steps per variant (includes compilation)"
+    )
     parser.add_argument("--steps-per-repeat", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch threads (default: torch's choice). On a shared, overloaded machine 1 thread avoids "
-                             "OpenMP threads waiting on descheduled peers, which slowed 2-thread steps ~5x here")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch threads (default: torch's choice). On a shared, overloaded machine 1 thread avoids "
+        "OpenMP threads waiting on descheduled peers, which slowed 2-thread steps ~5x here",
+    )
     parser.add_argument("--quick", action="store_true", help="nano, seq 256, 3 repeats: a smoke run")
-    parser.add_argument("--breakdown", action="store_true",
-                        help="profile one extra step per variant: GEMM / attention / optimizer / other shares")
+    parser.add_argument(
+        "--breakdown",
+        action="store_true",
+        help="profile one extra step per variant: GEMM / attention / optimizer / other shares",
+    )
     parser.add_argument("--output", default="train_throughput.json")
     args = parser.parse_args()
     if args.quick:
@@ -196,14 +242,25 @@ def main() -> None:
     info = machine_info()
     peak = matmul_peak_gflops()
     bf16_peak = matmul_peak_gflops(dtype=torch.bfloat16)
-    print(f"{info['cpu']}, {info['torch_threads']} threads, torch {info['torch']}, load {info['load_average_at_start']}")
-    print(f"matmul peak (2048^3 torch.mm, best of 5): float32 {peak:.1f}, bfloat16 {bf16_peak:.1f} GFLOP/s; "
-          f"vocab {BENCH_VOCAB}")
+    print(
+        f"{info['cpu']}, {info['torch_threads']} threads, torch {info['torch']}, load {info['load_average_at_start']}"
+    )
+    print(
+        f"matmul peak (2048^3 torch.mm, best of 5): float32 {peak:.1f}, bfloat16 {bf16_peak:.1f} GFLOP/s; "
+        f"vocab {BENCH_VOCAB}"
+    )
     cases = []
     for preset in args.presets:
         for seq_len in args.seq_lens:
-            case = bench_case(preset, seq_len, args.variants, args.repeats, args.warmup, args.steps_per_repeat,
-                              breakdown=args.breakdown)
+            case = bench_case(
+                preset,
+                seq_len,
+                args.variants,
+                args.repeats,
+                args.warmup,
+                args.steps_per_repeat,
+                breakdown=args.breakdown,
+            )
             # On a shared machine one peak measurement can land in a busy moment and understate the peak (MFU
             # above 100% happened); the best peak seen so far in this run is the denominator.
             peak = max(peak, matmul_peak_gflops())
@@ -216,16 +273,26 @@ def main() -> None:
                     bf16 = (VARIANTS[name] or {}).get("autocast_bf16", False)
                     variant["mfu"] = variant["achieved_gflops"] / (bf16_peak if bf16 else peak)
             # Rewritten after every case so an interrupted run on the shared machine still leaves results.
-            path = write_json(args.output, {
-                "benchmark": "training step (forward+backward+AdamW step+zero_grad), float32 weights",
-                "vocab_size": BENCH_VOCAB, "matmul_peak_gflops": peak, "bf16_matmul_peak_gflops": bf16_peak,
-                "machine": info,
-                "repeats": args.repeats, "warmup_steps": args.warmup, "steps_per_repeat": args.steps_per_repeat,
-                "variants": {name: VARIANTS[name] for name in args.variants}, "cases": cases,
-            })
+            path = write_json(
+                args.output,
+                {
+                    "benchmark": "training step (forward+backward+AdamW step+zero_grad), float32 weights",
+                    "vocab_size": BENCH_VOCAB,
+                    "matmul_peak_gflops": peak,
+                    "bf16_matmul_peak_gflops": bf16_peak,
+                    "machine": info,
+                    "repeats": args.repeats,
+                    "warmup_steps": args.warmup,
+                    "steps_per_repeat": args.steps_per_repeat,
+                    "variants": {name: VARIANTS[name] for name in args.variants},
+                    "cases": cases,
+                },
+            )
             print_case(case)
-    print(f"\nMFU in the JSON uses the run's best matmul peaks, float32 {peak:.1f} and bfloat16 {bf16_peak:.1f} "
-          f"GFLOP/s (cases printed earlier may show lower ones); wrote {path}")
+    print(
+        f"\nMFU in the JSON uses the run's best matmul peaks, float32 {peak:.1f} and bfloat16 {bf16_peak:.1f} "
+        f"GFLOP/s (cases printed earlier may show lower ones); wrote {path}"
+    )
 
 
 if __name__ == "__main__":

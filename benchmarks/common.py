@@ -20,7 +20,10 @@ BENCH_VOCAB = 8192
 
 
 def wenlm_config(preset: str, max_positions: int, vocab_size: int = BENCH_VOCAB, **overrides) -> WenLMConfig:
-    fields = {**PRESETS[preset], "max_position_embeddings": max(max_positions, PRESETS[preset]["max_position_embeddings"])}
+    fields = {
+        **PRESETS[preset],
+        "max_position_embeddings": max(max_positions, PRESETS[preset]["max_position_embeddings"]),
+    }
     return WenLMConfig(vocab_size=vocab_size, **{**fields, **overrides})
 
 
@@ -39,8 +42,12 @@ def flops_per_token(config: WenLMConfig, seq_len: int) -> tuple[int, str]:
     return 6 * n + attention, "6*(N_non_embedding + d*V) + 12*L*(heads*head_dim)*T"
 
 
-def place(model: torch.nn.Module, device: str | torch.device = "cpu", dtype: torch.dtype | None = None,
-          attn_implementation: str | None = None) -> torch.nn.Module:
+def place(
+    model: torch.nn.Module,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype | None = None,
+    attn_implementation: str | None = None,
+) -> torch.nn.Module:
     """`model` moved to `device`/`dtype`, with the attention implementation set after the move (transformers checks
     flash-attention against the weights' device and dtype). The defaults leave a CPU float32 model as it is."""
     model = model.to(device=device, dtype=dtype)
@@ -55,8 +62,9 @@ def synchronize(device: str | torch.device = "cpu") -> None:
         torch.cuda.synchronize(device)
 
 
-def matmul_peak_gflops(size: int = 2048, repeats: int = 5, device: str | torch.device = "cpu",
-                       dtype: torch.dtype = torch.float32) -> float:
+def matmul_peak_gflops(
+    size: int = 2048, repeats: int = 5, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32
+) -> float:
     """Best GFLOP/s of a square torch.mm (float32 at the current thread count by default): the MFU denominator."""
     a = torch.randn(size, size, device=device, dtype=dtype)
     b = torch.randn(size, size, device=device, dtype=dtype)

@@ -22,14 +22,26 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from trl import DPOConfig, DPOTrainer, SFTConfig, SFTTrainer
 
 RESULTS = Path(__file__).resolve().parent / "results" / "interop_trl.json"
-QUESTIONS = [("小明在哪里？", "公园。", "不知道。"), ("Where is Tom?", "At the park.", "No idea."),
-             ("小红喜欢什么？", "风筝。", "什么都不喜欢。"), ("What does Lily like?", "Her kite.", "Nothing.")]
+QUESTIONS = [
+    ("小明在哪里？", "公园。", "不知道。"),
+    ("Where is Tom?", "At the park.", "No idea."),
+    ("小红喜欢什么？", "风筝。", "什么都不喜欢。"),
+    ("What does Lily like?", "Her kite.", "Nothing."),
+]
 
 
 def common_options(output_dir: str, steps: int) -> dict:
-    return dict(output_dir=output_dir, max_steps=steps, per_device_train_batch_size=4, learning_rate=1e-4,
-                logging_steps=1, report_to="none", save_strategy="no", use_cpu=True,
-                model_init_kwargs={"trust_remote_code": True})
+    return dict(
+        output_dir=output_dir,
+        max_steps=steps,
+        per_device_train_batch_size=4,
+        learning_rate=1e-4,
+        logging_steps=1,
+        report_to="none",
+        save_strategy="no",
+        use_cpu=True,
+        model_init_kwargs={"trust_remote_code": True},
+    )
 
 
 def losses(trainer) -> list[float]:
@@ -37,11 +49,16 @@ def losses(trainer) -> list[float]:
 
 
 def run_sft(model: str, steps: int, scratch: Path) -> dict:
-    rows = [{"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": good}]}
-            for q, good, _ in QUESTIONS] * 4
-    trainer = SFTTrainer(model=model, args=SFTConfig(**common_options(str(scratch / "sft"), steps),
-                                                     assistant_only_loss=True), train_dataset=Dataset.from_list(rows),
-                         processing_class=AutoTokenizer.from_pretrained(model, trust_remote_code=True))
+    rows = [
+        {"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": good}]}
+        for q, good, _ in QUESTIONS
+    ] * 4
+    trainer = SFTTrainer(
+        model=model,
+        args=SFTConfig(**common_options(str(scratch / "sft"), steps), assistant_only_loss=True),
+        train_dataset=Dataset.from_list(rows),
+        processing_class=AutoTokenizer.from_pretrained(model, trust_remote_code=True),
+    )
     trainer.train()
     trainer.save_model(scratch / "sft")
     AutoModelForCausalLM.from_pretrained(scratch / "sft", trust_remote_code=True)  # loads back
@@ -49,16 +66,28 @@ def run_sft(model: str, steps: int, scratch: Path) -> dict:
 
 
 def run_dpo(model: str, steps: int, scratch: Path) -> dict:
-    rows = [{"prompt": [{"role": "user", "content": q}], "chosen": [{"role": "assistant", "content": good}],
-             "rejected": [{"role": "assistant", "content": bad}]} for q, good, bad in QUESTIONS] * 4
-    trainer = DPOTrainer(model=model, args=DPOConfig(**common_options(str(scratch / "dpo"), steps)),
-                         train_dataset=Dataset.from_list(rows),
-                         processing_class=AutoTokenizer.from_pretrained(model, trust_remote_code=True))
+    rows = [
+        {
+            "prompt": [{"role": "user", "content": q}],
+            "chosen": [{"role": "assistant", "content": good}],
+            "rejected": [{"role": "assistant", "content": bad}],
+        }
+        for q, good, bad in QUESTIONS
+    ] * 4
+    trainer = DPOTrainer(
+        model=model,
+        args=DPOConfig(**common_options(str(scratch / "dpo"), steps)),
+        train_dataset=Dataset.from_list(rows),
+        processing_class=AutoTokenizer.from_pretrained(model, trust_remote_code=True),
+    )
     trainer.train()
     trainer.save_model(scratch / "dpo")
     AutoModelForCausalLM.from_pretrained(scratch / "dpo", trust_remote_code=True)
     history = [entry for entry in trainer.state.log_history if "rewards/accuracies" in entry]
-    return {"losses": losses(trainer), "final_reward_accuracy": history[-1]["rewards/accuracies"] if history else None}
+    return {
+        "losses": losses(trainer),
+        "final_reward_accuracy": history[-1]["rewards/accuracies"] if history else None,
+    }
 
 
 def main() -> None:

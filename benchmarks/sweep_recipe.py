@@ -65,8 +65,12 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--budget-s", type=float, default=300.0, help="training wall-clock seconds per run")
     parser.add_argument("--warmup-s", type=float, default=None, help="default: 5%% of the budget")
-    parser.add_argument("--weight-decay", type=float, default=CPU_TRAINING_DEFAULTS["weight_decay"],
-                        help="AdamW's decoupled weight decay (the init scale: --config-overrides initializer_range=)")
+    parser.add_argument(
+        "--weight-decay",
+        type=float,
+        default=CPU_TRAINING_DEFAULTS["weight_decay"],
+        help="AdamW's decoupled weight decay (the init scale: --config-overrides initializer_range=)",
+    )
     parser.add_argument("--decay-fraction", type=float, default=0.2, help="warmup_stable_decay's decay share")
     parser.add_argument("--optims", default=f"adamw_torch,{MUON}")
     parser.add_argument("--precisions", default="fp32,bf16")

@@ -10,14 +10,38 @@ from transformers.configuration_utils import PreTrainedConfig
 # Shapes of the named model sizes. Parameter counts depend on the vocabulary; `WenLMConfig.num_parameters`
 # computes them and README.md lists them for the default and a 32k vocabulary.
 PRESETS: dict[str, dict[str, int]] = {
-    "nano": dict(hidden_size=64, intermediate_size=192, num_hidden_layers=4, num_attention_heads=4,
-                 num_key_value_heads=2, max_position_embeddings=512),
-    "micro": dict(hidden_size=128, intermediate_size=384, num_hidden_layers=6, num_attention_heads=4,
-                  num_key_value_heads=2, max_position_embeddings=1024),
-    "small": dict(hidden_size=512, intermediate_size=1408, num_hidden_layers=6, num_attention_heads=8,
-                  num_key_value_heads=4, max_position_embeddings=2048),
-    "base": dict(hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12,
-                 num_key_value_heads=4, max_position_embeddings=2048),
+    "nano": dict(
+        hidden_size=64,
+        intermediate_size=192,
+        num_hidden_layers=4,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+    ),
+    "micro": dict(
+        hidden_size=128,
+        intermediate_size=384,
+        num_hidden_layers=6,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=1024,
+    ),
+    "small": dict(
+        hidden_size=512,
+        intermediate_size=1408,
+        num_hidden_layers=6,
+        num_attention_heads=8,
+        num_key_value_heads=4,
+        max_position_embeddings=2048,
+    ),
+    "base": dict(
+        hidden_size=768,
+        intermediate_size=3072,
+        num_hidden_layers=12,
+        num_attention_heads=12,
+        num_key_value_heads=4,
+        max_position_embeddings=2048,
+    ),
 }
 
 # Keys that training options wrote into config.json in earlier wenlm versions; folders saved then still load, and
@@ -25,8 +49,14 @@ PRESETS: dict[str, dict[str, int]] = {
 _TRAINING_ONLY_KEYS = ("loss_chunk_size", "compile_decoder_layers")
 
 _POSITIVE_INT_FIELDS = (
-    "vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
-    "num_key_value_heads", "max_position_embeddings", "head_dim",
+    "vocab_size",
+    "hidden_size",
+    "intermediate_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "num_key_value_heads",
+    "max_position_embeddings",
+    "head_dim",
 )
 
 
@@ -147,7 +177,9 @@ class WenLMConfig(PreTrainedConfig):
 
     def num_parameters(self, exclude_embeddings: bool = False) -> int:
         """Parameter count computed from the shapes alone (no model needed); tied embeddings count once."""
-        attention = self.hidden_size * self.head_dim * (2 * self.num_attention_heads + 2 * self.num_key_value_heads)
+        attention = (
+            self.hidden_size * self.head_dim * (2 * self.num_attention_heads + 2 * self.num_key_value_heads)
+        )
         mlp = 3 * self.hidden_size * self.intermediate_size
         norms = 2 * self.hidden_size
         body = self.num_hidden_layers * (attention + mlp + norms) + self.hidden_size

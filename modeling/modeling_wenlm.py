@@ -78,7 +78,9 @@ class WenLMRotaryEmbedding(nn.Module):
         self.original_inv_freq = nn.Buffer(inv_freq.clone(), persistent=False)
 
     @staticmethod
-    def compute_default_rope_parameters(config: WenLMConfig, device=None, **kwargs) -> tuple[torch.Tensor, float]:
+    def compute_default_rope_parameters(
+        config: WenLMConfig, device=None, **kwargs
+    ) -> tuple[torch.Tensor, float]:
         base = config.rope_parameters["rope_theta"]
         dim = config.head_dim
         exponents = torch.arange(0, dim, 2, dtype=torch.int64).to(device=device, dtype=torch.float) / dim
@@ -316,7 +318,9 @@ class WenLMModel(WenLMPreTrainedModel):
 
         if position_ids is None:
             past_seen_tokens = cache.get_seq_length() if cache is not None else 0
-            position_ids = torch.arange(inputs_embeds.shape[1], device=inputs_embeds.device) + past_seen_tokens
+            position_ids = (
+                torch.arange(inputs_embeds.shape[1], device=inputs_embeds.device) + past_seen_tokens
+            )
             position_ids = position_ids.unsqueeze(0)
         _check_positions(position_ids, self.rotary_emb.rope_type, self.config.max_position_embeddings)
 
@@ -425,7 +429,9 @@ class WenLMForCausalLM(WenLMPreTrainedModel, GenerationMixin):
 
         loss = None
         if labels is not None:
-            loss = self.loss_function(logits=logits, labels=labels, vocab_size=self.config.vocab_size, **kwargs)
+            loss = self.loss_function(
+                logits=logits, labels=labels, vocab_size=self.config.vocab_size, **kwargs
+            )
 
         return CausalLMOutputWithPast(
             loss=loss,
@@ -467,7 +473,11 @@ class WenLMForSequenceClassification(GenericForSequenceClassification, WenLMPreT
     ) -> SequenceClassifierOutputWithPast:
         # `cache`/`use_cache` (and the deprecated `past_key_values`) travel in kwargs to WenLMModel.
         outputs: BaseModelOutputWithPast = self.model(
-            input_ids, attention_mask=attention_mask, position_ids=position_ids, inputs_embeds=inputs_embeds, **kwargs
+            input_ids,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            inputs_embeds=inputs_embeds,
+            **kwargs,
         )
         logits = self.score(outputs.last_hidden_state)
         batch_size, seq_len = logits.shape[:2]
@@ -482,7 +492,9 @@ class WenLMForSequenceClassification(GenericForSequenceClassification, WenLMPreT
 
         loss = None
         if labels is not None:
-            loss = self.loss_function(logits=logits, labels=labels, pooled_logits=pooled_logits, config=self.config)
+            loss = self.loss_function(
+                logits=logits, labels=labels, pooled_logits=pooled_logits, config=self.config
+            )
 
         return SequenceClassifierOutputWithPast(
             loss=loss,

@@ -369,7 +369,9 @@ def test_pretrain_inserts_canaries_and_audit_reads_them(tmp_path, capsys):
     # Through the commands a user runs: pretrain writes the secrets beside the model folder, the report names
     # only how many, and `wenlm audit` measures every group from that file.
     output_dir = tmp_path / "model"
-    args = tiny_args(output_dir, "--canaries", "2", "--canary_repeats", "1,8", "--canary_digits", "3", steps=10)
+    args = tiny_args(
+        output_dir, "--canaries", "2", "--canary_repeats", "1,8", "--canary_digits", "3", steps=10
+    )
     assert cli_main(["pretrain", *args]) == 0
     canary_file = tmp_path / "model.canaries.json"
     canaries = read_canary_file(canary_file)
@@ -378,9 +380,23 @@ def test_pretrain_inserts_canaries_and_audit_reads_them(tmp_path, capsys):
     assert sum(canary.in_training for canary in canaries) >= 14  # at most the validation share of copies lost
     report = json.loads((output_dir / "training_report.json").read_text())
     assert report["data"]["canaries"]["canaries"] == 6 and report["data"]["canaries"]["repeats"] == [1, 8]
-    texts = [path.read_text(errors="ignore") for path in output_dir.rglob("*") if path.suffix in (".json", ".md")]
+    texts = [
+        path.read_text(errors="ignore") for path in output_dir.rglob("*") if path.suffix in (".json", ".md")
+    ]
     assert not any(canary.sentence in text or canary.prefix in text for canary in canaries for text in texts)
-    assert cli_main(["audit", "--model", str(output_dir), "--canaries", str(canary_file),
-                     "--output_dir", str(tmp_path / "audit")]) == 0
+    assert (
+        cli_main(
+            [
+                "audit",
+                "--model",
+                str(output_dir),
+                "--canaries",
+                str(canary_file),
+                "--output_dir",
+                str(tmp_path / "audit"),
+            ]
+        )
+        == 0
+    )
     audit = json.loads((tmp_path / "audit" / "audit.json").read_text())
     assert [row["repeats"] for row in audit["canaries"]["by_repeats"]] == [0, 1, 8]

@@ -29,20 +29,30 @@ from wenlm.training.data.sources import check_text_file
 from wenlm.training.pretrain import check_output_dir, check_settings
 from wenlm.training.run_folder import LOCK_NAME, FolderLock, last_complete_checkpoint
 
-TINY_MODEL = "hidden_size=32,intermediate_size=64,num_hidden_layers=2,num_attention_heads=2,num_key_value_heads=1"
+TINY_MODEL = (
+    "hidden_size=32,intermediate_size=64,num_hidden_layers=2,num_attention_heads=2,num_key_value_heads=1"
+)
 
 
 def pretrain_args(tmp_path, *extra, train_files="builtin:200"):
     return [
         "pretrain",
-        "--train_files", str(train_files),
-        "--output_dir", str(tmp_path / "out"),
-        "--cache_dir", str(tmp_path / "cache"),
-        "--preset", "nano",
-        "--config_overrides", TINY_MODEL,
-        "--block_size", "32",
-        "--max_steps", "2",
-        "--disable_tqdm", "true",
+        "--train_files",
+        str(train_files),
+        "--output_dir",
+        str(tmp_path / "out"),
+        "--cache_dir",
+        str(tmp_path / "cache"),
+        "--preset",
+        "nano",
+        "--config_overrides",
+        TINY_MODEL,
+        "--block_size",
+        "32",
+        "--max_steps",
+        "2",
+        "--disable_tqdm",
+        "true",
         *extra,
     ]
 
@@ -83,11 +93,24 @@ DEGENERATE = [
     ("--learning_rate", "-0.001", ["--learning_rate must be positive"]),
     ("--max_steps", "-5", ["--max_steps must be a positive number", "-1", "got -5"]),
     ("--max_steps", "0", ["--max_steps must be a positive number", "got 0"]),
-    ("--config_overrides", "hidden_size=abc", ["--config_overrides", "hidden_size='abc'", "must be an integer"]),
+    (
+        "--config_overrides",
+        "hidden_size=abc",
+        ["--config_overrides", "hidden_size='abc'", "must be an integer"],
+    ),
     ("--config_overrides", "dropout=high", ["dropout='high'", "must be a number"]),
     ("--config_overrides", "tie_word_embeddings=1", ["tie_word_embeddings=1", "true or false"]),
-    ("--block_size", "4096", ["--block_size 4096", "preset 'nano'", "max_position_embeddings=512",
-                              "lower --block_size", "--config_overrides max_position_embeddings=4096"]),
+    (
+        "--block_size",
+        "4096",
+        [
+            "--block_size 4096",
+            "preset 'nano'",
+            "max_position_embeddings=512",
+            "lower --block_size",
+            "--config_overrides max_position_embeddings=4096",
+        ],
+    ),
 ]
 
 
@@ -125,7 +148,9 @@ def test_vocab_size_defaults_to_unset_and_8192_when_training(tmp_path):
 def test_binary_file_renamed_txt_is_refused_with_how_to_force(tmp_path, capsys):
     image = tmp_path / "picture.txt"
     image.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)) * 40)
-    error = refused(tmp_path, capsys, pretrain_args(tmp_path, train_files=image), str(image), "--allow_binary_files true")
+    error = refused(
+        tmp_path, capsys, pretrain_args(tmp_path, train_files=image), str(image), "--allow_binary_files true"
+    )
     assert "NUL bytes" in error
 
 
@@ -223,9 +248,14 @@ def test_a_second_run_into_a_locked_folder_fails_at_once_naming_the_holder(tmp_p
 
 def test_a_lock_held_by_another_process_is_refused_and_freed_when_it_is_killed(tmp_path):
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time; from wenlm.training.run_folder import FolderLock; "
-         f"FolderLock({str(tmp_path / 'out')!r}).acquire(); print('locked', flush=True); time.sleep(600)"],
-        stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from wenlm.training.run_folder import FolderLock; "
+            f"FolderLock({str(tmp_path / 'out')!r}).acquire(); print('locked', flush=True); time.sleep(600)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert holder.stdout.readline().strip() == "locked"
@@ -240,7 +270,9 @@ def test_a_lock_held_by_another_process_is_refused_and_freed_when_it_is_killed(t
 
 
 def test_a_stale_lock_file_from_a_killed_run_is_cleared(tmp_path, caplog):
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
     dead_pid = dead.stdout.strip()
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / LOCK_NAME).write_text(f"{dead_pid}\n")
@@ -289,7 +321,11 @@ def test_resume_last_with_only_incomplete_checkpoints_is_refused(tmp_path, capsy
     with caplog.at_level(logging.WARNING):
         assert cli_main(pretrain_args(tmp_path, "--resume_from_checkpoint", "last")) == 2
     error = capsys.readouterr().err
-    assert "no complete checkpoint" in error and str(tmp_path / "out") in error and "another --output_dir" in error
+    assert (
+        "no complete checkpoint" in error
+        and str(tmp_path / "out") in error
+        and "another --output_dir" in error
+    )
     assert "Skipping incomplete checkpoint" in caplog.text and "checkpoint-10" in caplog.text
 
 
@@ -314,8 +350,19 @@ def model_command(command, model, tmp_path):
     return {
         "generate": ["generate", "--model", str(model), "--prompts", "hello"],
         "evaluate": ["evaluate", "--model", str(model), "--task", "lm", "--validation_files", str(data)],
-        "finetune": ["finetune", "--model", str(model), "--task", "sft", "--train_files", str(data),
-                     "--output_dir", str(tmp_path / "out"), "--max_steps", "1"],
+        "finetune": [
+            "finetune",
+            "--model",
+            str(model),
+            "--task",
+            "sft",
+            "--train_files",
+            str(data),
+            "--output_dir",
+            str(tmp_path / "out"),
+            "--max_steps",
+            "1",
+        ],
         "chat": ["chat", "--model", str(model)],
     }[command]
 
@@ -342,14 +389,29 @@ def test_a_model_folder_with_broken_config_json_is_named_as_damaged(tmp_path, ca
     model.mkdir()
     (model / "config.json").write_text('{"model_type": "wenlm",\n "hidden_size": 64,,\n}')
     (model / "model.safetensors").write_bytes(b"weights")
-    refused_model(tmp_path, capsys, command, model, str(model / "config.json"), "not valid JSON", "line 2",
-                  "damaged", "re-run the training")
+    refused_model(
+        tmp_path,
+        capsys,
+        command,
+        model,
+        str(model / "config.json"),
+        "not valid JSON",
+        "line 2",
+        "damaged",
+        "re-run the training",
+    )
 
 
 @pytest.mark.parametrize("command", MODEL_COMMANDS)
 def test_a_local_model_folder_that_does_not_exist_is_not_a_hub_error(tmp_path, capsys, command):
-    error = refused_model(tmp_path, capsys, command, tmp_path / "no-such-model", str(tmp_path / "no-such-model"),
-                          "no such folder")
+    error = refused_model(
+        tmp_path,
+        capsys,
+        command,
+        tmp_path / "no-such-model",
+        str(tmp_path / "no-such-model"),
+        "no such folder",
+    )
     assert "huggingface.co" not in error and "connect" not in error.lower()
 
 
@@ -358,7 +420,9 @@ def test_a_folder_that_is_not_a_model_is_named_as_such(tmp_path, capsys, command
     model = tmp_path / "notes"
     model.mkdir()
     (model / "todo.txt").write_text("not a model")
-    error = refused_model(tmp_path, capsys, command, model, str(model), "not a model folder", "no config.json")
+    error = refused_model(
+        tmp_path, capsys, command, model, str(model), "not a model folder", "no config.json"
+    )
     assert "tokenizer" not in error.lower()
 
 
@@ -371,16 +435,34 @@ def test_a_run_folder_with_only_checkpoints_points_at_one(tmp_path, capsys):
 def test_finetune_of_a_llama_folder_is_refused_before_training(tmp_path, capsys):
     model = tmp_path / "llama"
     model.mkdir()
-    (model / "config.json").write_text(json.dumps({"model_type": "llama", "hidden_size": 32,
-                                                   "num_attention_heads": 2, "num_hidden_layers": 1}))
-    refused_model(tmp_path, capsys, "finetune", model, str(model), "'llama' model", "trains wenlm models",
-                  "model_type 'wenlm'")
+    (model / "config.json").write_text(
+        json.dumps(
+            {"model_type": "llama", "hidden_size": 32, "num_attention_heads": 2, "num_hidden_layers": 1}
+        )
+    )
+    refused_model(
+        tmp_path,
+        capsys,
+        "finetune",
+        model,
+        str(model),
+        "'llama' model",
+        "trains wenlm models",
+        "model_type 'wenlm'",
+    )
 
 
 def test_generate_refuses_a_prompt_that_does_not_fit_the_context(tmp_path, capsys, tiny_base):  # noqa: F811
     max_context = json.loads((tiny_base / "config.json").read_text())["max_position_embeddings"]
-    args = ["generate", "--model", str(tiny_base), "--prompts", "a short prompt", "--max_new_tokens",
-            str(max_context)]
+    args = [
+        "generate",
+        "--model",
+        str(tiny_base),
+        "--prompts",
+        "a short prompt",
+        "--max_new_tokens",
+        str(max_context),
+    ]
     assert cli_main(args) == 2
     error = capsys.readouterr().err
     assert "Traceback" not in error
@@ -395,8 +477,14 @@ def test_a_jsonl_row_that_is_not_json_is_named_by_its_line(tmp_path, capsys):
     data = tmp_path / "corpus.jsonl"
     data.write_text('{"text": "one"}\n\n{"text": "two"\n{"text": "three"}\n', encoding="utf-8")
     before = data.read_bytes()
-    refused(tmp_path, capsys, pretrain_args(tmp_path, train_files=data), f"{data}, line 3",
-            "Expecting ',' delimiter", "Fix or remove that line")
+    refused(
+        tmp_path,
+        capsys,
+        pretrain_args(tmp_path, train_files=data),
+        f"{data}, line 3",
+        "Expecting ',' delimiter",
+        "Fix or remove that line",
+    )
     assert data.read_bytes() == before
     # A line that parses but is not an object is named too.
     data.write_text('{"text": "one"}\n["a", "list"]\n', encoding="utf-8")
@@ -414,7 +502,9 @@ def test_chat_input_that_is_not_utf8_is_named_not_a_traceback(tmp_path, capsys, 
 
 
 @pytest.mark.parametrize("command", MODEL_COMMANDS)
-def test_a_relative_name_that_is_neither_a_folder_nor_on_the_hub_says_both(tmp_path, capsys, monkeypatch, command):
+def test_a_relative_name_that_is_neither_a_folder_nor_on_the_hub_says_both(
+    tmp_path, capsys, monkeypatch, command
+):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)  # no network in tests
     assert cli_main(model_command(command, "runs/no-such-model", tmp_path)) == 2
@@ -430,8 +520,24 @@ def test_a_relative_name_that_is_neither_a_folder_nor_on_the_hub_says_both(tmp_p
 def finetune_command(model, tmp_path, *extra):
     data = tmp_path / "rows.jsonl"
     data.write_text('{"prompt": "hi", "response": "hello"}\n' * 4, encoding="utf-8")
-    return ["finetune", "--model", str(model), "--task", "sft", "--train_files", str(data), "--output_dir",
-            str(tmp_path / "out"), "--max_steps", "1", "--disable_tqdm", "true", "--save_strategy", "no", *extra]
+    return [
+        "finetune",
+        "--model",
+        str(model),
+        "--task",
+        "sft",
+        "--train_files",
+        str(data),
+        "--output_dir",
+        str(tmp_path / "out"),
+        "--max_steps",
+        "1",
+        "--disable_tqdm",
+        "true",
+        "--save_strategy",
+        "no",
+        *extra,
+    ]
 
 
 def refuse_writes(monkeypatch):
@@ -443,8 +549,15 @@ def refuse_writes(monkeypatch):
 
 def test_a_read_only_output_folder_is_refused_before_the_first_file(tmp_path, capsys, monkeypatch, tiny_base):  # noqa: F811
     refuse_writes(monkeypatch)
-    refused(tmp_path, capsys, finetune_command(tiny_base, tmp_path), f"--output_dir {tmp_path / 'out'}",
-            "cannot write in", "Read-only file system", "choose another --output_dir")
+    refused(
+        tmp_path,
+        capsys,
+        finetune_command(tiny_base, tmp_path),
+        f"--output_dir {tmp_path / 'out'}",
+        "cannot write in",
+        "Read-only file system",
+        "choose another --output_dir",
+    )
 
 
 def test_the_write_probe_leaves_nothing_behind(tmp_path):
@@ -457,11 +570,22 @@ def test_the_write_probe_leaves_nothing_behind(tmp_path):
         run_folder.check_writable(tmp_path / "file" / "out")
 
 
-def test_a_disk_without_room_for_one_checkpoint_is_refused_with_sizes(tmp_path, capsys, monkeypatch, tiny_base):  # noqa: F811
+def test_a_disk_without_room_for_one_checkpoint_is_refused_with_sizes(
+    tmp_path,
+    capsys,
+    monkeypatch,
+    tiny_base,  # noqa: F811
+):
     real_usage = shutil.disk_usage
     monkeypatch.setattr(shutil, "disk_usage", lambda path: real_usage(path)._replace(free=1_000_000))
-    error = refused(tmp_path, capsys, finetune_command(tiny_base, tmp_path), "one checkpoint needs about",
-                    "has only 1.0 MB free", "choose another --output_dir")
+    error = refused(
+        tmp_path,
+        capsys,
+        finetune_command(tiny_base, tmp_path),
+        "one checkpoint needs about",
+        "has only 1.0 MB free",
+        "choose another --output_dir",
+    )
     assert "MB" in error.split("needs about")[1].split("(")[0]
 
 
@@ -478,7 +602,9 @@ def test_pretrain_that_runs_out_of_disk_names_its_last_checkpoint(tmp_path, caps
     monkeypatch.setattr(pretrain_module, "save_model_folder", full_disk)
     assert cli_main(pretrain_args(tmp_path)) == 2
     error = capsys.readouterr().err
-    assert "Traceback" not in error and "the disk is full" in error and "--resume_from_checkpoint last" in error
+    assert (
+        "Traceback" not in error and "the disk is full" in error and "--resume_from_checkpoint last" in error
+    )
 
 
 def test_checkpoint_size_counts_weights_optimizer_and_tokenizer(monkeypatch, tmp_path):
@@ -534,12 +660,24 @@ def test_a_bad_jsonl_line_deep_in_a_streamed_file_is_named_by_its_line(tmp_path,
     payload = ("\n".join(lines) + "\n").encode()
     data.write_bytes(gzip.compress(payload) if compressed else payload)
     before = data.read_bytes()
-    refused(tmp_path, capsys, pretrain_args(tmp_path, "--streaming", "true", train_files=data),
-            f"{data}, line 251: not a JSON object", "Unterminated string", "Fix or remove that line")
+    refused(
+        tmp_path,
+        capsys,
+        pretrain_args(tmp_path, "--streaming", "true", train_files=data),
+        f"{data}, line 251: not a JSON object",
+        "Unterminated string",
+        "Fix or remove that line",
+    )
     assert data.read_bytes() == before
 
 
 def test_pretrain_into_a_read_only_folder_is_refused_before_the_lock(tmp_path, capsys, monkeypatch):
     refuse_writes(monkeypatch)
-    refused(tmp_path, capsys, pretrain_args(tmp_path), f"--output_dir {tmp_path / 'out'}", "cannot write in",
-            "Read-only file system")
+    refused(
+        tmp_path,
+        capsys,
+        pretrain_args(tmp_path),
+        f"--output_dir {tmp_path / 'out'}",
+        "cannot write in",
+        "Read-only file system",
+    )

@@ -104,7 +104,12 @@ def test_parse_recovers_the_opening_facts(story_docs):
 
 @pytest.mark.parametrize(
     "text",
-    ["hello world", "", "One sunny morning.", "一个晴朗的早上，小明和小明去了公园。\n小明想吃饺子。\n小明想吃饺子。\n故事讲完了。"],
+    [
+        "hello world",
+        "",
+        "One sunny morning.",
+        "一个晴朗的早上，小明和小明去了公园。\n小明想吃饺子。\n小明想吃饺子。\n故事讲完了。",
+    ],
 )
 def test_non_grammar_text_is_rejected(text):
     with pytest.raises(ValueError, match="not a wenlm grammar document"):
@@ -164,9 +169,7 @@ def test_document_types_and_languages_in_intended_proportions(story_docs):
     for doc_type, weight in weights.items():
         assert abs(types[doc_type] / len(story_docs) - weight) < 0.04, (doc_type, types)
     # The same split seen from the text alone: which scripts a document uses.
-    scripts = Counter(
-        (bool(CJK.search(d["text"])), bool(ASCII_LETTER.search(d["text"]))) for d in story_docs
-    )
+    scripts = Counter((bool(CJK.search(d["text"])), bool(ASCII_LETTER.search(d["text"]))) for d in story_docs)
     assert scripts[(True, False)] == types["zh_story"] + types["zh_dialogue"]
     assert scripts[(False, True)] == types["en_story"] + types["en_dialogue"]
     assert scripts[(True, True)] == types["parallel"]
@@ -217,8 +220,10 @@ def test_qa_answers_are_copied_from_the_context():
         assert parsed.doc_type == f"{row['lang']}_story"
         has_cjk = bool(CJK.search(row["question"]))
         assert has_cjk == (row["lang"] == "zh")
-        facts = {vocabulary.render_value(k, "", row["lang"], v)
-                 for k, v in (("place", parsed.place), ("weather", parsed.weather), ("time", parsed.time))}
+        facts = {
+            vocabulary.render_value(k, "", row["lang"], v)
+            for k, v in (("place", parsed.place), ("weather", parsed.weather), ("time", parsed.time))
+        }
         facts.add(vocabulary.render_value("name", "", row["lang"], parsed.cast[1]))
         assert row["answer"] in facts
 
@@ -285,7 +290,10 @@ def test_corpus_command_writes_the_file_and_keeps_an_existing_one(tmp_path, caps
     assert f"wrote 4 stories rows to {path}" in capsys.readouterr().out
     assert cli_main(["corpus", "--output", str(path), "--kind", "qa"]) == 2
     assert "already exists" in capsys.readouterr().err
-    assert cli_main(["corpus", "--output", str(path), "--kind", "qa", "--num-docs", "3", "--overwrite", "true"]) == 0
+    assert (
+        cli_main(["corpus", "--output", str(path), "--kind", "qa", "--num-docs", "3", "--overwrite", "true"])
+        == 0
+    )
     assert len(path.read_text(encoding="utf-8").splitlines()) == 3
     assert cli_main(["corpus", "--output", str(path), "--kind", "poems", "--overwrite"]) == 2
     assert "valid kinds are stories, qa, translate, classify" in capsys.readouterr().err
@@ -324,7 +332,10 @@ def test_builtin_sources_name_their_variant_and_its_floor():
     for bad in ("builtin:0", "builtin:words=1", "builtin:500:vocab=4", "builtins"):
         with pytest.raises(ValueError, match="builtin:40000:words=4"):
             parse_builtin_spec(bad)
-    assert builtin_entropy_floor(["builtin:100:words=4"]) == corpus.exact_entropy_bits_per_byte(4)["bits_per_byte"]
+    assert (
+        builtin_entropy_floor(["builtin:100:words=4"])
+        == corpus.exact_entropy_bits_per_byte(4)["bits_per_byte"]
+    )
     assert builtin_entropy_floor(["builtin"]) == corpus.exact_entropy_bits_per_byte()["bits_per_byte"]
     # A mixture of variants, or any other text, has no known floor.
     assert builtin_entropy_floor(["builtin:words=4", "builtin"]) is None

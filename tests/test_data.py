@@ -235,17 +235,26 @@ def test_csv_text_column_keeps_the_exact_strings(tmp_path, tokenizer, streaming)
     # pandas would type these cells: "007" -> 7, "1e3" -> 1000.0, "NA" -> missing.
     cells = ["007", "1e3", "NA", "3.10", "-0", "True", "0x1F", "1,000"]
     csv_path = tmp_path / "numbers.csv"
-    csv_path.write_text("id,text\n" + "".join(f'{i},"{cell}"\n' for i, cell in enumerate(cells)), encoding="utf-8")
+    csv_path.write_text(
+        "id,text\n" + "".join(f'{i},"{cell}"\n' for i, cell in enumerate(cells)), encoding="utf-8"
+    )
     raw = sources.load_source(
-        resolve_sources([str(csv_path)])[0], make_args(tmp_path, [csv_path], streaming=streaming), tmp_path, {}
+        resolve_sources([str(csv_path)])[0],
+        make_args(tmp_path, [csv_path], streaming=streaming),
+        tmp_path,
+        {},
     )[0]
     assert [example["text"] for example in raw] == cells
 
 
 def test_forced_binary_file_is_read_with_replacement_characters(tmp_path, tokenizer):
     image = tmp_path / "picture.txt"
-    image.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00" + b"\n\n".join(b"chunk %d \xff\xfe" % i for i in range(40)))
-    with pytest.raises(ValueError, match=r"picture\.txt does not look like UTF-8 text.*--allow_binary_files true"):
+    image.write_bytes(
+        b"\x89PNG\r\n\x1a\n\x00\x00" + b"\n\n".join(b"chunk %d \xff\xfe" % i for i in range(40))
+    )
+    with pytest.raises(
+        ValueError, match=r"picture\.txt does not look like UTF-8 text.*--allow_binary_files true"
+    ):
         prepare_datasets(make_args(tmp_path, [image]), tokenizer=tokenizer)
     prepared = prepare_datasets(make_args(tmp_path, [image], allow_binary_files=True), tokenizer=tokenizer)
     assert prepared.report["invalid_utf8_by_file"][str(image)] > 80
@@ -338,7 +347,9 @@ def test_pii_scrubbing_with_two_processes_gives_the_same_data(tmp_path, tokenize
     docs = [f"{text} mail{i}@example.com" for i, text in enumerate(stories(40))]
     path = write_jsonl(tmp_path / "d.jsonl", [{"text": t} for t in docs])
     one = prepare_datasets(make_args(tmp_path / "one", [path], scrub_pii=True), tokenizer=tokenizer)
-    two = prepare_datasets(make_args(tmp_path / "two", [path], scrub_pii=True, num_proc=2), tokenizer=tokenizer)
+    two = prepare_datasets(
+        make_args(tmp_path / "two", [path], scrub_pii=True, num_proc=2), tokenizer=tokenizer
+    )
     assert one.report["pii"]["email"] == two.report["pii"]["email"] == 40
     assert all_texts(one) == all_texts(two)
     assert one.train["input_ids"] == two.train["input_ids"]
@@ -499,7 +510,8 @@ JOIN_TEST_TEXTS = SAMPLE_TEXTS + [
 
 def _encode_alone(tokenizer, texts):
     ids = [
-        tokenizer(text, add_special_tokens=False, split_special_tokens=True)["input_ids"] + [tokenizer.eos_token_id]
+        tokenizer(text, add_special_tokens=False, split_special_tokens=True)["input_ids"]
+        + [tokenizer.eos_token_id]
         for text in texts
     ]
     return [t for row in ids for t in row], [len(row) for row in ids]
@@ -546,12 +558,17 @@ def test_tokenizers_where_joining_differs_are_encoded_per_document():
     metaspace = PreTrainedTokenizerFast(tokenizer_object=backend, eos_token="<eos>", pad_token="<pad>")
     # An EOS that swallows neighbouring spaces is never joined.
     stripping = _train_tokenizer(SAMPLE_TEXTS)
-    stripping.backend_tokenizer.add_special_tokens([AddedToken("<|eos|>", rstrip=True, lstrip=True, special=True)])
+    stripping.backend_tokenizer.add_special_tokens(
+        [AddedToken("<|eos|>", rstrip=True, lstrip=True, special=True)]
+    )
     texts = ["one story", " two stories ", "three"] + stories(20)
     for tok in (metaspace, stripping):
-        assert packing._encode_joined(
-            tok.backend_tokenizer, tok.backend_tokenizer.encode_batch, texts, tok.eos_token_id
-        ) is None
+        assert (
+            packing._encode_joined(
+                tok.backend_tokenizer, tok.backend_tokenizer.encode_batch, texts, tok.eos_token_id
+            )
+            is None
+        )
         flat, lengths, _ = packing._encode_documents(tok, texts, tok.eos_token_id)
         expected_flat, expected_lengths = _encode_alone(tok, texts)
         assert flat.tolist() == expected_flat and lengths.tolist() == expected_lengths
@@ -746,14 +763,18 @@ def test_special_token_strings_in_documents_stay_text_and_are_counted(tmp_path):
             json.dumps(prepared.report)
     # The streamed packing counts them too, while it is consumed.
     stats = {}
-    streamed = tokenize_and_pack(datasets.Dataset.from_dict({"text": forged}).to_iterable_dataset(), tok, 16, stats=stats)
+    streamed = tokenize_and_pack(
+        datasets.Dataset.from_dict({"text": forged}).to_iterable_dataset(), tok, 16, stats=stats
+    )
     list(streamed)
     assert stats["special_token_strings_in_text"] == len(forged)
 
 
 def test_tokenizer_flag_is_restored_after_packing(tmp_path):
     tok = train_tokenizer(stories(40), vocab_size=400)
-    tokenize_and_pack(datasets.Dataset.from_dict({"text": ["say <|eos|> " * 3] * 4}), tok, 4, cache_dir=tmp_path)
+    tokenize_and_pack(
+        datasets.Dataset.from_dict({"text": ["say <|eos|> " * 3] * 4}), tok, 4, cache_dir=tmp_path
+    )
     assert tok.backend_tokenizer.encode_special_tokens is False
     assert tok("<|eos|>", add_special_tokens=False)["input_ids"] == [tok.eos_token_id]
 
@@ -804,7 +825,9 @@ def test_a_directory_picks_up_compressed_files_and_a_bad_line_is_numbered_after_
     lines.insert(3, '{"text": "cut short')
     (tmp_path / "corpus" / "part.jsonl.gz").write_bytes(gzip.compress("\n".join(lines).encode()))
     (tmp_path / "corpus" / "notes.gz").write_bytes(gzip.compress(b"no format"))  # not a text format: skipped
-    assert resolve_sources([str(tmp_path / "corpus")])[0].files == [str(tmp_path / "corpus" / "part.jsonl.gz")]
+    assert resolve_sources([str(tmp_path / "corpus")])[0].files == [
+        str(tmp_path / "corpus" / "part.jsonl.gz")
+    ]
     with pytest.raises(ValueError, match=r"part\.jsonl\.gz, line 4: not a JSON object"):
         documents_of(tmp_path / "corpus", tmp_path)
 

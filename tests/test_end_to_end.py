@@ -76,9 +76,21 @@ def test_folder_loads_and_generates_without_wenlm(saved_folder, tmp_path):
     folder, expected = saved_folder
     site_packages = sysconfig.get_paths()["purelib"]
     result = subprocess.run(
-        [sys.executable, "-I", "-S", "-c", WITHOUT_WENLM, site_packages, str(folder),
-         str(folder.parent / f"{folder.name}-expected.json"), PROBE_TEXT],
-        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+        [
+            sys.executable,
+            "-I",
+            "-S",
+            "-c",
+            WITHOUT_WENLM,
+            site_packages,
+            str(folder),
+            str(folder.parent / f"{folder.name}-expected.json"),
+            PROBE_TEXT,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
         env={"HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf"), "PATH": "/usr/bin:/bin"},
     )
     assert result.returncode == 0, result.stderr[-3000:]
@@ -99,13 +111,17 @@ def test_with_wenlm_imported_no_remote_code_is_needed(saved_folder):
         logits = model(ids).logits[0]
     assert (logits - torch.tensor(expected["logits"])).abs().max() <= 1e-5
     generator = pipeline("text-generation", model=model, tokenizer=tokenizer)
-    assert generator(PROBE_TEXT, max_new_tokens=12, do_sample=False)[0]["generated_text"] == expected["greedy_text"]
+    assert (
+        generator(PROBE_TEXT, max_new_tokens=12, do_sample=False)[0]["generated_text"]
+        == expected["greedy_text"]
+    )
 
 
 def test_tokenizer_carries_model_max_length_and_chat_template(saved_folder):
     folder, _ = saved_folder
     tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=False)
     assert tokenizer.model_max_length == 128
-    rendered = tokenizer.apply_chat_template([{"role": "user", "content": "你好"}], tokenize=False,
-                                             add_generation_prompt=True)
+    rendered = tokenizer.apply_chat_template(
+        [{"role": "user", "content": "你好"}], tokenize=False, add_generation_prompt=True
+    )
     assert rendered == "<|user|>\n你好<|end|>\n<|assistant|>\n"

@@ -26,8 +26,20 @@ def test_windows_predict_every_token_once_including_the_final_eos():
 def test_lm_metrics_match_a_direct_computation(tmp_path, tiny_base, tokenizer):  # noqa: F811
     documents = ["Xiaoming went to the park.", "小明和丽丽去了公园。\n他们很开心。", "Lili said: hello!"]
     data = write_lines(tmp_path / "docs.jsonl", [{"text": doc} for doc in documents])
-    metrics = evaluate_cli.main(["--model", str(tiny_base), "--task", "lm", "--validation_files", str(data),
-                                 "--save_results", "false", "--per_device_eval_batch_size", "2"])
+    metrics = evaluate_cli.main(
+        [
+            "--model",
+            str(tiny_base),
+            "--task",
+            "lm",
+            "--validation_files",
+            str(data),
+            "--save_results",
+            "false",
+            "--per_device_eval_batch_size",
+            "2",
+        ]
+    )
     model = AutoModelForCausalLM.from_pretrained(tiny_base).eval()
     total, count = 0.0, 0
     with torch.no_grad():
@@ -46,11 +58,18 @@ def test_lm_metrics_match_a_direct_computation(tmp_path, tiny_base, tokenizer): 
 @pytest.mark.slow
 def test_batched_left_padded_generation_equals_one_by_one(tiny_base, tokenizer):  # noqa: F811
     model = AutoModelForCausalLM.from_pretrained(tiny_base).eval()
-    prompts = ["Where were Lili and Tom?", "小明在哪里？", "What was the weather like on that very long day?", "Hi"]
+    prompts = [
+        "Where were Lili and Tom?",
+        "小明在哪里？",
+        "What was the weather like on that very long day?",
+        "Hi",
+    ]
     for chat in (True, False):
         batched = generate_answers(model, tokenizer, prompts, chat=chat, batch_size=4, max_new_tokens=6)
-        single = [generate_answers(model, tokenizer, [p], chat=chat, batch_size=1, max_new_tokens=6)[0]
-                  for p in prompts]
+        single = [
+            generate_answers(model, tokenizer, [p], chat=chat, batch_size=1, max_new_tokens=6)[0]
+            for p in prompts
+        ]
         assert batched == single
         assert tokenizer.padding_side == "left"
 
@@ -69,10 +88,32 @@ def test_results_merge_into_the_folder_and_errors_are_clear(tmp_path, tiny_base)
     shutil.copytree(tiny_base, folder)
     qa = write_lines(tmp_path / "qa.jsonl", [{"prompt": "Where?", "response": "park"}] * 3)
     translate = write_lines(tmp_path / "tr.jsonl", [{"source": "你好", "target": "hello"}] * 2)
-    first = evaluate_cli.main(["--model", str(folder), "--task", "qa", "--validation_files", str(qa),
-                               "--max_new_tokens", "3", "--max_samples", "2"])
-    second = evaluate_cli.main(["--model", str(folder), "--task", "translate", "--validation_files", str(translate),
-                                "--max_new_tokens", "3"])
+    first = evaluate_cli.main(
+        [
+            "--model",
+            str(folder),
+            "--task",
+            "qa",
+            "--validation_files",
+            str(qa),
+            "--max_new_tokens",
+            "3",
+            "--max_samples",
+            "2",
+        ]
+    )
+    second = evaluate_cli.main(
+        [
+            "--model",
+            str(folder),
+            "--task",
+            "translate",
+            "--validation_files",
+            str(translate),
+            "--max_new_tokens",
+            "3",
+        ]
+    )
     results = json.loads((folder / "eval_results.json").read_text())
     assert set(results) == {"qa", "translate"}
     assert results["qa"]["num_samples"] == 2 and results["qa"]["task_type"] == "question-answering"
@@ -84,33 +125,67 @@ def test_results_merge_into_the_folder_and_errors_are_clear(tmp_path, tiny_base)
     with pytest.raises(ValueError, match=r"tr.jsonl row/line 1: needs string fields 'prompt' and 'response'"):
         evaluate_cli.main(["--model", str(folder), "--task", "qa", "--validation_files", str(translate)])
     with pytest.raises(FileNotFoundError, match="--validation_files"):
-        evaluate_cli.main(["--model", str(folder), "--task", "lm", "--validation_files", str(tmp_path / "none.txt")])
+        evaluate_cli.main(
+            ["--model", str(folder), "--task", "lm", "--validation_files", str(tmp_path / "none.txt")]
+        )
     bad = write_lines(tmp_path / "bad.jsonl", ["{oops"])
     with pytest.raises(ValueError, match="line 1: invalid JSON"):
         evaluate_cli.main(["--model", str(folder), "--task", "qa", "--validation_files", str(bad)])
     with pytest.raises(ValueError, match="--max_samples must be at least 1"):
-        evaluate_cli.main(["--model", str(folder), "--task", "qa", "--validation_files", str(qa), "--max_samples", "0"])
+        evaluate_cli.main(
+            ["--model", str(folder), "--task", "qa", "--validation_files", str(qa), "--max_samples", "0"]
+        )
 
 
 def test_lm_reads_plain_text_documents_from_several_files(tmp_path, tiny_base):  # noqa: F811
     text = tmp_path / "docs.txt"
     text.write_text("First document.\nStill first.\n\nSecond document.\n", encoding="utf-8")
     rows = write_lines(tmp_path / "more.jsonl", [{"text": "Third."}, {"text": "Fourth."}])
-    metrics = evaluate_cli.main(["--model", str(tiny_base), "--task", "lm", "--validation_files", str(text), str(rows),
-                                 "--save_results", "false", "--max_samples", "3"])
+    metrics = evaluate_cli.main(
+        [
+            "--model",
+            str(tiny_base),
+            "--task",
+            "lm",
+            "--validation_files",
+            str(text),
+            str(rows),
+            "--save_results",
+            "false",
+            "--max_samples",
+            "3",
+        ]
+    )
     assert metrics["documents"] == 3
-    assert metrics["bytes"] == len(b"First document.\nStill first.") + len(b"Second document.") + len(b"Third.")
+    assert metrics["bytes"] == len(b"First document.\nStill first.") + len(b"Second document.") + len(
+        b"Third."
+    )
 
 
 def test_old_flag_spellings_still_work_and_warn(tmp_path, tiny_base):  # noqa: F811
     folder = tmp_path / "model"
     shutil.copytree(tiny_base, folder)
-    data = write_lines(tmp_path / "docs.jsonl", [{"text": "Lili said: hello!"}, {"text": "小明和丽丽去了公园。"}])
-    new = evaluate_cli.main(["--model", str(folder), "--task", "lm", "--validation_files", str(data),
-                             "--save_results", "false", "--per_device_eval_batch_size", "1"])
+    data = write_lines(
+        tmp_path / "docs.jsonl", [{"text": "Lili said: hello!"}, {"text": "小明和丽丽去了公园。"}]
+    )
+    new = evaluate_cli.main(
+        [
+            "--model",
+            str(folder),
+            "--task",
+            "lm",
+            "--validation_files",
+            str(data),
+            "--save_results",
+            "false",
+            "--per_device_eval_batch_size",
+            "1",
+        ]
+    )
     with pytest.warns(FutureWarning) as warned:
-        old = evaluate_cli.main(["--model", str(folder), "--task", "lm", "--data", str(data), "--no_save",
-                                 "--batch_size", "1"])
+        old = evaluate_cli.main(
+            ["--model", str(folder), "--task", "lm", "--data", str(data), "--no_save", "--batch_size", "1"]
+        )
     messages = " ".join(str(warning.message) for warning in warned)
     for spelling in ("--validation_files", "--save_results false", "--per_device_eval_batch_size"):
         assert spelling in messages
@@ -120,14 +195,29 @@ def test_old_flag_spellings_still_work_and_warn(tmp_path, tiny_base):  # noqa: F
 
 def test_options_file_and_dashed_spellings(tmp_path):
     options = tmp_path / "evaluate.yaml"
-    options.write_text("model: my-model\ntask: qa\nvalidation_files: [a.jsonl, b.jsonl]\nsave_results: false\n"
-                       "max_samples: 5\n", encoding="utf-8")
+    options.write_text(
+        "model: my-model\ntask: qa\nvalidation_files: [a.jsonl, b.jsonl]\nsave_results: false\n"
+        "max_samples: 5\n",
+        encoding="utf-8",
+    )
     source, parsed = evaluate_cli.parse_args([str(options), "--max_samples", "7"])  # a later flag wins
     assert source.model == "my-model" and source.revision is None
     assert parsed.validation_files == ["a.jsonl", "b.jsonl"] and parsed.save_results is False
     assert parsed.max_samples == 7 and parsed.per_device_eval_batch_size == 16
-    _, dashed = evaluate_cli.parse_args(["--model", "m", "--task", "lm", "--validation-files", "x.txt",
-                                         "--per-device-eval-batch-size", "4", "--save-results", "false"])
+    _, dashed = evaluate_cli.parse_args(
+        [
+            "--model",
+            "m",
+            "--task",
+            "lm",
+            "--validation-files",
+            "x.txt",
+            "--per-device-eval-batch-size",
+            "4",
+            "--save-results",
+            "false",
+        ]
+    )
     assert dashed.per_device_eval_batch_size == 4 and dashed.save_results is False
     assert dashed.validation_files == ["x.txt"]
 

@@ -26,11 +26,20 @@ PROBE_TEXT = "小明在公园里看书。Tom reads a book in the park, 然后回
 
 def save_wenlm_folder(folder, use_jieba=False, split_rule="qwen2", **config_fields):
     texts = [doc["text"] for doc in generate_documents(300, seed=5)]
-    tokenizer = train_tokenizer(texts, vocab_size=500, model_max_length=64, use_jieba=use_jieba, split_rule=split_rule)
+    tokenizer = train_tokenizer(
+        texts, vocab_size=500, model_max_length=64, use_jieba=use_jieba, split_rule=split_rule
+    )
     torch.manual_seed(0)
     config = WenLMConfig.from_preset(
-        "nano", vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128, initializer_range=0.2,
+        "nano",
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=128,
+        initializer_range=0.2,
         **config_fields,
     )
     model = WenLMForCausalLM(config)
@@ -47,14 +56,21 @@ def wenlm_folder(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def llama_folder(wenlm_folder):
-    return export_main(["--model", str(wenlm_folder), "--to", "llama",
-                        "--output_dir", str(wenlm_folder.parent / "llama")])
+    return export_main(
+        ["--model", str(wenlm_folder), "--to", "llama", "--output_dir", str(wenlm_folder.parent / "llama")]
+    )
 
 
 def test_export_is_a_stock_llama_folder(llama_folder, wenlm_folder):
     names = {path.name for path in llama_folder.iterdir()}
-    assert {"config.json", "model.safetensors", "generation_config.json", "tokenizer.json", "tokenizer_config.json",
-            "README.md"} <= names
+    assert {
+        "config.json",
+        "model.safetensors",
+        "generation_config.json",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "README.md",
+    } <= names
     assert not [name for name in names if name.endswith(".py")], names  # no remote code travels along
     config = json.loads((llama_folder / "config.json").read_text())
     assert config["model_type"] == "llama" and config["architectures"] == ["LlamaForCausalLM"]
@@ -71,7 +87,10 @@ def test_export_loads_without_remote_code_and_gives_identical_logits(llama_folde
     wenlm = WenLMForCausalLM.from_pretrained(wenlm_folder).eval()
     tokenizer = AutoTokenizer.from_pretrained(llama_folder)
     ids = tokenizer(PROBE_TEXT, return_tensors="pt").input_ids
-    assert ids[0].tolist() == AutoTokenizer.from_pretrained(wenlm_folder, trust_remote_code=False)(PROBE_TEXT).input_ids
+    assert (
+        ids[0].tolist()
+        == AutoTokenizer.from_pretrained(wenlm_folder, trust_remote_code=False)(PROBE_TEXT).input_ids
+    )
     with torch.no_grad():
         difference = (llama.eval()(ids).logits - wenlm(ids).logits).abs().max().item()
     assert difference <= 1e-5
@@ -81,20 +100,32 @@ def test_export_loads_without_remote_code_and_gives_identical_logits(llama_folde
 
 def test_export_generation_and_tokenizer_settings(llama_folder):
     generation = GenerationConfig.from_pretrained(llama_folder)
-    assert generation.eos_token_id == [2, 6]  # <|eos|> and <|end|>, even from a folder that stopped only at <|eos|>
+    assert generation.eos_token_id == [
+        2,
+        6,
+    ]  # <|eos|> and <|end|>, even from a folder that stopped only at <|eos|>
     assert generation.bos_token_id == 1 and generation.pad_token_id == 0
     tokenizer = AutoTokenizer.from_pretrained(llama_folder)
-    assert tokenizer.model_max_length == 128 == json.loads((llama_folder / "config.json").read_text())[
-        "max_position_embeddings"]
+    assert (
+        tokenizer.model_max_length
+        == 128
+        == json.loads((llama_folder / "config.json").read_text())["max_position_embeddings"]
+    )
     assert tokenizer.chat_template  # chat models keep their template
 
 
 @pytest.mark.slow
 def test_export_loads_in_a_python_without_wenlm(llama_folder, wenlm_folder, tmp_path):
     with torch.no_grad():
-        expected = WenLMForCausalLM.from_pretrained(wenlm_folder).eval()(
-            AutoTokenizer.from_pretrained(wenlm_folder, trust_remote_code=False)(PROBE_TEXT, return_tensors="pt")
-            .input_ids).logits[0]
+        expected = (
+            WenLMForCausalLM.from_pretrained(wenlm_folder)
+            .eval()(
+                AutoTokenizer.from_pretrained(wenlm_folder, trust_remote_code=False)(
+                    PROBE_TEXT, return_tensors="pt"
+                ).input_ids
+            )
+            .logits[0]
+        )
     (tmp_path / "expected.json").write_text(json.dumps(expected.tolist()))
     script = HIDE_WENLM + textwrap.dedent(
         """
@@ -114,9 +145,22 @@ def test_export_loads_in_a_python_without_wenlm(llama_folder, wenlm_folder, tmp_
         """
     )
     result = subprocess.run(
-        [sys.executable, "-I", "-S", "-c", script, sysconfig.get_paths()["purelib"], str(llama_folder),
-         str(tmp_path / "expected.json"), PROBE_TEXT],
-        capture_output=True, text=True, timeout=300, cwd=tmp_path, stdin=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-I",
+            "-S",
+            "-c",
+            script,
+            sysconfig.get_paths()["purelib"],
+            str(llama_folder),
+            str(tmp_path / "expected.json"),
+            PROBE_TEXT,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+        stdin=subprocess.DEVNULL,
         env={"HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf"), "PATH": "/usr/bin:/bin"},
     )
     assert result.returncode == 0, result.stderr[-3000:]
@@ -164,13 +208,20 @@ def test_export_refuses_a_model_that_is_not_wenlm(llama_folder, tmp_path):
 
 def test_export_command_line(wenlm_folder, tmp_path, capsys):
     assert set(WRITERS) == set(EXPORT_FORMATS)  # every --to choice has a writer, and no writer is unreachable
-    assert cli_main(["export", "--model", str(wenlm_folder), "--to", "onnx", "--output_dir", str(tmp_path / "g")]) == 2
+    assert (
+        cli_main(
+            ["export", "--model", str(wenlm_folder), "--to", "onnx", "--output_dir", str(tmp_path / "g")]
+        )
+        == 2
+    )
     assert "invalid choice: 'onnx' (choose from 'llama', 'gguf')" in capsys.readouterr().err
     # --outtype belongs to GGUF; the Llama folder keeps the model's dtype, so asking for one there is an error.
     args = ["export", "--model", str(wenlm_folder), "--outtype", "f16", "--output_dir", str(tmp_path / "o")]
     assert cli_main(args) == 2
     assert "--outtype f16 applies to --to gguf" in capsys.readouterr().err and not (tmp_path / "o").exists()
-    assert cli_main(["export", "--model", str(tmp_path / "missing"), "--output_dir", str(tmp_path / "m")]) == 2
+    assert (
+        cli_main(["export", "--model", str(tmp_path / "missing"), "--output_dir", str(tmp_path / "m")]) == 2
+    )
     assert "wenlm export: error:" in capsys.readouterr().err
     # --to defaults to llama; the dashed spelling works like every other option.
     assert cli_main(["export", "--model", str(wenlm_folder), "--output-dir", str(tmp_path / "cli")]) == 0
@@ -195,15 +246,29 @@ sys.exit(main(["export", "--model", "user/tiny-wenlm", "--revision", "dev", "--o
 @pytest.mark.slow
 def test_export_from_a_hub_id_at_a_revision(hub, wenlm_folder, tmp_path):
     env = {key: value for key, value in os.environ.items() if not key.startswith(("HF_", "TRANSFORMERS_"))}
-    env.update(HF_ENDPOINT=hub.url, HF_HUB_OFFLINE="0", HF_HUB_DISABLE_XET="1", HF_HOME=str(tmp_path / "hf"),
-               HF_TOKEN="hf_" + "0" * 32, HF_HUB_DISABLE_TELEMETRY="1")
+    env.update(
+        HF_ENDPOINT=hub.url,
+        HF_HUB_OFFLINE="0",
+        HF_HUB_DISABLE_XET="1",
+        HF_HOME=str(tmp_path / "hf"),
+        HF_TOKEN="hf_" + "0" * 32,
+        HF_HUB_DISABLE_TELEMETRY="1",
+    )
     output_dir = tmp_path / "from-hub"
-    result = subprocess.run([sys.executable, "-c", HUB_EXPORT_SCRIPT, str(wenlm_folder), str(output_dir)],
-                            capture_output=True, text=True, timeout=300, cwd=tmp_path, env=env)
+    result = subprocess.run(
+        [sys.executable, "-c", HUB_EXPORT_SCRIPT, str(wenlm_folder), str(output_dir)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+        env=env,
+    )
     assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
     assert "wenlm export: error: --model user/tiny-wenlm: " in result.stderr  # main has no model to convert
     card = (output_dir / "README.md").read_text()
-    assert "the Hub model `user/tiny-wenlm` (revision `dev`)" in card and "base_model: user/tiny-wenlm" in card
+    assert (
+        "the Hub model `user/tiny-wenlm` (revision `dev`)" in card and "base_model: user/tiny-wenlm" in card
+    )
     llama = AutoModelForCausalLM.from_pretrained(output_dir).eval()
     wenlm = WenLMForCausalLM.from_pretrained(wenlm_folder).eval()
     ids = torch.tensor([[1, 20, 30, 40, 50, 60]])

@@ -47,8 +47,15 @@ TOKEN = "hf_" + secrets.token_hex(16)
 PROMPT = "hello 你好 world"
 NEW_TOKENS = 6
 # The tiny shape of both test models (a stock Llama and wenlm's own class); token ids come from the tokenizer.
-TINY_CONFIG = dict(vocab_size=300, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-                   num_key_value_heads=2, max_position_embeddings=64)
+TINY_CONFIG = dict(
+    vocab_size=300,
+    hidden_size=32,
+    intermediate_size=64,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    max_position_embeddings=64,
+)
 CARD = textwrap.dedent(
     """\
     ---
@@ -215,7 +222,9 @@ def reference_outputs(model, tokenizer) -> dict:
 
 def save_llama(folder: Path, seed: int, tokenizer) -> dict:
     torch.manual_seed(seed)
-    config = LlamaConfig(**TINY_CONFIG, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
+    config = LlamaConfig(
+        **TINY_CONFIG, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id
+    )
     model = LlamaForCausalLM(config).eval()
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
@@ -240,7 +249,9 @@ def llama(tmp_path_factory):
     (folders["main"] / "optimizer.pt").write_bytes(b"optimizer state")
     (folders["main"] / "runs").mkdir()
     (folders["main"] / "runs" / "events.out").write_bytes(b"tensorboard")
-    (folders["main"] / ".wenlm.lock").write_text("12345\n")  # a run's folder lock, still held during --push_to_hub
+    (folders["main"] / ".wenlm.lock").write_text(
+        "12345\n"
+    )  # a run's folder lock, still held during --push_to_hub
     bad_card = root / "bad_card"
     bad_card.mkdir()
     (bad_card / "README.md").write_text("---\nlibrary_name: [unclosed\n---\nbroken card\n", encoding="utf-8")
@@ -599,8 +610,15 @@ def test_wenlm_model_round_trips_through_remote_code(wenlm, published, downloade
 
 def test_hub_token_is_moved_out_of_training_arguments(monkeypatch, tmp_path):
     monkeypatch.delenv("HF_TOKEN", raising=False)
-    args = TrainingArguments(output_dir=str(tmp_path / "run"), push_to_hub=True, hub_token=TOKEN,
-                             hub_model_id="user/run", hub_revision="dev", report_to="none", use_cpu=True)
+    args = TrainingArguments(
+        output_dir=str(tmp_path / "run"),
+        push_to_hub=True,
+        hub_token=TOKEN,
+        hub_model_id="user/run",
+        hub_revision="dev",
+        report_to="none",
+        use_cpu=True,
+    )
     plan = take_hub_push_from_args(args)
     # The Trainer would pickle `args` into training_args.bin: neither the token nor its own hub sync stays there.
     assert args.hub_token is None and args.push_to_hub is False
@@ -625,10 +643,22 @@ def closed_port_endpoint() -> str:
 
 def run_wenlm_offline_hub(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
     env = {key: value for key, value in os.environ.items() if not key.startswith(("HF_", "TRANSFORMERS_"))}
-    env.update(HF_ENDPOINT=closed_port_endpoint(), HF_HUB_OFFLINE="0", HF_TOKEN=TOKEN, HF_HOME=str(cwd / "hf_home"),
-               HF_HUB_DISABLE_TELEMETRY="1", TOKENIZERS_PARALLELISM="false")
-    return subprocess.run([sys.executable, "-m", "wenlm.training.cli", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=300)
+    env.update(
+        HF_ENDPOINT=closed_port_endpoint(),
+        HF_HUB_OFFLINE="0",
+        HF_TOKEN=TOKEN,
+        HF_HOME=str(cwd / "hf_home"),
+        HF_HUB_DISABLE_TELEMETRY="1",
+        TOKENIZERS_PARALLELISM="false",
+    )
+    return subprocess.run(
+        [sys.executable, "-m", "wenlm.training.cli", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_push_to_an_unreachable_hub_names_the_folder_and_the_command_to_retry(tmp_path):
@@ -636,8 +666,10 @@ def test_push_to_an_unreachable_hub_names_the_folder_and_the_command_to_retry(tm
     folder.mkdir()
     (folder / "config.json").write_text("{}")
     before = {path.name: path.read_bytes() for path in folder.iterdir()}
-    result = run_wenlm_offline_hub(["push", "--model", str(folder), "--repo_id", "user/m", "--validate", "false",
-                                    "--private", "true"], tmp_path)
+    result = run_wenlm_offline_hub(
+        ["push", "--model", str(folder), "--repo_id", "user/m", "--validate", "false", "--private", "true"],
+        tmp_path,
+    )
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr and TOKEN not in result.stderr
     assert "ConnectError" in result.stderr and f"kept in {folder}" in result.stderr
@@ -649,10 +681,30 @@ def test_push_to_hub_after_training_keeps_the_model_when_the_hub_is_down(tmp_pat
     data = tmp_path / "rows.jsonl"
     data.write_text('{"prompt": "hi", "response": "hello"}\n' * 4, encoding="utf-8")
     output = tmp_path / "tuned"
-    result = run_wenlm_offline_hub(["finetune", "--model", str(tiny_base), "--task", "sft", "--train_files",
-                                    str(data), "--output_dir", str(output), "--max_steps", "1", "--save_strategy",
-                                    "no", "--disable_tqdm", "true", "--push_to_hub", "true", "--hub_model_id",
-                                    "user/tuned"], tmp_path)
+    result = run_wenlm_offline_hub(
+        [
+            "finetune",
+            "--model",
+            str(tiny_base),
+            "--task",
+            "sft",
+            "--train_files",
+            str(data),
+            "--output_dir",
+            str(output),
+            "--max_steps",
+            "1",
+            "--save_strategy",
+            "no",
+            "--disable_tqdm",
+            "true",
+            "--push_to_hub",
+            "true",
+            "--hub_model_id",
+            "user/tuned",
+        ],
+        tmp_path,
+    )
     assert result.returncode == 2, result.stderr[-3000:]
     assert "Traceback" not in result.stderr
     assert f"kept in {output}" in result.stderr

@@ -16,10 +16,20 @@ VOCAB = 211
 
 
 def wenlm_config(**overrides) -> WenLMConfig:
-    fields = dict(vocab_size=VOCAB, hidden_size=48, intermediate_size=96, num_hidden_layers=2,
-                  num_attention_heads=6, num_key_value_heads=2, max_position_embeddings=64,
-                  rope_theta=50000.0, rms_norm_eps=1e-5, hidden_act="silu", tie_word_embeddings=True,
-                  initializer_range=0.2)
+    fields = dict(
+        vocab_size=VOCAB,
+        hidden_size=48,
+        intermediate_size=96,
+        num_hidden_layers=2,
+        num_attention_heads=6,
+        num_key_value_heads=2,
+        max_position_embeddings=64,
+        rope_theta=50000.0,
+        rms_norm_eps=1e-5,
+        hidden_act="silu",
+        tie_word_embeddings=True,
+        initializer_range=0.2,
+    )
     return WenLMConfig(**{**fields, **overrides})
 
 
@@ -93,10 +103,20 @@ def test_shift_labels_change_the_loss_exactly_as_for_llama():
     shift_labels = torch.roll(ids, shifts=3, dims=1).masked_fill(mask == 0, -100)
     with torch.no_grad():
         plain = [model(ids, attention_mask=mask, labels=ids).loss for model in (llama, wenlm)]
-        shifted = [model(ids, attention_mask=mask, labels=ids, shift_labels=shift_labels).loss
-                   for model in (llama, wenlm)]
-        counted = [model(ids, attention_mask=mask, labels=ids, shift_labels=shift_labels,
-                         num_items_in_batch=torch.tensor(17)).loss for model in (llama, wenlm)]
+        shifted = [
+            model(ids, attention_mask=mask, labels=ids, shift_labels=shift_labels).loss
+            for model in (llama, wenlm)
+        ]
+        counted = [
+            model(
+                ids,
+                attention_mask=mask,
+                labels=ids,
+                shift_labels=shift_labels,
+                num_items_in_batch=torch.tensor(17),
+            ).loss
+            for model in (llama, wenlm)
+        ]
     assert abs(shifted[0].item() - plain[0].item()) > 1e-3, "shift_labels must change Llama's loss"
     for reference, ours in (plain, shifted, counted):
         assert abs(reference.item() - ours.item()) <= 1e-5

@@ -102,7 +102,10 @@ def test_loaded_modules_carry_documentation(metrics):
     for name in ("qa", "bleu", "chrf", "rouge_l"):
         assert "@inproceedings" in metrics[name].citation, name
     assert metrics["chrf"].citation.count("@inproceedings{") == 3  # chrF, chrF++ and sacrebleu
-    assert '@article{sokolova-lapalme-2009-systematic,\n    title = "A systematic' in metrics["classification"].citation
+    assert (
+        '@article{sokolova-lapalme-2009-systematic,\n    title = "A systematic'
+        in metrics["classification"].citation
+    )
     assert '    volume = "45",\n' in metrics["classification"].citation
     assert metrics["bleu"].codebase_urls == ["https://github.com/mjpost/sacrebleu"]
 
@@ -139,7 +142,9 @@ def test_qa_exact_match_after_normalisation_and_best_reference(metrics):
 
 def test_qa_case_is_folded_on_both_sides(metrics):
     # Capitals only in the references: a metric that lower-cases just the prediction scores these 0.
-    result = metrics["qa"].compute(predictions=["paris", "tom 在 Beijing"], references=[["Paris"], ["TOM在BEIJING"]])
+    result = metrics["qa"].compute(
+        predictions=["paris", "tom 在 Beijing"], references=[["Paris"], ["TOM在BEIJING"]]
+    )
     assert result["exact_match"] == pytest.approx(100.0)
     assert result["f1"] == pytest.approx(100.0)
 
@@ -410,7 +415,14 @@ def test_loads_offline_into_fresh_module_cache_without_network(tmp_path):
     assert completed.returncode == 0, completed.stderr[-3000:]
     scores = json.loads(completed.stdout.strip().splitlines()[-1])
     assert scores == pytest.approx(
-        {"qa": 100.0, "bleu": 100.0, "chrf": 100.0, "rouge_l": 100.0, "classification": 50.0, "retrieval": 75.0}
+        {
+            "qa": 100.0,
+            "bleu": 100.0,
+            "chrf": 100.0,
+            "rouge_l": 100.0,
+            "classification": 50.0,
+            "retrieval": 75.0,
+        }
     )
     # evaluate copied every script into the fresh cache and wrote nothing next to the installed sources
     cached = {path.name for path in Path(tmp_path / "modules").rglob("wenlm_*.py")}

@@ -17,8 +17,15 @@ VOCAB = 97
 
 
 def tiny_config(**overrides) -> WenLMConfig:
-    fields = dict(vocab_size=VOCAB, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                  num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64)
+    fields = dict(
+        vocab_size=VOCAB,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=64,
+    )
     return WenLMConfig(**{**fields, **overrides})
 
 
@@ -95,7 +102,9 @@ def test_cached_generation_equals_uncached():
     model = tiny_model()
     prompt = random_ids(1, 7)
     with_cache = model.generate(prompt, max_new_tokens=20, do_sample=False, use_cache=True, pad_token_id=0)
-    without_cache = model.generate(prompt, max_new_tokens=20, do_sample=False, use_cache=False, pad_token_id=0)
+    without_cache = model.generate(
+        prompt, max_new_tokens=20, do_sample=False, use_cache=False, pad_token_id=0
+    )
     assert with_cache.shape[1] == 27
     assert torch.equal(with_cache, without_cache)
 
@@ -121,13 +130,14 @@ def test_left_padded_batch_generation_equals_single_prompts(attn_implementation)
     input_ids = torch.zeros(len(prompts), longest, dtype=torch.long)
     attention_mask = torch.zeros_like(input_ids)
     for row, prompt in enumerate(prompts):
-        input_ids[row, longest - len(prompt):] = prompt
-        attention_mask[row, longest - len(prompt):] = 1
-    batched = model.generate(input_ids=input_ids, attention_mask=attention_mask, max_new_tokens=12,
-                             do_sample=False, pad_token_id=0)
+        input_ids[row, longest - len(prompt) :] = prompt
+        attention_mask[row, longest - len(prompt) :] = 1
+    batched = model.generate(
+        input_ids=input_ids, attention_mask=attention_mask, max_new_tokens=12, do_sample=False, pad_token_id=0
+    )
     for row, prompt in enumerate(prompts):
         alone = model.generate(prompt[None], max_new_tokens=12, do_sample=False, pad_token_id=0)
-        assert torch.equal(batched[row, longest:], alone[0, len(prompt):]), f"prompt {row} differs"
+        assert torch.equal(batched[row, longest:], alone[0, len(prompt) :]), f"prompt {row} differs"
 
 
 def test_sdpa_and_eager_give_the_same_logits_with_padding():
@@ -222,8 +232,12 @@ def test_saved_folder_has_safetensors_auto_map_and_remote_code(tmp_path):
     assert {"model.safetensors", "config.json", "modeling_wenlm.py", "configuration_wenlm.py"} <= names
     assert not any(name.endswith(".bin") for name in names)
     config = AutoConfig.from_pretrained(tmp_path)
-    assert set(config.auto_map) == {"AutoConfig", "AutoModel", "AutoModelForCausalLM",
-                                   "AutoModelForSequenceClassification"}
+    assert set(config.auto_map) == {
+        "AutoConfig",
+        "AutoModel",
+        "AutoModelForCausalLM",
+        "AutoModelForSequenceClassification",
+    }
     assert isinstance(AutoModel.from_pretrained(tmp_path), WenLMModel)
 
 
@@ -313,7 +327,11 @@ def test_residual_branch_outputs_start_depth_scaled():
         scaled = 0.02 / (2 * 8) ** 0.5
         for weight in (layer.self_attn.o_proj.weight, layer.mlp.down_proj.weight):
             assert weight.std().item() == pytest.approx(scaled, rel=0.1)
-        for weight in (layer.self_attn.q_proj.weight, layer.mlp.up_proj.weight, model.model.embed_tokens.weight):
+        for weight in (
+            layer.self_attn.q_proj.weight,
+            layer.mlp.up_proj.weight,
+            model.model.embed_tokens.weight,
+        ):
             assert weight.std().item() == pytest.approx(0.02, rel=0.1)
 
 
@@ -370,7 +388,9 @@ def test_classifier_pools_by_attention_mask_even_where_the_pad_id_is_a_real_toke
     torch.manual_seed(0)
     model = WenLMForSequenceClassification(tiny_config(num_labels=2, initializer_range=0.2)).eval()
     ids = random_ids(2, 7)
-    ids[:, -1] = 0  # a sequence ending in a token that shares the pad id (a tokenizer padding with end-of-text)
+    ids[:, -1] = (
+        0  # a sequence ending in a token that shares the pad id (a tokenizer padding with end-of-text)
+    )
     alone = model(ids, attention_mask=torch.ones_like(ids)).logits
     right_padded = torch.cat([ids, torch.zeros(2, 3, dtype=torch.long)], dim=1)
     mask = torch.cat([torch.ones_like(ids), torch.zeros(2, 3, dtype=torch.long)], dim=1)
@@ -404,7 +424,11 @@ def test_classifier_loads_as_hub_remote_code_without_wenlm(tmp_path):
         assert "wenlm" not in type(model).__module__.split(".")[0]
         print(model.eval()(torch.tensor([[5, 6, 7]])).logits.tolist())
     """)
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path, timeout=300
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     expected = model(torch.tensor([[5, 6, 7]])).logits
-    assert torch.allclose(torch.tensor(json.loads(result.stdout.strip().splitlines()[-1])), expected, atol=1e-5)
+    assert torch.allclose(
+        torch.tensor(json.loads(result.stdout.strip().splitlines()[-1])), expected, atol=1e-5
+    )

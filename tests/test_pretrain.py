@@ -25,24 +25,39 @@ from wenlm.training.quickstart import parse_quickstart_args
 from wenlm.training.report import loss_curve_series
 from wenlm.training.run_folder import LOCK_NAME, last_complete_checkpoint
 
-TINY_MODEL = "hidden_size=32,intermediate_size=64,num_hidden_layers=2,num_attention_heads=2,num_key_value_heads=1"
+TINY_MODEL = (
+    "hidden_size=32,intermediate_size=64,num_hidden_layers=2,num_attention_heads=2,num_key_value_heads=1"
+)
 
 
 def tiny_args(output_dir, *extra, docs=400, steps=20):
     return [
-        "--train_files", f"builtin:{docs}",
-        "--output_dir", str(output_dir),
-        "--preset", "nano",
-        "--config_overrides", TINY_MODEL,
-        "--vocab_size", "400",
-        "--block_size", "64",
-        "--per_device_train_batch_size", "8",
-        "--max_steps", str(steps),
-        "--eval_steps", "10",
-        "--save_steps", "10",
-        "--logging_steps", "5",
-        "--disable_tqdm", "true",
-        "--cache_dir", str(Path(output_dir).parent / "data-cache"),
+        "--train_files",
+        f"builtin:{docs}",
+        "--output_dir",
+        str(output_dir),
+        "--preset",
+        "nano",
+        "--config_overrides",
+        TINY_MODEL,
+        "--vocab_size",
+        "400",
+        "--block_size",
+        "64",
+        "--per_device_train_batch_size",
+        "8",
+        "--max_steps",
+        str(steps),
+        "--eval_steps",
+        "10",
+        "--save_steps",
+        "10",
+        "--logging_steps",
+        "5",
+        "--disable_tqdm",
+        "true",
+        "--cache_dir",
+        str(Path(output_dir).parent / "data-cache"),
         *extra,
     ]
 
@@ -58,9 +73,19 @@ def trained(tmp_path_factory):
 def test_output_folder_holds_everything_a_hub_model_needs(trained):
     output_dir, _ = trained
     names = {path.name for path in output_dir.iterdir()}
-    expected = {"model.safetensors", "config.json", "generation_config.json", "tokenizer.json",
-                "tokenizer_config.json", "configuration_wenlm.py", "modeling_wenlm.py", "training_report.json",
-                "loss_curve.png", "README.md", "log_history.json"}
+    expected = {
+        "model.safetensors",
+        "config.json",
+        "generation_config.json",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "configuration_wenlm.py",
+        "modeling_wenlm.py",
+        "training_report.json",
+        "loss_curve.png",
+        "README.md",
+        "log_history.json",
+    }
     assert expected <= names, expected - names
     assert (output_dir / "loss_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     generator = pipeline("text-generation", model=str(output_dir), trust_remote_code=True)
@@ -75,7 +100,10 @@ def test_report_numbers_are_consistent(trained):
     training, results, data = report["training"], report["results"], report["data"]
     assert training["steps"] == 20
     assert training["tokens_seen"] == 20 * 8 * 64
-    assert training["flops_estimate"] == 6 * report["model"]["non_embedding_parameters"] * training["tokens_seen"]
+    assert (
+        training["flops_estimate"]
+        == 6 * report["model"]["non_embedding_parameters"] * training["tokens_seen"]
+    )
     assert report["entropy_floor_bpb"] == pytest.approx(exact_entropy_bits_per_byte()["bits_per_byte"])
     # A barely trained model is far above the entropy floor, never below it.
     assert results["eval_bpb"] > report["entropy_floor_bpb"]
@@ -83,8 +111,11 @@ def test_report_numbers_are_consistent(trained):
     assert data["documents"]["train"] + data["documents"]["validation"] == 400
     assert data["cleaning"]["dedup"]["documents_in"] == 400
     assert set(report["tokenizer"]["stats_by_language"]) == {"zh", "en"}
-    logged_bpb = [entry["eval_bpb"] for entry in json.loads((output_dir / "log_history.json").read_text())
-                  if "eval_bpb" in entry]
+    logged_bpb = [
+        entry["eval_bpb"]
+        for entry in json.loads((output_dir / "log_history.json").read_text())
+        if "eval_bpb" in entry
+    ]
     assert len(logged_bpb) >= 2 and logged_bpb[-1] == pytest.approx(results["eval_bpb"])
 
 
@@ -143,8 +174,14 @@ def test_arguments_from_a_yaml_file(tmp_path):
 
 def run_cli(args, **kwargs):
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1"}
-    return subprocess.Popen([sys.executable, "-m", "wenlm.training.cli", "pretrain", *args], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kwargs)
+    return subprocess.Popen(
+        [sys.executable, "-m", "wenlm.training.cli", "pretrain", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        **kwargs,
+    )
 
 
 @pytest.mark.slow
@@ -194,9 +231,19 @@ def test_torchrun_with_two_processes_trains_and_saves_one_model(tmp_path, optim)
     output_dir = tmp_path / "ddp"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1"}
     result = subprocess.run(
-        [str(torchrun), "--standalone", "--nproc_per_node=2", "-m", "wenlm.training.cli", "pretrain",
-         *tiny_args(output_dir, "--optim", optim, steps=6)],
-        env=env, capture_output=True, text=True, timeout=900,
+        [
+            str(torchrun),
+            "--standalone",
+            "--nproc_per_node=2",
+            "-m",
+            "wenlm.training.cli",
+            "pretrain",
+            *tiny_args(output_dir, "--optim", optim, steps=6),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
     report = json.loads((output_dir / "training_report.json").read_text())
@@ -222,8 +269,18 @@ def test_tokenizer_larger_than_the_model_vocabulary_is_refused(trained, tmp_path
 def test_streaming_run_trains_from_an_iterable_dataset(tmp_path):
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("\n\n".join(doc["text"] for doc in generate_documents(300, seed=9)), encoding="utf-8")
-    args = tiny_args(tmp_path / "out", "--streaming", "true", "--tokenizer_sample_docs", "200",
-                     "--max_validation_docs", "30", "--validation_split", "0.1", steps=4)
+    args = tiny_args(
+        tmp_path / "out",
+        "--streaming",
+        "true",
+        "--tokenizer_sample_docs",
+        "200",
+        "--max_validation_docs",
+        "30",
+        "--validation_split",
+        "0.1",
+        steps=4,
+    )
     args[args.index("--train_files") + 1] = str(corpus)
     report = pretrain_main(args)
     assert report["training"]["steps"] == 4
@@ -261,7 +318,9 @@ def test_pretrain_with_jieba_segmentation(tmp_path):
 
 
 def test_quickstart_defaults_and_pretrain_options_pass_through(tmp_path):
-    quick, model_args, data_args, training_args = parse_quickstart_args(["--num-docs", "600", "--preset", "nano"])
+    quick, model_args, data_args, training_args = parse_quickstart_args(
+        ["--num-docs", "600", "--preset", "nano"]
+    )
     assert quick.num_docs == 600 and data_args.train_files == ["builtin:600"]
     assert model_args.preset == "nano" and model_args.vocab_size == 4096
     assert training_args.output_dir == "wenlm-quickstart" and training_args.learning_rate == 3e-3
@@ -289,7 +348,9 @@ def test_loss_curve_plots_train_and_validation_in_bits_per_byte(trained):
     curves = loss_curve_series(log, bytes_per_token)
     assert curves["unit"] == "bits per byte" and curves["x"] == "tokens seen"
     train = [entry for entry in log if "loss" in entry]
-    assert curves["train"]["values"] == pytest.approx([e["loss"] / math.log(2) / bytes_per_token for e in train])
+    assert curves["train"]["values"] == pytest.approx(
+        [e["loss"] / math.log(2) / bytes_per_token for e in train]
+    )
     assert curves["train"]["tokens"] == [e["num_input_tokens_seen"] for e in train]
     # The validation series is what the Trainer logged as eval_bpb: the same unit as the training series.
     assert curves["validation"]["values"] == pytest.approx([e["eval_bpb"] for e in log if "eval_bpb" in e])
@@ -300,8 +361,18 @@ def test_loss_curve_plots_train_and_validation_in_bits_per_byte(trained):
 
 
 def test_muon_bf16_and_warmup_stable_decay_through_the_command(tmp_path):
-    args = tiny_args(tmp_path / "out", "--optim", "muon", "--precision", "bf16", "--lr_scheduler_type",
-                     "warmup_stable_decay", "--muon_learning_rate", "0.03", steps=20)
+    args = tiny_args(
+        tmp_path / "out",
+        "--optim",
+        "muon",
+        "--precision",
+        "bf16",
+        "--lr_scheduler_type",
+        "warmup_stable_decay",
+        "--muon_learning_rate",
+        "0.03",
+        steps=20,
+    )
     del args[args.index("--eval_steps") : args.index("--eval_steps") + 2]  # the default: a tenth of the run
     report = pretrain_main(args)
     hyperparameters = report["training"]["hyperparameters"]

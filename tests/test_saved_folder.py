@@ -35,9 +35,28 @@ def finetuned(pretrained):
     rows = pretrained.parent / "qa.jsonl"
     write_jsonl("qa", 24, 0, rows)
     output_dir = pretrained.parent / "sft"
-    finetune_main(["--model", str(pretrained), "--task", "sft", "--train_files", str(rows), "--output_dir",
-                   str(output_dir), "--block_size", "256", "--max_steps", "2", "--per_device_train_batch_size", "4",
-                   "--save_strategy", "no", "--disable_tqdm", "true"])
+    finetune_main(
+        [
+            "--model",
+            str(pretrained),
+            "--task",
+            "sft",
+            "--train_files",
+            str(rows),
+            "--output_dir",
+            str(output_dir),
+            "--block_size",
+            "256",
+            "--max_steps",
+            "2",
+            "--per_device_train_batch_size",
+            "4",
+            "--save_strategy",
+            "no",
+            "--disable_tqdm",
+            "true",
+        ]
+    )
     return output_dir
 
 
@@ -63,8 +82,14 @@ def test_generation_stops_at_end_of_text_and_end_of_turn(kind, request):
     generation = read(folder, "generation_config.json")
     assert generation["eos_token_id"] == STOP_IDS
     tokenizer = AutoTokenizer.from_pretrained(folder)
-    assert tokenizer.convert_ids_to_tokens(generation["eos_token_id"]) == [tokenizer.eos_token, END_OF_TURN_TOKEN]
-    assert generation["bos_token_id"] == tokenizer.bos_token_id and generation["pad_token_id"] == tokenizer.pad_token_id
+    assert tokenizer.convert_ids_to_tokens(generation["eos_token_id"]) == [
+        tokenizer.eos_token,
+        END_OF_TURN_TOKEN,
+    ]
+    assert (
+        generation["bos_token_id"] == tokenizer.bos_token_id
+        and generation["pad_token_id"] == tokenizer.pad_token_id
+    )
 
 
 @pytest.mark.slow
@@ -133,8 +158,20 @@ CLEAN_TOKENIZER_LOAD = HIDE_WENLM + textwrap.dedent(
 @pytest.mark.slow
 def test_tokenizer_loads_without_a_model_type_warning_without_wenlm(pretrained, tmp_path):
     result = subprocess.run(
-        [sys.executable, "-I", "-S", "-c", CLEAN_TOKENIZER_LOAD, sysconfig.get_paths()["purelib"], str(pretrained)],
-        capture_output=True, text=True, timeout=300, cwd=tmp_path, stdin=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-I",
+            "-S",
+            "-c",
+            CLEAN_TOKENIZER_LOAD,
+            sysconfig.get_paths()["purelib"],
+            str(pretrained),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+        stdin=subprocess.DEVNULL,
         env={"HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf"), "PATH": "/usr/bin:/bin"},
     )
     assert result.returncode == 0, result.stderr[-3000:]

@@ -136,7 +136,11 @@ def test_training_options_take_trainingarguments_names(tmp_path):
         ["--output_dir", str(tmp_path), "--per_device_train_batch_size", "4", "--num_train_epochs", "2",
          "--warmup_steps", "0.1", "--learning_rate", "1e-3", "--weight_decay", "0.01", "--discussion", "false"]
     )  # fmt: skip
-    assert (options.per_device_train_batch_size, options.num_train_epochs, options.warmup_steps) == (4, 2.0, 0.1)
+    assert (options.per_device_train_batch_size, options.num_train_epochs, options.warmup_steps) == (
+        4,
+        2.0,
+        0.1,
+    )
     assert (options.learning_rate, options.weight_decay, options.discussion) == (1e-3, 0.01, False)
     with pytest.raises(ValueError, match="--warmup_steps must be a fraction"):
         scaling.parse_args(["--output_dir", str(tmp_path), "--warmup_steps", "100"])
@@ -188,9 +192,7 @@ def test_a_resumed_study_rebuilds_the_same_stream(study, cache_dir, tmp_path):
     options = scaling.parse_args(study_argv(study, cache_dir))
     first = prepare_study_data(options, study)
     # A fresh cache forces re-tokenizing with the tokenizer saved in the study folder.
-    rebuilt = prepare_study_data(
-        scaling.parse_args(study_argv(study, tmp_path / "other_cache")), study
-    )
+    rebuilt = prepare_study_data(scaling.parse_args(study_argv(study, tmp_path / "other_cache")), study)
     assert rebuilt.train["input_ids"] == first.train["input_ids"]
     assert rebuilt.validation_bytes == first.validation_bytes
 
@@ -304,7 +306,9 @@ def test_report_only_renders_without_training(study, cache_dir, tmp_path, monkey
     monkeypatch.setattr(scaling, "prepare_study_data", no_data)
     for name in ("REPORT.md", "scaling.png", "fit.json"):
         (rendered / name).unlink()
-    scaling.main(["--output_dir", str(rendered), "--report_only", "true", "--metric", "val_loss", "--bootstrap", "0"])
+    scaling.main(
+        ["--output_dir", str(rendered), "--report_only", "true", "--metric", "val_loss", "--bootstrap", "0"]
+    )
     assert calls == []
     fit = json.loads((rendered / "fit.json").read_text())
     assert fit["metric"] == "val_loss"
@@ -353,7 +357,9 @@ def test_the_batch_rule_gives_small_cells_steps_and_scales_the_learning_rate(tmp
     assert small["learning_rate"] == pytest.approx(options.learning_rate * math.sqrt(4 / 16))
     assert tiny["batch_size"] == 1
     # Wider models get the 1/width learning rate of muP.
-    assert cell_plan(options, 100_000, hidden_size=128)["learning_rate"] == pytest.approx(options.learning_rate / 2)
+    assert cell_plan(options, 100_000, hidden_size=128)["learning_rate"] == pytest.approx(
+        options.learning_rate / 2
+    )
     assert not big["early_stopping"]
     converged = scaling.parse_args(["--output_dir", str(tmp_path)])
     assert (converged.regime, converged.min_steps, converged.num_train_epochs) == ("converged", 100, 16.0)
@@ -435,7 +441,9 @@ def test_document_rows_predict_every_token_once_from_the_document_start(study):
 
 
 def test_the_study_runs_single_epoch_cells_and_workers_in_processes(tmp_path, cache_dir):
-    argv = study_argv(tmp_path / "study", cache_dir, "--regime", "single_epoch", "--workers", "2", "--epochs", "")
+    argv = study_argv(
+        tmp_path / "study", cache_dir, "--regime", "single_epoch", "--workers", "2", "--epochs", ""
+    )
     argv[argv.index("--num_train_epochs") + 1] = "1"
     argv[argv.index("--presets") + 1] = "nano"
     assert cli_main(["scaling", *argv]) == 0
@@ -461,7 +469,9 @@ def synthetic_records(noise: float = 0.001, seed: int = 0) -> list[dict]:
     for n_params in (1e5, 1e6, 1e7, 1e8):
         for tokens in (1e5, 1e6, 1e7, 1e8, 1e9):
             loss = (0.3 + 20 / n_params**0.4 + 30 / tokens**0.35) * math.exp(rng.normal(0, noise))
-            records.append({"model": f"m{int(n_params)}", "n_params": n_params, "tokens": tokens, "val_bpb": loss})
+            records.append(
+                {"model": f"m{int(n_params)}", "n_params": n_params, "tokens": tokens, "val_bpb": loss}
+            )
     return records
 
 

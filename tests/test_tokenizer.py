@@ -653,10 +653,17 @@ def test_data_pipeline_tokenizes_with_jieba_exactly_as_the_tokenizer_does(jieba_
     documents = [f"{line} {index}" for index, line in enumerate(documents)]
     expected = []
     for text in documents:
-        expected += jieba_tokenizer(text, add_special_tokens=False)["input_ids"] + [jieba_tokenizer.eos_token_id]
+        expected += jieba_tokenizer(text, add_special_tokens=False)["input_ids"] + [
+            jieba_tokenizer.eos_token_id
+        ]
     stats = {}
-    packed = tokenize_and_pack(datasets.Dataset.from_dict({"text": documents}), jieba_tokenizer, block_size=8,
-                               cache_dir=tmp_path, stats=stats)
+    packed = tokenize_and_pack(
+        datasets.Dataset.from_dict({"text": documents}),
+        jieba_tokenizer,
+        block_size=8,
+        cache_dir=tmp_path,
+        stats=stats,
+    )
     flat = [token for block in packed["input_ids"] for token in block]
     assert stats["tokens"] == len(expected)
     assert flat == expected[: len(flat)] and len(expected) - len(flat) < 8

@@ -22,9 +22,16 @@ VOCAB = 211
 
 
 def wenlm_model(seed: int = 0, **overrides) -> WenLMForCausalLM:
-    fields = dict(vocab_size=VOCAB, hidden_size=48, intermediate_size=96, num_hidden_layers=2,
-                  num_attention_heads=6, num_key_value_heads=2, max_position_embeddings=64,
-                  initializer_range=0.2)
+    fields = dict(
+        vocab_size=VOCAB,
+        hidden_size=48,
+        intermediate_size=96,
+        num_hidden_layers=2,
+        num_attention_heads=6,
+        num_key_value_heads=2,
+        max_position_embeddings=64,
+        initializer_range=0.2,
+    )
     torch.manual_seed(seed)
     return WenLMForCausalLM(WenLMConfig(**{**fields, **overrides}))
 
@@ -78,7 +85,10 @@ def test_fused_loss_honours_num_items_in_batch_and_shift_labels(tmp_path):
         for subset in (("input_ids", "attention_mask", "labels"), tuple(inputs)):
             chosen = {key: inputs[key] for key in subset}
             expected = stock.compute_loss(model, chosen, **extra)
-            assert torch.allclose(fused.compute_loss(model, chosen, **extra), expected, atol=1e-5), (extra, subset)
+            assert torch.allclose(fused.compute_loss(model, chosen, **extra), expected, atol=1e-5), (
+                extra,
+                subset,
+            )
 
 
 @pytest.mark.slow
@@ -97,9 +107,20 @@ def test_gradient_accumulation_steps_like_the_stock_loss(tmp_path):
     weights = []
     for chunk_size in (0, 5):
         model = wenlm_model()
-        trainer = make_trainer(model, tmp_path, chunk_size, per_device_train_batch_size=2,
-                               gradient_accumulation_steps=2, max_steps=2, learning_rate=0.5,
-                               lr_scheduler_type="constant", optim="sgd", save_strategy="no", seed=0, data_seed=0)
+        trainer = make_trainer(
+            model,
+            tmp_path,
+            chunk_size,
+            per_device_train_batch_size=2,
+            gradient_accumulation_steps=2,
+            max_steps=2,
+            learning_rate=0.5,
+            lr_scheduler_type="constant",
+            optim="sgd",
+            save_strategy="no",
+            seed=0,
+            data_seed=0,
+        )
         trainer.train_dataset = Rows()
         trainer.train()
         weights.append({name: p.detach().clone() for name, p in model.named_parameters()})
@@ -138,7 +159,9 @@ def test_lora_adapters_elsewhere_keep_the_fused_loss_but_not_on_the_head(tmp_pat
         if parameter.requires_grad:
             assert torch.allclose(fused_grads[name], parameter.grad, atol=1e-6), name
 
-    on_head = get_peft_model(wenlm_model(tie_word_embeddings=False), LoraConfig(r=4, target_modules=["lm_head"]))
+    on_head = get_peft_model(
+        wenlm_model(tie_word_embeddings=False), LoraConfig(r=4, target_modules=["lm_head"])
+    )
     assert make_trainer(on_head, tmp_path, 8)._fused_loss_head(on_head.train(), inputs) is None
 
 
@@ -146,7 +169,9 @@ def test_bad_chunk_sizes_are_refused_by_name(tmp_path):
     with pytest.raises(ValueError, match="loss_chunk_size must be a positive number"):
         make_trainer(wenlm_model(), tmp_path, loss_chunk_size=-3)
     with pytest.raises(ValueError, match="loss_chunk_size must be a positive number"):
-        fused_linear_causal_lm_loss(torch.zeros(1, 2, 4), torch.zeros(5, 4), torch.zeros(1, 2, dtype=torch.long), 0)
+        fused_linear_causal_lm_loss(
+            torch.zeros(1, 2, 4), torch.zeros(5, 4), torch.zeros(1, 2, dtype=torch.long), 0
+        )
 
 
 @pytest.mark.slow
@@ -161,18 +186,50 @@ def test_pretrain_with_torch_compile_uses_the_fused_loss(tmp_path, monkeypatch):
 
     monkeypatch.setattr(trainer_module, "fused_linear_causal_lm_loss", counted)
     output_dir = tmp_path / "model"
-    code = cli_main([
-        "pretrain", "--train_files", "builtin:200", "--output_dir", str(output_dir), "--preset", "nano",
-        "--config_overrides", "hidden_size=32,intermediate_size=64,num_hidden_layers=1,num_attention_heads=2",
-        "--vocab_size", "300", "--block_size", "32", "--per_device_train_batch_size", "4", "--max_steps", "3",
-        "--eval_strategy", "no", "--save_strategy", "no", "--logging_steps", "1", "--disable_tqdm", "true",
-        "--loss_chunk_size", "16", "--torch_compile", "true", "--cache_dir", str(tmp_path / "cache"),
-    ])
+    code = cli_main(
+        [
+            "pretrain",
+            "--train_files",
+            "builtin:200",
+            "--output_dir",
+            str(output_dir),
+            "--preset",
+            "nano",
+            "--config_overrides",
+            "hidden_size=32,intermediate_size=64,num_hidden_layers=1,num_attention_heads=2",
+            "--vocab_size",
+            "300",
+            "--block_size",
+            "32",
+            "--per_device_train_batch_size",
+            "4",
+            "--max_steps",
+            "3",
+            "--eval_strategy",
+            "no",
+            "--save_strategy",
+            "no",
+            "--logging_steps",
+            "1",
+            "--disable_tqdm",
+            "true",
+            "--loss_chunk_size",
+            "16",
+            "--torch_compile",
+            "true",
+            "--cache_dir",
+            str(tmp_path / "cache"),
+        ]
+    )
     assert code in (0, None)
     assert calls == [16, 16, 16], "every training step runs the fused loss"
     report = json.loads((output_dir / "training_report.json").read_text())
     assert report["training"]["steps"] == 3
-    losses = [entry["loss"] for entry in json.loads((output_dir / "log_history.json").read_text()) if "loss" in entry]
+    losses = [
+        entry["loss"]
+        for entry in json.loads((output_dir / "log_history.json").read_text())
+        if "loss" in entry
+    ]
     assert len(losses) == 3 and all(loss == loss and loss > 0 for loss in losses)
     assert "loss_chunk_size" not in json.loads((output_dir / "config.json").read_text())
 
@@ -181,8 +238,15 @@ def test_checkpoints_appear_complete_or_not_at_all(tmp_path, monkeypatch):
     # A save interrupted part-way (here: the RNG state fails at step 4) leaves no checkpoint-4 for `last` to
     # pick; the next run resumes from checkpoint-2, and save_total_limit still rotates the finished folders.
     rows = [{k: v[0] for k, v in batch(seed).items() if k != "attention_mask"} for seed in range(16)]
-    arguments = dict(max_steps=4, save_steps=2, save_total_limit=1, per_device_train_batch_size=4,
-                     learning_rate=1e-3, logging_steps=1, disable_tqdm=True)
+    arguments = dict(
+        max_steps=4,
+        save_steps=2,
+        save_total_limit=1,
+        per_device_train_batch_size=4,
+        learning_rate=1e-3,
+        logging_steps=1,
+        disable_tqdm=True,
+    )
 
     def trainer():
         result = make_trainer(wenlm_model(), tmp_path, 0, **arguments)

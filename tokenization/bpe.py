@@ -409,9 +409,11 @@ def _check_fixed_ids(tokenizer: PreTrainedTokenizerBase) -> None:
 def stop_token_ids(tokenizer, eos_token_id: int | list[int] | None = None) -> list[int]:
     """The ids generation stops at: `eos_token_id` (default: the tokenizer's end of text) and, when the tokenizer
     has it, the end of a chat turn, so that a chat reply ends at <|end|> instead of running on."""
-    ids = eos_token_id if isinstance(eos_token_id, list) else [
-        tokenizer.eos_token_id if eos_token_id is None else eos_token_id
-    ]
+    ids = (
+        eos_token_id
+        if isinstance(eos_token_id, list)
+        else [tokenizer.eos_token_id if eos_token_id is None else eos_token_id]
+    )
     end_of_turn = tokenizer.get_vocab().get(END_OF_TURN_TOKEN)
     return [token_id for token_id in dict.fromkeys([*ids, end_of_turn]) if token_id is not None]
 

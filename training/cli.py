@@ -9,20 +9,53 @@ import sys
 # command -> (module, one-line description). Modules are imported only when their command runs, so
 # `wenlm --help` stays fast: importing every command pulls in torch, transformers, datasets and scipy (seconds).
 COMMANDS: dict[str, tuple[str, str]] = {
-    "quickstart": ("wenlm.training.quickstart", "the main job: tokenizer + model on the built-in corpus, then generate"),
-    "pretrain": ("wenlm.training.pretrain", "train a tokenizer and a model on a corpus with the stock Trainer"),
-    "corpus": ("wenlm.training.corpus.command", "write the built-in corpus or a built-in task set to a JSONL file"),
-    "finetune": ("wenlm.training.finetune", "fine-tune a wenlm model: chat/instruction SFT or classification"),
-    "evaluate": ("wenlm.training.evaluation.evaluate", "measure a model: language modelling, QA, translation, summaries, classes"),
-    "embed": ("wenlm.training.retrieval.embed", "one vector per text from a model's hidden states, to a parquet file"),
-    "generate": ("wenlm.training.evaluation.generate", "generate continuations of prompts through pipeline('text-generation')"),
-    "inspect": ("wenlm.training.inspection.command", "look inside a model: per-token surprisal, logit lens, attention"),
-    "audit": ("wenlm.training.inspection.audit", "privacy audit: exposure of inserted canaries, extraction of training text"),
+    "quickstart": (
+        "wenlm.training.quickstart",
+        "the main job: tokenizer + model on the built-in corpus, then generate",
+    ),
+    "pretrain": (
+        "wenlm.training.pretrain",
+        "train a tokenizer and a model on a corpus with the stock Trainer",
+    ),
+    "corpus": (
+        "wenlm.training.corpus.command",
+        "write the built-in corpus or a built-in task set to a JSONL file",
+    ),
+    "finetune": (
+        "wenlm.training.finetune",
+        "fine-tune a wenlm model: chat/instruction SFT or classification",
+    ),
+    "evaluate": (
+        "wenlm.training.evaluation.evaluate",
+        "measure a model: language modelling, QA, translation, summaries, classes",
+    ),
+    "embed": (
+        "wenlm.training.retrieval.embed",
+        "one vector per text from a model's hidden states, to a parquet file",
+    ),
+    "generate": (
+        "wenlm.training.evaluation.generate",
+        "generate continuations of prompts through pipeline('text-generation')",
+    ),
+    "inspect": (
+        "wenlm.training.inspection.command",
+        "look inside a model: per-token surprisal, logit lens, attention",
+    ),
+    "audit": (
+        "wenlm.training.inspection.audit",
+        "privacy audit: exposure of inserted canaries, extraction of training text",
+    ),
     "chat": ("wenlm.training.evaluation.chat", "chat with a model in the terminal, streaming its replies"),
-    "scaling": ("wenlm.training.scaling.study", "data-scale study: train a grid of (model, data) cells, fit and plot laws"),
+    "scaling": (
+        "wenlm.training.scaling.study",
+        "data-scale study: train a grid of (model, data) cells, fit and plot laws",
+    ),
     "push": ("wenlm.training.hub.push", "validate a model folder and upload it to the Hugging Face Hub"),
     "card": ("wenlm.training.hub.card_command", "re-render a model folder's model card from its reports"),
-    "export": ("wenlm.training.export", "convert a wenlm model to a stock Llama folder or a llama.cpp GGUF file"),
+    "export": (
+        "wenlm.training.export",
+        "convert a wenlm model to a stock Llama folder or a llama.cpp GGUF file",
+    ),
 }
 
 # Errors a user can fix from the message alone: shown without a traceback (WENLM_DEBUG=1 shows it).
@@ -31,7 +64,11 @@ USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, NotADirectoryErro
 
 def usage() -> str:
     width = max(map(len, COMMANDS))
-    lines = ["usage: wenlm COMMAND [options]   (wenlm COMMAND --help for a command's options)", "", "commands:"]
+    lines = [
+        "usage: wenlm COMMAND [options]   (wenlm COMMAND --help for a command's options)",
+        "",
+        "commands:",
+    ]
     lines += [f"  {name.ljust(width)}  {description}" for name, (_, description) in COMMANDS.items()]
     return "\n".join(lines)
 
@@ -53,7 +90,9 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"wenlm {command}: error: {error}", file=sys.stderr)
         return 2
-    except SystemExit as exit_request:  # --help, or argparse refusing the options: an exit status, not a crash
+    except (
+        SystemExit
+    ) as exit_request:  # --help, or argparse refusing the options: an exit status, not a crash
         return exit_status(exit_request.code)
     return 0
 

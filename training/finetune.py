@@ -83,8 +83,13 @@ ADAPTER_DIR = "adapter"
 
 
 def parse_finetune_args(argv: list[str] | None = None) -> tuple[FinetuneArguments, TrainingArguments]:
-    return parse_options((FinetuneArguments, TrainingArguments), argv, defaults=FINETUNE_TRAINING_DEFAULTS,
-                         renamed=FINETUNE_RENAMED, command="finetune")
+    return parse_options(
+        (FinetuneArguments, TrainingArguments),
+        argv,
+        defaults=FINETUNE_TRAINING_DEFAULTS,
+        renamed=FINETUNE_RENAMED,
+        command="finetune",
+    )
 
 
 def check_arguments(args: FinetuneArguments) -> None:
@@ -109,7 +114,9 @@ def load_tokenizer(args: FinetuneArguments):
     if tokenizer.pad_token_id is None or tokenizer.eos_token_id is None:
         raise ValueError(f"The tokenizer of {args.model} lacks a pad or eos token; is it a wenlm model?")
     if args.task == "sft" and not tokenizer.chat_template:
-        raise ValueError(f"The tokenizer of {args.model} has no chat_template, which SFT rows are rendered with.")
+        raise ValueError(
+            f"The tokenizer of {args.model} has no chat_template, which SFT rows are rendered with."
+        )
     return tokenizer
 
 
@@ -117,7 +124,9 @@ def resolve_block_size(args: FinetuneArguments, max_positions: int) -> int:
     if args.block_size is None:
         return min(max_positions, DEFAULT_MAX_BLOCK_SIZE)
     if args.block_size > max_positions:
-        raise ValueError(f"--block_size {args.block_size} exceeds the model's max_position_embeddings={max_positions}.")
+        raise ValueError(
+            f"--block_size {args.block_size} exceeds the model's max_position_embeddings={max_positions}."
+        )
     return args.block_size
 
 
@@ -138,11 +147,16 @@ def apply_lora(model, args: FinetuneArguments):
     module_names = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
     unknown = sorted(set(targets) - module_names)
     if unknown:
-        raise ValueError(f"--lora_target_modules: the model has no modules named {unknown}; it has e.g. "
-                         f"{sorted(n for n in module_names if n.endswith('_proj'))}.")
+        raise ValueError(
+            f"--lora_target_modules: the model has no modules named {unknown}; it has e.g. "
+            f"{sorted(n for n in module_names if n.endswith('_proj'))}."
+        )
     config = LoraConfig(
         task_type=TaskType.SEQ_CLS if args.task == "classification" else TaskType.CAUSAL_LM,
-        r=args.lora_r, lora_alpha=args.lora_alpha, lora_dropout=args.lora_dropout, target_modules=targets,
+        r=args.lora_r,
+        lora_alpha=args.lora_alpha,
+        lora_dropout=args.lora_dropout,
+        target_modules=targets,
     )
     return get_peft_model(model, config)
 
@@ -157,9 +171,13 @@ def classification_metrics(id2label: dict[int, str]):
     labels = sorted(id2label)
 
     def compute(prediction) -> dict:
-        logits = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
+        logits = (
+            prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
+        )
         predicted = np.asarray(logits).argmax(-1).tolist()
-        scores = compute_metric("classification", predicted, np.asarray(prediction.label_ids).tolist(), labels=labels)
+        scores = compute_metric(
+            "classification", predicted, np.asarray(prediction.label_ids).tolist(), labels=labels
+        )
         return {"accuracy": scores["accuracy"], "macro_f1": scores["macro_f1"]}
 
     return compute
@@ -174,29 +192,37 @@ class TaskData:
     retrieval: PairSplit | None = None  # --task embedding: the validation queries and documents
 
 
-def encode_files(args: FinetuneArguments, row_sets: list[RowSet], tokenizer, block_size: int,
-                 label2id: dict | None) -> EncodedSplit:
+def encode_files(
+    args: FinetuneArguments, row_sets: list[RowSet], tokenizer, block_size: int, label2id: dict | None
+) -> EncodedSplit:
     """Every file's rows encoded for the task, concatenated in the order the files were given."""
     if args.task == "sft":
         return concatenate_splits([encode_sft_rows(rows, tokenizer, block_size) for rows in row_sets])
     columns = dict(text_column=args.text_column, label_column=args.label_column)
-    return concatenate_splits([encode_classification_rows(rows, tokenizer, block_size, label2id, **columns)
-                               for rows in row_sets])
+    return concatenate_splits(
+        [encode_classification_rows(rows, tokenizer, block_size, label2id, **columns) for rows in row_sets]
+    )
 
 
 def prepare_task_data(args: FinetuneArguments, tokenizer, block_size: int) -> TaskData:
     if args.task == "embedding":
-        pairs = prepare_pair_data(args.train_files, args.validation_files, tokenizer, block_size, args.skip_bad_rows)
+        pairs = prepare_pair_data(
+            args.train_files, args.validation_files, tokenizer, block_size, args.skip_bad_rows
+        )
         report = {**pairs.report, "pooling": args.pooling, "temperature": args.temperature}
         return TaskData(pairs.train, pairs.validation, report, retrieval=pairs.validation_split)
     train_rows = [read_rows(path) for path in args.train_files]
     validation_rows = [read_rows(path) for path in args.validation_files or []]
     id2label = label2id = None
     if args.task == "classification":
-        id2label = {index: str(label) for index, label in enumerate(collect_labels(train_rows, args.label_column))}
+        id2label = {
+            index: str(label) for index, label in enumerate(collect_labels(train_rows, args.label_column))
+        }
         label2id = {name: index for index, name in id2label.items()}
     train = encode_files(args, train_rows, tokenizer, block_size, label2id)
-    validation = encode_files(args, validation_rows, tokenizer, block_size, label2id) if validation_rows else None
+    validation = (
+        encode_files(args, validation_rows, tokenizer, block_size, label2id) if validation_rows else None
+    )
     bad_rows = raise_or_count_bad_rows(train_rows + validation_rows, args.skip_bad_rows)
     if not train.examples:
         raise ValueError(f"{', '.join(args.train_files)}: no usable training rows.")
@@ -211,8 +237,11 @@ def prepare_task_data(args: FinetuneArguments, tokenizer, block_size: int) -> Ta
         "skip_bad_rows": args.skip_bad_rows,
         "truncated": train.report["truncated"] + (validation.report["truncated"] if validation else 0),
         # Rows whose text holds a special-token string: encoded as text, never as control tokens.
-        "special_token_strings_in_text": sum(split.report["special_token_strings_in_text"]
-                                             for split in (train, validation) if split is not None),
+        "special_token_strings_in_text": sum(
+            split.report["special_token_strings_in_text"]
+            for split in (train, validation)
+            if split is not None
+        ),
         "block_size": block_size,
     }
     if id2label is not None:
@@ -231,8 +260,11 @@ def load_model(args: FinetuneArguments, id2label: dict[int, str] | None):
         return AutoModelForCausalLM.from_pretrained(args.model, **common)
     # The `score` head is new (randomly initialised); transformers reports it as newly initialised.
     return AutoModelForSequenceClassification.from_pretrained(
-        args.model, num_labels=len(id2label), id2label=id2label,
-        label2id={name: index for index, name in id2label.items()}, **common,
+        args.model,
+        num_labels=len(id2label),
+        id2label=id2label,
+        label2id={name: index for index, name in id2label.items()},
+        **common,
     )
 
 
@@ -270,7 +302,9 @@ def finetune(args: FinetuneArguments, training_args: TrainingArguments) -> dict:
     all_parameters, trained_parameters = count_parameters(model)
     output_dir = Path(training_args.output_dir)
     if training_args.process_index == 0:  # before the first file: a read-only folder or a full disk, named
-        check_output_disk(output_dir, checkpoint_bytes(all_parameters, trained_parameters, tokenizer_bytes(tokenizer)))
+        check_output_disk(
+            output_dir, checkpoint_bytes(all_parameters, trained_parameters, tokenizer_bytes(tokenizer))
+        )
 
     trainer_class = LanguageModelTrainer if args.task == "sft" else CompleteCheckpointsTrainer
     collator = PaddingCollator(tokenizer.pad_token_id)
@@ -295,23 +329,35 @@ def finetune(args: FinetuneArguments, training_args: TrainingArguments) -> dict:
             if args.task == "embedding":
                 write_sentence_transformers_config(output_dir, args.pooling)
                 after = validation_retrieval(saved_model, tokenizer, data, args, training_args, block_size)
-                data.report["validation_retrieval"] = {"before": retrieval_before, "after": after} if after else None
-            report = build_finetune_report(args, trainer, saved_model.config, data, train_result.metrics,
-                                           final_eval, time.time() - started, trained_parameters)
+                data.report["validation_retrieval"] = (
+                    {"before": retrieval_before, "after": after} if after else None
+                )
+            report = build_finetune_report(
+                args,
+                trainer,
+                saved_model.config,
+                data,
+                train_result.metrics,
+                final_eval,
+                time.time() - started,
+                trained_parameters,
+            )
             write_outputs(output_dir, report, trainer.state.log_history)
     if hub_push is not None and trainer.is_world_process_zero():
         print(f"pushed to the Hub: {hub_push.push(training_args.output_dir)}")
     return report
 
 
-def validation_retrieval(model, tokenizer, data: TaskData, args: FinetuneArguments, training_args,
-                         block_size: int) -> dict | None:
+def validation_retrieval(
+    model, tokenizer, data: TaskData, args: FinetuneArguments, training_args, block_size: int
+) -> dict | None:
     """--task embedding with validation files: recall@1/@10 and MRR of the validation queries among the
     validation documents (exact search; on the main process only)."""
     if args.task != "embedding" or data.retrieval is None or training_args.process_index != 0:
         return None
-    return retrieval_scores(model, tokenizer, data.retrieval, args.pooling,
-                            training_args.per_device_eval_batch_size, block_size)
+    return retrieval_scores(
+        model, tokenizer, data.retrieval, args.pooling, training_args.per_device_eval_batch_size, block_size
+    )
 
 
 def save_model_folder(model, tokenizer, output_dir: Path, args: FinetuneArguments):
@@ -334,13 +380,23 @@ def save_model_folder(model, tokenizer, output_dir: Path, args: FinetuneArgument
     return model
 
 
-def build_finetune_report(args: FinetuneArguments, trainer, config, data: TaskData, train_metrics: dict,
-                          final_eval: dict, wall_time: float, trained_parameters: int) -> dict:
+def build_finetune_report(
+    args: FinetuneArguments,
+    trainer,
+    config,
+    data: TaskData,
+    train_metrics: dict,
+    final_eval: dict,
+    wall_time: float,
+    trained_parameters: int,
+) -> dict:
     """Pretraining's report keys (so the model card reads both alike), plus the base model, task and LoRA."""
     base_report = base_training_report(args)
     base_tokenizer = base_report.get("tokenizer", {})
-    model_part = {**model_section(config, base_report.get("model", {}).get("preset")),
-                  "trained_parameters": trained_parameters}
+    model_part = {
+        **model_section(config, base_report.get("model", {}).get("preset")),
+        "trained_parameters": trained_parameters,
+    }
     files = [*args.train_files, *(args.validation_files or [])]
     eval_loss = final_eval.get("eval_loss")
     results = {
@@ -354,38 +410,55 @@ def build_finetune_report(args: FinetuneArguments, trainer, config, data: TaskDa
         results["eval_accuracy"] = final_eval.get("eval_accuracy")
         results["eval_macro_f1"] = final_eval.get("eval_macro_f1")
     if args.task == "embedding" and data.report.get("validation_retrieval"):
-        results.update({f"eval_{name}": value for name, value in data.report["validation_retrieval"]["after"].items()
-                        if name not in ("queries", "documents")})
-    return finished_report({
-        "model": model_part,
-        "tokenizer": {
-            "source": args.model,
-            "vocab_size": len(trainer.processing_class),
-            "jieba": bool(base_tokenizer.get("jieba", False)),
-            "stats_by_language": base_tokenizer.get("stats_by_language", {}),
-        },
-        "data": {
-            "sources": [{"spec": path, "kind": "file", "files": [path]} for path in files],
-            "block_size": data.report["block_size"],
-            "scrub_pii": False,
-            "rows": {"train": data.report["train"]["rows"],
-                     "validation": data.report["validation"]["rows"] if data.report["validation"] else 0},
-        },
-        "training": training_section(trainer.args, trainer, train_metrics, model_part["non_embedding_parameters"],
-                                     wall_time),
-        "results": results,
-        "entropy_floor_bpb": None,
-        "scaling_study": None,
-        "license": args.license,
-        "wenlm_command": "wenlm finetune",
-        "base_model": args.model,
-        "base_revision": args.revision,
-        "task": args.task,
-        args.task: data.report,
-        "lora": {"r": args.lora_r, "alpha": args.lora_alpha, "dropout": args.lora_dropout,
-                 "target_modules": args.lora_target_modules.split(","), "adapter_dir": ADAPTER_DIR,
-                 "merged": True} if args.lora_r else None,
-    })
+        results.update(
+            {
+                f"eval_{name}": value
+                for name, value in data.report["validation_retrieval"]["after"].items()
+                if name not in ("queries", "documents")
+            }
+        )
+    return finished_report(
+        {
+            "model": model_part,
+            "tokenizer": {
+                "source": args.model,
+                "vocab_size": len(trainer.processing_class),
+                "jieba": bool(base_tokenizer.get("jieba", False)),
+                "stats_by_language": base_tokenizer.get("stats_by_language", {}),
+            },
+            "data": {
+                "sources": [{"spec": path, "kind": "file", "files": [path]} for path in files],
+                "block_size": data.report["block_size"],
+                "scrub_pii": False,
+                "rows": {
+                    "train": data.report["train"]["rows"],
+                    "validation": data.report["validation"]["rows"] if data.report["validation"] else 0,
+                },
+            },
+            "training": training_section(
+                trainer.args, trainer, train_metrics, model_part["non_embedding_parameters"], wall_time
+            ),
+            "results": results,
+            "entropy_floor_bpb": None,
+            "scaling_study": None,
+            "license": args.license,
+            "wenlm_command": "wenlm finetune",
+            "base_model": args.model,
+            "base_revision": args.revision,
+            "task": args.task,
+            args.task: data.report,
+            "lora": {
+                "r": args.lora_r,
+                "alpha": args.lora_alpha,
+                "dropout": args.lora_dropout,
+                "target_modules": args.lora_target_modules.split(","),
+                "adapter_dir": ADAPTER_DIR,
+                "merged": True,
+            }
+            if args.lora_r
+            else None,
+        }
+    )
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -26,38 +26,55 @@ def check_model_folder(model: str, option: str = "--model") -> dict | None:
     path = Path(model).expanduser()
     if not path.exists():
         if looks_local(model):
-            raise FileNotFoundError(f"{option} {model}: no such folder. Give the folder a wenlm command wrote "
-                                    "(it holds config.json and model.safetensors) or a Hub id such as owner/name.")
+            raise FileNotFoundError(
+                f"{option} {model}: no such folder. Give the folder a wenlm command wrote "
+                "(it holds config.json and model.safetensors) or a Hub id such as owner/name."
+            )
         return None  # a Hub id: transformers downloads it, or names the Hub error
     if not path.is_dir():
-        raise NotADirectoryError(f"{option} {model} is a file; give the model's folder (the one holding "
-                                 "config.json) instead.")
+        raise NotADirectoryError(
+            f"{option} {model} is a file; give the model's folder (the one holding config.json) instead."
+        )
     config_path = path / "config.json"
     if not config_path.is_file():
         checkpoints = sorted(path.glob("checkpoint-*"))
-        hint = (f" It holds checkpoints; give one of them (e.g. {checkpoints[-1]}) or wait for the run to finish."
-                if checkpoints else "")
-        raise FileNotFoundError(f"{option} {model} is not a model folder: it has no config.json.{hint} Give the "
-                                "output folder of `wenlm pretrain` or `wenlm finetune`, or a Hub id.")
+        hint = (
+            f" It holds checkpoints; give one of them (e.g. {checkpoints[-1]}) or wait for the run to finish."
+            if checkpoints
+            else ""
+        )
+        raise FileNotFoundError(
+            f"{option} {model} is not a model folder: it has no config.json.{hint} Give the "
+            "output folder of `wenlm pretrain` or `wenlm finetune`, or a Hub id."
+        )
     try:
         config = json.loads(config_path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        where = f" (line {error.lineno}, column {error.colno}: {error.msg})" if isinstance(
-            error, json.JSONDecodeError) else " (not UTF-8 text)"
-        raise ValueError(f"{config_path} is not valid JSON{where}: the model folder {model} is damaged. Copy it "
-                         "again from where it came from, or re-run the training that wrote it.") from None
+        where = (
+            f" (line {error.lineno}, column {error.colno}: {error.msg})"
+            if isinstance(error, json.JSONDecodeError)
+            else " (not UTF-8 text)"
+        )
+        raise ValueError(
+            f"{config_path} is not valid JSON{where}: the model folder {model} is damaged. Copy it "
+            "again from where it came from, or re-run the training that wrote it."
+        ) from None
     if not isinstance(config, dict):
-        raise ValueError(f"{config_path} holds a JSON {type(config).__name__}, not an object: the model folder "
-                         f"{model} is damaged. Copy it again, or re-run the training that wrote it.")
+        raise ValueError(
+            f"{config_path} holds a JSON {type(config).__name__}, not an object: the model folder "
+            f"{model} is damaged. Copy it again, or re-run the training that wrote it."
+        )
     return config
 
 
 def check_wenlm_model_type(model_type: str | None, model: str, command: str) -> None:
     """Refuse a model that is not a wenlm one, for a command that works only on those."""
     if model_type != WENLM_MODEL_TYPE:
-        raise ValueError(f"--model {model} is a {model_type!r} model; `wenlm {command}` trains wenlm models "
-                         f"(model_type {WENLM_MODEL_TYPE!r}). Give it a folder written by `wenlm pretrain` or "
-                         "`wenlm finetune`, or the Hub id of a wenlm model.")
+        raise ValueError(
+            f"--model {model} is a {model_type!r} model; `wenlm {command}` trains wenlm models "
+            f"(model_type {WENLM_MODEL_TYPE!r}). Give it a folder written by `wenlm pretrain` or "
+            "`wenlm finetune`, or the Hub id of a wenlm model."
+        )
 
 
 @contextmanager
@@ -69,5 +86,7 @@ def hub_errors_named(model: str, option: str = "--model") -> Iterator[None]:
     except OSError as error:
         if Path(model).expanduser().exists():
             raise
-        raise ValueError(f"{option} {model}: there is no such folder here ({os.getcwd()}), and loading it from the "
-                         f"Hub failed: {error} If you meant a local folder, check its path.") from None
+        raise ValueError(
+            f"{option} {model}: there is no such folder here ({os.getcwd()}), and loading it from the "
+            f"Hub failed: {error} If you meant a local folder, check its path."
+        ) from None

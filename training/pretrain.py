@@ -60,6 +60,7 @@ LANGUAGE_SAMPLE_DOCS = 2000
 
 logger = logging.getLogger(__name__)
 
+
 def parse_override_value(text: str) -> Any:
     try:
         return json.loads(text)
@@ -86,7 +87,13 @@ def _override_matches(value: Any, annotation: Any) -> bool:
 
 # Field types of the config; rope_theta is accepted as a keyword and stored in rope_parameters.
 _OVERRIDE_TYPES = {**WenLMConfig.__annotations__, "rope_theta": float}
-_TYPE_WORDS = {int: "an integer", float: "a number", bool: "true or false", str: "a string", dict: "a JSON object"}
+_TYPE_WORDS = {
+    int: "an integer",
+    float: "a number",
+    bool: "true or false",
+    str: "a string",
+    dict: "a JSON object",
+}
 
 
 def parse_config_overrides(model_args: ModelArguments) -> dict[str, Any]:
@@ -102,7 +109,11 @@ def parse_config_overrides(model_args: ModelArguments) -> dict[str, Any]:
         raise ValueError(f"--config_overrides: unknown config fields {sorted(unknown)}.")
     for name, value in overrides.items():
         annotation = _OVERRIDE_TYPES.get(name)
-        if annotation is not None and not isinstance(annotation, str) and not _override_matches(value, annotation):
+        if (
+            annotation is not None
+            and not isinstance(annotation, str)
+            and not _override_matches(value, annotation)
+        ):
             kinds = typing.get_args(annotation) if isinstance(annotation, types.UnionType) else (annotation,)
             wanted = " or ".join(_TYPE_WORDS.get(typing.get_origin(k) or k, "null") for k in kinds)
             raise ValueError(
@@ -112,7 +123,9 @@ def parse_config_overrides(model_args: ModelArguments) -> dict[str, Any]:
     return overrides
 
 
-def build_config(model_args: ModelArguments, tokenizer: PreTrainedTokenizerBase, block_size: int) -> WenLMConfig:
+def build_config(
+    model_args: ModelArguments, tokenizer: PreTrainedTokenizerBase, block_size: int
+) -> WenLMConfig:
     overrides = parse_config_overrides(model_args)
     base = dict(
         vocab_size=len(tokenizer),
@@ -134,7 +147,9 @@ def check_block_size(block_size: int, config: WenLMConfig, preset: str) -> None:
         )
 
 
-def check_settings(model_args: ModelArguments, data_args: DataArguments, training_args: TrainingArguments) -> None:
+def check_settings(
+    model_args: ModelArguments, data_args: DataArguments, training_args: TrainingArguments
+) -> None:
     """Refuse, by name, settings that would train nothing, run longer than asked or ignore an option; before any
     data is read or any file written."""
     check_model_arguments(model_args)
@@ -158,7 +173,9 @@ def check_settings(model_args: ModelArguments, data_args: DataArguments, trainin
             f"{model_args.tokenizer} is given and keeps its own vocabulary; drop one of the two options."
         )
     overrides = parse_config_overrides(model_args)
-    check_block_size(data_args.block_size, WenLMConfig.from_preset(model_args.preset, **overrides), model_args.preset)
+    check_block_size(
+        data_args.block_size, WenLMConfig.from_preset(model_args.preset, **overrides), model_args.preset
+    )
 
 
 def check_tokenizer_matches(tokenizer: PreTrainedTokenizerBase, config: WenLMConfig) -> None:
@@ -174,8 +191,10 @@ def parse_pretrain_args(
     argv: list[str] | None = None,
 ) -> tuple[ModelArguments, DataArguments, WenLMTrainingArguments, CanaryArguments]:
     return parse_options(
-        (ModelArguments, DataArguments, WenLMTrainingArguments, CanaryArguments), argv,
-        defaults=PRETRAIN_DEFAULTS, command="pretrain",
+        (ModelArguments, DataArguments, WenLMTrainingArguments, CanaryArguments),
+        argv,
+        defaults=PRETRAIN_DEFAULTS,
+        command="pretrain",
     )
 
 
@@ -204,7 +223,9 @@ def load_or_train_tokenizer(model_args: ModelArguments, data_args: DataArguments
     if model_args.tokenizer:
         tokenizer = AutoTokenizer.from_pretrained(model_args.tokenizer)
         if tokenizer.eos_token_id is None:
-            raise ValueError(f"Tokenizer {model_args.tokenizer} has no eos token; documents could not be separated.")
+            raise ValueError(
+                f"Tokenizer {model_args.tokenizer} has no eos token; documents could not be separated."
+            )
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token
         return tokenizer, None
@@ -232,9 +253,13 @@ def check_model_arguments(model_args: ModelArguments) -> None:
         )
 
 
-def prepare_data_and_tokenizer(model_args: ModelArguments, data_args: DataArguments,
-                               training_args: TrainingArguments, resume_from: str | None,
-                               canaries: PretrainingCanaries | None = None):
+def prepare_data_and_tokenizer(
+    model_args: ModelArguments,
+    data_args: DataArguments,
+    training_args: TrainingArguments,
+    resume_from: str | None,
+    canaries: PretrainingCanaries | None = None,
+):
     """The prepared datasets and the tokenizer (taken, reloaded on resume, or trained and saved)."""
     block_size = data_args.block_size
     tokenizer, tokenizer_trainer = load_or_train_tokenizer(model_args, data_args, block_size)
@@ -247,8 +272,9 @@ def prepare_data_and_tokenizer(model_args: ModelArguments, data_args: DataArgume
         if tokenizer is None and training_args.process_index != 0:
             tokenizer, tokenizer_trainer = AutoTokenizer.from_pretrained(output_dir), None
         edit_raw = canaries.edit_raw if canaries is not None and canaries.options.canaries else None
-        prepared = prepare_datasets(data_args, tokenizer=tokenizer, tokenizer_trainer=tokenizer_trainer,
-                                    edit_raw=edit_raw)
+        prepared = prepare_datasets(
+            data_args, tokenizer=tokenizer, tokenizer_trainer=tokenizer_trainer, edit_raw=edit_raw
+        )
         if edit_raw is not None and training_args.process_index == 0:
             canaries.record(iter(prepared.train_text["text"]), prepared.report)
         tokenizer = prepared.tokenizer
@@ -277,8 +303,12 @@ def evaluation_data(prepared, tokenizer) -> tuple[datasets.Dataset, int]:
     return eval_dataset, count_bytes(eval_dataset, token_byte_lengths(tokenizer))
 
 
-def pretrain(model_args: ModelArguments, data_args: DataArguments, training_args: TrainingArguments,
-             canary_args: CanaryArguments | None = None) -> dict:
+def pretrain(
+    model_args: ModelArguments,
+    data_args: DataArguments,
+    training_args: TrainingArguments,
+    canary_args: CanaryArguments | None = None,
+) -> dict:
     """Run the whole job and return the training report (also written to the output folder)."""
     started = time.time()
     # Before anything saves the arguments: the token must not reach training_args.bin, and only the validated
@@ -287,23 +317,35 @@ def pretrain(model_args: ModelArguments, data_args: DataArguments, training_args
     check_settings(model_args, data_args, training_args)
     canaries = PretrainingCanaries(canary_args, training_args.output_dir) if canary_args is not None else None
     if data_args.streaming and training_args.max_steps <= 0:
-        raise ValueError("--streaming needs --max_steps: the length of a streamed corpus is unknown in advance.")
+        raise ValueError(
+            "--streaming needs --max_steps: the length of a streamed corpus is unknown in advance."
+        )
     # Locked before the folder is judged, so that two runs started together cannot both find it free.
     with claim_output_folder(training_args.output_dir, main_process=training_args.process_index == 0):
         return run_pretraining(model_args, data_args, training_args, hub_push, started, canaries)
 
 
-def run_pretraining(model_args: ModelArguments, data_args: DataArguments, training_args: TrainingArguments,
-                    hub_push, started: float, canaries: PretrainingCanaries | None = None) -> dict:
+def run_pretraining(
+    model_args: ModelArguments,
+    data_args: DataArguments,
+    training_args: TrainingArguments,
+    hub_push,
+    started: float,
+    canaries: PretrainingCanaries | None = None,
+) -> dict:
     """The job itself, run while the output folder is held (see claim_output_folder)."""
     resume_from = check_output_dir(training_args)
     set_seed(training_args.seed)
     block_size = data_args.block_size
-    prepared, tokenizer = prepare_data_and_tokenizer(model_args, data_args, training_args, resume_from, canaries)
+    prepared, tokenizer = prepare_data_and_tokenizer(
+        model_args, data_args, training_args, resume_from, canaries
+    )
     model = new_model(model_args, tokenizer, block_size)
     if training_args.process_index == 0:  # before the first checkpoint: a disk without room for one is named
-        check_free_space(training_args.output_dir,
-                         checkpoint_bytes(model.num_parameters(), tokenizer_bytes=tokenizer_bytes(tokenizer)))
+        check_free_space(
+            training_args.output_dir,
+            checkpoint_bytes(model.num_parameters(), tokenizer_bytes=tokenizer_bytes(tokenizer)),
+        )
     eval_dataset, eval_bytes = evaluation_data(prepared, tokenizer)
     prepared.report["tokenizer_stats_by_language"] = stats_by_language(tokenizer, prepared.validation_text)
     floor = builtin_entropy_floor(data_args.train_files)
@@ -327,8 +369,16 @@ def run_pretraining(model_args: ModelArguments, data_args: DataArguments, traini
         report = {}
         if trainer.is_world_process_zero():
             save_model_folder(trainer, tokenizer, training_args.output_dir)
-            report = build_report(trainer, model_args, data_args, prepared, train_result.metrics, final_eval,
-                                  time.time() - started, eval_bytes)
+            report = build_report(
+                trainer,
+                model_args,
+                data_args,
+                prepared,
+                train_result.metrics,
+                final_eval,
+                time.time() - started,
+                eval_bytes,
+            )
             write_outputs(Path(training_args.output_dir), report, trainer.state.log_history)
     if hub_push is not None and trainer.is_world_process_zero():
         commit_url = hub_push.push(training_args.output_dir)
@@ -346,40 +396,51 @@ def save_model_folder(trainer, tokenizer, output_dir: str | Path) -> None:
     tokenizer.save_pretrained(output_dir)
 
 
-def build_report(trainer, model_args: ModelArguments, data_args: DataArguments, prepared, train_metrics: dict,
-                 final_eval: dict, wall_time: float, eval_bytes: int) -> dict:
+def build_report(
+    trainer,
+    model_args: ModelArguments,
+    data_args: DataArguments,
+    prepared,
+    train_metrics: dict,
+    final_eval: dict,
+    wall_time: float,
+    eval_bytes: int,
+) -> dict:
     model_part = model_section(trainer.model.config, model_args.preset)
-    training = training_section(trainer.args, trainer, train_metrics, model_part["non_embedding_parameters"],
-                                wall_time)
-    return finished_report({
-        "model": model_part,
-        "tokenizer": {
-            "source": model_args.tokenizer or "trained on the training corpus",
-            "vocab_size": len(trainer.processing_class),
-            "jieba": model_args.use_jieba,
-            "stats_by_language": prepared.report.get("tokenizer_stats_by_language", {}),
-        },
-        "data": {
-            "sources": [redact_secrets(str(source)) for source in data_args.train_files],
-            "block_size": data_args.block_size,
-            "scrub_pii": data_args.scrub_pii,
-            # What bits per byte divide by; the loss curve converts training losses with it too.
-            "validation_bytes_per_token": trainer.eval_bytes_per_token,
-            **prepared.report,
-        },
-        "training": training,
-        "results": {
-            "final_train_loss": last_logged(trainer.state.log_history, "loss"),
-            "eval_loss": final_eval.get("eval_loss"),
-            "eval_perplexity": final_eval.get("eval_perplexity"),
-            "eval_bpb": final_eval.get("eval_bpb"),
-            "eval_bytes": eval_bytes,
-        },
-        "entropy_floor_bpb": prepared.report.get("entropy_floor_bpb"),
-        "scaling_study": model_args.scaling_study,
-        "license": model_args.license,
-        "wenlm_command": "wenlm pretrain",
-    })
+    training = training_section(
+        trainer.args, trainer, train_metrics, model_part["non_embedding_parameters"], wall_time
+    )
+    return finished_report(
+        {
+            "model": model_part,
+            "tokenizer": {
+                "source": model_args.tokenizer or "trained on the training corpus",
+                "vocab_size": len(trainer.processing_class),
+                "jieba": model_args.use_jieba,
+                "stats_by_language": prepared.report.get("tokenizer_stats_by_language", {}),
+            },
+            "data": {
+                "sources": [redact_secrets(str(source)) for source in data_args.train_files],
+                "block_size": data_args.block_size,
+                "scrub_pii": data_args.scrub_pii,
+                # What bits per byte divide by; the loss curve converts training losses with it too.
+                "validation_bytes_per_token": trainer.eval_bytes_per_token,
+                **prepared.report,
+            },
+            "training": training,
+            "results": {
+                "final_train_loss": last_logged(trainer.state.log_history, "loss"),
+                "eval_loss": final_eval.get("eval_loss"),
+                "eval_perplexity": final_eval.get("eval_perplexity"),
+                "eval_bpb": final_eval.get("eval_bpb"),
+                "eval_bytes": eval_bytes,
+            },
+            "entropy_floor_bpb": prepared.report.get("entropy_floor_bpb"),
+            "scaling_study": model_args.scaling_study,
+            "license": model_args.license,
+            "wenlm_command": "wenlm pretrain",
+        }
+    )
 
 
 def is_mostly_chinese(text: str) -> bool:

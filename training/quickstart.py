@@ -29,8 +29,10 @@ def parse_quickstart_args(argv: list[str] | None = None) -> tuple:
     """(QuickstartArguments, ModelArguments, DataArguments, WenLMTrainingArguments) with the quickstart's
     defaults."""
     quick, model_args, data_args, training_args = parse_options(
-        (QuickstartArguments, ModelArguments, DataArguments, WenLMTrainingArguments), argv,
-        defaults=QUICKSTART_DEFAULTS, command="quickstart",
+        (QuickstartArguments, ModelArguments, DataArguments, WenLMTrainingArguments),
+        argv,
+        defaults=QUICKSTART_DEFAULTS,
+        command="quickstart",
     )
     if not data_args.train_files:
         data_args.train_files = [f"builtin:{quick.num_docs}"]
@@ -39,10 +41,14 @@ def parse_quickstart_args(argv: list[str] | None = None) -> tuple:
     return quick, model_args, data_args, training_args
 
 
-def generate_samples(model_dir: str | Path, prompts=PROMPTS, max_new_tokens: int = 48, seed: int = 0) -> list[str]:
+def generate_samples(
+    model_dir: str | Path, prompts=PROMPTS, max_new_tokens: int = 48, seed: int = 0
+) -> list[str]:
     set_seed(seed)
     generator = pipeline("text-generation", model=str(model_dir), trust_remote_code=True)
-    outputs = generator(list(prompts), max_new_tokens=max_new_tokens, do_sample=True, top_p=0.9, temperature=0.8)
+    outputs = generator(
+        list(prompts), max_new_tokens=max_new_tokens, do_sample=True, top_p=0.9, temperature=0.8
+    )
     return [output[0]["generated_text"] for output in outputs]
 
 
@@ -57,9 +63,13 @@ def main(argv: list[str] | None = None) -> dict:
         print("  " + text.replace("\n", " ⏎ "))
     results = report["results"]
     floor = report.get("entropy_floor_bpb")
-    print(f"\nvalidation bits per byte: {results['eval_bpb']:.4f}"
-          + (f" (corpus entropy floor {floor:.4f})" if floor is not None else ""))
+    print(
+        f"\nvalidation bits per byte: {results['eval_bpb']:.4f}"
+        + (f" (corpus entropy floor {floor:.4f})" if floor is not None else "")
+    )
     print(f"model, tokenizer and remote code: {output_dir}")
     print(f"model card: {output_dir / 'README.md'}")
-    print(f"report: {json.dumps({k: report['training'][k] for k in ('steps', 'tokens_seen', 'wall_time_seconds')})}")
+    print(
+        f"report: {json.dumps({k: report['training'][k] for k in ('steps', 'tokens_seen', 'wall_time_seconds')})}"
+    )
     return report

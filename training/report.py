@@ -25,9 +25,24 @@ LOSS_CURVE_FILE = "loss_curve.png"
 LOG_HISTORY_FILE = "log_history.json"
 
 REPORTED_HYPERPARAMETERS = (
-    "learning_rate", "lr_scheduler_type", "warmup_steps", "weight_decay", "adam_beta1", "adam_beta2", "max_grad_norm",
-    "num_train_epochs", "max_steps", "per_device_train_batch_size", "gradient_accumulation_steps", "seed", "optim",
-    "bf16", "fp16", "precision", "lr_scheduler_kwargs", "lr_decay_fraction",
+    "learning_rate",
+    "lr_scheduler_type",
+    "warmup_steps",
+    "weight_decay",
+    "adam_beta1",
+    "adam_beta2",
+    "max_grad_norm",
+    "num_train_epochs",
+    "max_steps",
+    "per_device_train_batch_size",
+    "gradient_accumulation_steps",
+    "seed",
+    "optim",
+    "bf16",
+    "fp16",
+    "precision",
+    "lr_scheduler_kwargs",
+    "lr_decay_fraction",
 )
 # Reported only where they act: with --optim muon.
 MUON_HYPERPARAMETERS = ("muon_learning_rate", "muon_weight_decay", "muon_adjust_lr_fn")
@@ -37,13 +52,17 @@ def model_section(config, preset: str | None) -> dict:
     """The report's "model" part: preset, the config without loading details, and parameter counts."""
     return {
         "preset": preset,
-        "config": {k: v for k, v in config.to_dict().items() if k not in {"auto_map", "transformers_version"}},
+        "config": {
+            k: v for k, v in config.to_dict().items() if k not in {"auto_map", "transformers_version"}
+        },
         "parameters": config.num_parameters(),
         "non_embedding_parameters": config.num_parameters(exclude_embeddings=True),
     }
 
 
-def training_section(training_args, trainer, train_metrics: dict, n_non_embedding: int, wall_time: float) -> dict:
+def training_section(
+    training_args, trainer, train_metrics: dict, n_non_embedding: int, wall_time: float
+) -> dict:
     """The report's "training" part, shared by pretraining and fine-tuning."""
     tokens_seen = int(trainer.state.num_input_tokens_seen)
     arguments = training_args.to_dict()
@@ -95,7 +114,9 @@ def precision_section(training_args) -> dict:
     native, evidence = native_bf16(device)
     requested = getattr(training_args, "precision", None)
     if requested == "auto":
-        reason = f"--precision auto on {device}: " + (f"native bf16 ({evidence})" if native else f"{evidence}, fp32")
+        reason = f"--precision auto on {device}: " + (
+            f"native bf16 ({evidence})" if native else f"{evidence}, fp32"
+        )
     elif requested is not None:
         reason = f"--precision {requested}"
     elif used != "fp32":
@@ -130,7 +151,9 @@ def loss_curve_series(log_history: list[dict], bytes_per_token: float | None = N
         }
 
     train, validation = series("loss"), series("eval_loss")
-    x_is_tokens = all("num_input_tokens_seen" in entry for entry in log_history if "loss" in entry or "eval_loss" in entry)
+    x_is_tokens = all(
+        "num_input_tokens_seen" in entry for entry in log_history if "loss" in entry or "eval_loss" in entry
+    )
     return {
         "unit": "bits per byte" if in_bits else "nats per token",
         "x": "tokens seen" if x_is_tokens else "optimizer step",
@@ -139,25 +162,47 @@ def loss_curve_series(log_history: list[dict], bytes_per_token: float | None = N
     }
 
 
-def plot_loss_curve(log_history: list[dict], path: Path, floor_bpb: float | None = None,
-                    bytes_per_token: float | None = None) -> Path:
+def plot_loss_curve(
+    log_history: list[dict], path: Path, floor_bpb: float | None = None, bytes_per_token: float | None = None
+) -> Path:
     """Training and validation loss in one unit (see loss_curve_series) against tokens seen, and against
     wall-clock time in a second panel where logged; the corpus's entropy floor where known and in bits per byte.
     The legend sits below the panels, clear of the curves."""
     curves = loss_curve_series(log_history, bytes_per_token)
     if not curves["train"]["values"] and not curves["validation"]["values"]:
         raise ValueError("The log history holds no loss values to plot; was anything trained?")
-    timed = all(seconds is not None for name in ("train", "validation") for seconds in curves[name]["seconds"])
-    figure, axes = plt.subplots(1, 2 if timed else 1, figsize=(11 if timed else 7, 4.4), dpi=110, squeeze=False,
-                                sharey=True, layout="constrained")
-    floor = floor_bpb if curves["unit"] == "bits per byte" and floor_bpb is not None and math.isfinite(floor_bpb) else None
-    for axis, x_key, x_label in zip(axes[0], ("tokens", "seconds"), (curves["x"], "wall-clock seconds of training")):
+    timed = all(
+        seconds is not None for name in ("train", "validation") for seconds in curves[name]["seconds"]
+    )
+    figure, axes = plt.subplots(
+        1,
+        2 if timed else 1,
+        figsize=(11 if timed else 7, 4.4),
+        dpi=110,
+        squeeze=False,
+        sharey=True,
+        layout="constrained",
+    )
+    floor = (
+        floor_bpb
+        if curves["unit"] == "bits per byte" and floor_bpb is not None and math.isfinite(floor_bpb)
+        else None
+    )
+    for axis, x_key, x_label in zip(
+        axes[0], ("tokens", "seconds"), (curves["x"], "wall-clock seconds of training")
+    ):
         train, validation = curves["train"], curves["validation"]
         if train["values"]:
             axis.plot(train[x_key], train["values"], label="train", color="tab:blue", linewidth=1.2)
         if validation["values"]:
-            axis.plot(validation[x_key], validation["values"], "o-", label="validation", color="tab:orange",
-                      markersize=3)
+            axis.plot(
+                validation[x_key],
+                validation["values"],
+                "o-",
+                label="validation",
+                color="tab:orange",
+                markersize=3,
+            )
         if floor is not None:
             axis.axhline(floor, color="tab:red", linestyle=":", label=f"corpus entropy floor {floor:.3f}")
         axis.set_xlabel(x_label)
@@ -177,6 +222,10 @@ def write_outputs(output_dir: Path, report: dict, log_history: list[dict]) -> No
     """The report, the log history, the loss curve and the model card (which reads the other three)."""
     write_json(output_dir / REPORT_FILE, report)
     write_json(output_dir / LOG_HISTORY_FILE, log_history, indent=1)
-    plot_loss_curve(log_history, output_dir / LOSS_CURVE_FILE, floor_bpb=report.get("entropy_floor_bpb"),
-                    bytes_per_token=(report.get("data") or {}).get("validation_bytes_per_token"))
+    plot_loss_curve(
+        log_history,
+        output_dir / LOSS_CURVE_FILE,
+        floor_bpb=report.get("entropy_floor_bpb"),
+        bytes_per_token=(report.get("data") or {}).get("validation_bytes_per_token"),
+    )
     write_model_card(output_dir)

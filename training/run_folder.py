@@ -66,7 +66,9 @@ class FolderLock:
             os.close(fd)
         stale = os.pread(fd, 32, 0).decode(errors="replace").strip()
         if stale:
-            logger.warning("Cleared the lock on %s left by PID %s, which is no longer running.", self.folder, stale)
+            logger.warning(
+                "Cleared the lock on %s left by PID %s, which is no longer running.", self.folder, stale
+            )
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         self.fd = fd
@@ -92,7 +94,9 @@ def claim_output_folder(folder: str | Path, main_process: bool = True) -> Iterat
     """Hold the folder's lock for the run, and if the run fails before writing its first checkpoint, remove the
     files it created (and the folder, if it made it), so that the same command can simply be run again. After a
     checkpoint exists everything is kept: `--resume_from_checkpoint last` continues from it."""
-    if not main_process:  # one lock per job: the other processes of a torchrun job write inside the main one's run
+    if (
+        not main_process
+    ):  # one lock per job: the other processes of a torchrun job write inside the main one's run
         yield
         return
     folder = Path(folder)
@@ -115,8 +119,11 @@ def claim_output_folder(folder: str | Path, main_process: bool = True) -> Iterat
 def remove_files_of_a_failed_start(folder: Path, before: set[str]) -> None:
     created = [name for name in os.listdir(folder) if name not in before and name != LOCK_NAME]
     if any(CHECKPOINT_PATTERN.match(name) for name in created):
-        logger.warning("The run failed; its checkpoints in %s are kept: add --resume_from_checkpoint last to "
-                       "continue it.", folder)
+        logger.warning(
+            "The run failed; its checkpoints in %s are kept: add --resume_from_checkpoint last to "
+            "continue it.",
+            folder,
+        )
         return
     if "model.safetensors" in created and holds_finished_model(folder):
         # Failed after the model was saved (the push to the Hub, say): the trained model is the run's result.
@@ -157,8 +164,11 @@ def last_complete_checkpoint(folder: str | Path) -> str | None:
     folder = Path(folder)
     if not folder.is_dir():
         return None
-    numbered = [(int(match.group(1)), path) for path in folder.iterdir()
-                if path.is_dir() and (match := CHECKPOINT_PATTERN.match(path.name))]
+    numbered = [
+        (int(match.group(1)), path)
+        for path in folder.iterdir()
+        if path.is_dir() and (match := CHECKPOINT_PATTERN.match(path.name))
+    ]
     for _, path in sorted(numbered, reverse=True):
         problem = checkpoint_problem(path)
         if problem is None:
@@ -214,9 +224,13 @@ def refuse_foreign_files(output_dir: Path, checkpoint: str | None) -> None:
 # Bytes per parameter of one checkpoint: float32 weights (4) and, for trained parameters, AdamW's two moment
 # tensors (8) plus slack for the scheduler, RNG and trainer state files (4).
 WEIGHT_BYTES, TRAINED_BYTES = 4, 12
-DISK_ERRNOS = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is used up",
-               errno.EROFS: "the file system is read-only", errno.EACCES: "permission denied",
-               errno.EPERM: "permission denied"}
+DISK_ERRNOS = {
+    errno.ENOSPC: "the disk is full",
+    errno.EDQUOT: "the disk quota is used up",
+    errno.EROFS: "the file system is read-only",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "permission denied",
+}
 
 
 class OutputDiskError(ValueError):
@@ -302,9 +316,12 @@ def disk_errors_named(folder: str | Path, option: str = "--output_dir") -> Itera
             raise
         where = f" ({error.filename})" if error.filename else ""
         checkpoint = last_complete_checkpoint(folder)
-        kept = (f"The checkpoints are kept; the last complete one is {checkpoint}: once there is room, run the same "
-                "command with --resume_from_checkpoint last to continue from it." if checkpoint else
-                "No checkpoint was complete, so the run has to start over.")
+        kept = (
+            f"The checkpoints are kept; the last complete one is {checkpoint}: once there is room, run the same "
+            "command with --resume_from_checkpoint last to continue from it."
+            if checkpoint
+            else "No checkpoint was complete, so the run has to start over."
+        )
         raise OutputDiskError(
             f"Writing the run's files in {option} {folder} failed: {why}{where}. {kept} Free some space (or fix "
             f"the permissions), or choose another {option}."

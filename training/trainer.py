@@ -70,8 +70,12 @@ class CompleteCheckpointsTrainer(Trainer):
                 self.state.best_model_checkpoint = final
                 self.state.save_to_json(os.path.join(final, "trainer_state.json"))
             shutil.rmtree(os.path.join(run_dir, STAGING_DIR), ignore_errors=True)
-            rotate_checkpoints(output_dir=run_dir, save_total_limit=self.args.save_total_limit,
-                               best_model_checkpoint=self.state.best_model_checkpoint, use_mtime=True)
+            rotate_checkpoints(
+                output_dir=run_dir,
+                save_total_limit=self.args.save_total_limit,
+                best_model_checkpoint=self.state.best_model_checkpoint,
+                use_mtime=True,
+            )
         self.accelerator.wait_for_everyone()
 
 
@@ -86,8 +90,9 @@ class LanguageModelTrainer(CompleteCheckpointsTrainer):
     ``args.lr_decay_fraction`` of the steps decay. Every log carries ``elapsed_seconds``: wall-clock seconds of
     training so far, summed over resumed sessions."""
 
-    def __init__(self, *args, eval_bytes_per_token: float | None = None, loss_chunk_size: int | None = None,
-                 **kwargs):
+    def __init__(
+        self, *args, eval_bytes_per_token: float | None = None, loss_chunk_size: int | None = None, **kwargs
+    ):
         if loss_chunk_size is not None and not _is_non_negative_int(loss_chunk_size):
             raise ValueError(
                 f"loss_chunk_size must be a positive number of token rows, or 0/None for the stock loss; "
@@ -113,8 +118,12 @@ class LanguageModelTrainer(CompleteCheckpointsTrainer):
 
     def create_scheduler(self, num_training_steps: int, optimizer=None):
         kwargs = dict(self.args.lr_scheduler_kwargs or {})
-        if (self.lr_scheduler is not None or self.args.lr_scheduler_type != SchedulerType.WARMUP_STABLE_DECAY
-                or "num_decay_steps" in kwargs or "num_stable_steps" in kwargs):
+        if (
+            self.lr_scheduler is not None
+            or self.args.lr_scheduler_type != SchedulerType.WARMUP_STABLE_DECAY
+            or "num_decay_steps" in kwargs
+            or "num_stable_steps" in kwargs
+        ):
             return super().create_scheduler(num_training_steps, optimizer)
         # transformers' schedule has no default decay length; a share of the run makes a bare
         # --lr_scheduler_type warmup_stable_decay work at any length.
@@ -128,8 +137,11 @@ class LanguageModelTrainer(CompleteCheckpointsTrainer):
                 "or --lr_decay_fraction."
             )
         self.lr_scheduler = get_scheduler(
-            self.args.lr_scheduler_type, optimizer=optimizer or self.optimizer, num_warmup_steps=warmup,
-            num_training_steps=num_training_steps, scheduler_specific_kwargs=kwargs,
+            self.args.lr_scheduler_type,
+            optimizer=optimizer or self.optimizer,
+            num_warmup_steps=warmup,
+            num_training_steps=num_training_steps,
+            scheduler_specific_kwargs=kwargs,
         )
         self._created_lr_scheduler = True
         return self.lr_scheduler
@@ -137,8 +149,9 @@ class LanguageModelTrainer(CompleteCheckpointsTrainer):
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         head = self._fused_loss_head(model, inputs)
         if head is None:
-            return super().compute_loss(model, inputs, return_outputs=return_outputs,
-                                        num_items_in_batch=num_items_in_batch)
+            return super().compute_loss(
+                model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch
+            )
         # The stock loss sees num_items_in_batch exactly when the model accepts loss kwargs; so does this one.
         items = num_items_in_batch if self.model_accepts_loss_kwargs else None
         loss, outputs = fused_training_loss(model, head.weight, inputs, self.loss_chunk_size, items)
@@ -157,7 +170,11 @@ class LanguageModelTrainer(CompleteCheckpointsTrainer):
         wenlm causal LM, and any output head that is not a plain bias-free Linear (LoRA on lm_head, hooks)."""
         if not self.loss_chunk_size or "labels" not in inputs or not torch.is_grad_enabled():
             return None
-        if self.label_smoother is not None or self.compute_loss_func is not None or "logits_to_keep" in inputs:
+        if (
+            self.label_smoother is not None
+            or self.compute_loss_func is not None
+            or "logits_to_keep" in inputs
+        ):
             return None
         parallelism = getattr(self.accelerator, "parallelism_config", None)
         if parallelism is not None and parallelism.sp_enabled:
@@ -169,7 +186,12 @@ class LanguageModelTrainer(CompleteCheckpointsTrainer):
         if not inner.training or getattr(inner.config, "model_type", None) != WenLMConfig.model_type:
             return None
         head = inner.get_output_embeddings()
-        if type(head) is not nn.Linear or head.bias is not None or head._forward_hooks or head._forward_pre_hooks:
+        if (
+            type(head) is not nn.Linear
+            or head.bias is not None
+            or head._forward_hooks
+            or head._forward_pre_hooks
+        ):
             return None
         return head
 
@@ -188,7 +210,9 @@ class LanguageModelTrainer(CompleteCheckpointsTrainer):
             started, earlier = self._clock
             if earlier is None:
                 # The first log of a session, after a resumed run's log history is restored: continue its clock.
-                earlier = max((entry.get("elapsed_seconds", 0.0) for entry in self.state.log_history), default=0.0)
+                earlier = max(
+                    (entry.get("elapsed_seconds", 0.0) for entry in self.state.log_history), default=0.0
+                )
                 self._clock = (started, earlier)
             logs["elapsed_seconds"] = round(earlier + time.perf_counter() - started, 3)
         super().log(logs, *args, **kwargs)
@@ -204,15 +228,30 @@ class MuonWithAdamW(torch.optim.Optimizer):
     optimizer's own.
     """
 
-    def __init__(self, muon_params, adamw_groups, *, muon_lr: float = DEFAULT_MUON_LEARNING_RATE,
-                 muon_weight_decay: float = DEFAULT_MUON_WEIGHT_DECAY, muon_adjust_lr_fn: str | None = None,
-                 muon_momentum: float = 0.95, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float = 0.0):
+    def __init__(
+        self,
+        muon_params,
+        adamw_groups,
+        *,
+        muon_lr: float = DEFAULT_MUON_LEARNING_RATE,
+        muon_weight_decay: float = DEFAULT_MUON_WEIGHT_DECAY,
+        muon_adjust_lr_fn: str | None = None,
+        muon_momentum: float = 0.95,
+        lr: float = 1e-3,
+        betas=(0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+    ):
         if message := muon_unavailable_message():
             raise ValueError(message)
         self.adamw = torch.optim.AdamW(adamw_groups, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
-        self.muon = torch.optim.Muon(muon_params, lr=muon_lr, weight_decay=muon_weight_decay,
-                                     momentum=muon_momentum, adjust_lr_fn=muon_adjust_lr_fn)
+        self.muon = torch.optim.Muon(
+            muon_params,
+            lr=muon_lr,
+            weight_decay=muon_weight_decay,
+            momentum=muon_momentum,
+            adjust_lr_fn=muon_adjust_lr_fn,
+        )
         # The base class keeps the very group dicts it is given (hooks, zero_grad and repr work on them).
         super().__init__(self.adamw.param_groups + self.muon.param_groups, defaults={})
         self._share_inner_groups()
@@ -251,8 +290,11 @@ def decoder_matrix_names(model: nn.Module) -> set[str]:
     names = set()
     for module_name, module in model.named_modules():
         if isinstance(module, nn.ModuleList) and module_name.rsplit(".", 1)[-1] == "layers":
-            names.update(f"{module_name}.{name}" for name, parameter in module.named_parameters()
-                         if parameter.ndim == 2)
+            names.update(
+                f"{module_name}.{name}"
+                for name, parameter in module.named_parameters()
+                if parameter.ndim == 2
+            )
     return names
 
 
@@ -273,17 +315,25 @@ def muon_with_adamw(model: nn.Module, args, decay_names) -> MuonWithAdamW:
         {"params": [p for name, p in rest if name not in decay_names], "weight_decay": 0.0},
     ]
     return MuonWithAdamW(
-        muon, groups,
+        muon,
+        groups,
         muon_lr=getattr(args, "muon_learning_rate", DEFAULT_MUON_LEARNING_RATE),
         muon_weight_decay=getattr(args, "muon_weight_decay", DEFAULT_MUON_WEIGHT_DECAY),
         muon_adjust_lr_fn=getattr(args, "muon_adjust_lr_fn", None),
-        lr=args.learning_rate, betas=(args.adam_beta1, args.adam_beta2), eps=args.adam_epsilon,
+        lr=args.learning_rate,
+        betas=(args.adam_beta1, args.adam_beta2),
+        eps=args.adam_epsilon,
         weight_decay=args.weight_decay,
     )
 
 
-def fused_training_loss(model, head_weight: torch.Tensor, inputs: dict, chunk_size: int,
-                        num_items_in_batch: torch.Tensor | int | None = None):
+def fused_training_loss(
+    model,
+    head_weight: torch.Tensor,
+    inputs: dict,
+    chunk_size: int,
+    num_items_in_batch: torch.Tensor | int | None = None,
+):
     """(loss, outputs) of a causal LM on `inputs` (with `labels`, optionally `shift_labels`), the loss computed
     by `fused_linear_causal_lm_loss` against `head_weight`. `model` is called as given, through any wrapper (DDP
     synchronises gradients only for forwards it sees, torch.compile runs its graph, PEFT its adapters), for the
@@ -292,8 +342,14 @@ def fused_training_loss(model, head_weight: torch.Tensor, inputs: dict, chunk_si
     model_inputs.setdefault("use_cache", False)
     no_positions = torch.empty(0, dtype=torch.long, device=inputs["labels"].device)
     outputs = model(**model_inputs, output_hidden_states=-1, logits_to_keep=no_positions)
-    loss = fused_linear_causal_lm_loss(outputs.hidden_states[-1], head_weight, inputs["labels"], chunk_size,
-                                       num_items_in_batch=num_items_in_batch, shift_labels=inputs.get("shift_labels"))
+    loss = fused_linear_causal_lm_loss(
+        outputs.hidden_states[-1],
+        head_weight,
+        inputs["labels"],
+        chunk_size,
+        num_items_in_batch=num_items_in_batch,
+        shift_labels=inputs.get("shift_labels"),
+    )
     return loss, outputs
 
 
@@ -311,7 +367,9 @@ class _ChunkedLinearCrossEntropy(torch.autograd.Function):
         need_hidden_grad, need_weight_grad = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         loss_sum = torch.zeros((), dtype=torch.float32, device=hidden.device)
         grad_hidden = torch.empty_like(hidden) if need_hidden_grad else None
-        grad_weight = torch.zeros(weight.shape, dtype=torch.float32, device=weight.device) if need_weight_grad else None
+        grad_weight = (
+            torch.zeros(weight.shape, dtype=torch.float32, device=weight.device) if need_weight_grad else None
+        )
         for start in range(0, hidden.shape[0], chunk_size):
             block = hidden[start : start + chunk_size]
             block_targets = targets[start : start + chunk_size]

@@ -11,7 +11,6 @@ TrainingArguments' names wherever training happens). Old spellings keep working 
 `renamed=`, with a warning that names the new one.
 """
 
-
 from wenlm.training.args.evaluation import (
     EVALUATE_TASKS,
     PROMPT_FORMATS,

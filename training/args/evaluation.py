@@ -59,13 +59,20 @@ class EvaluateArguments:
     )
     num_fewshot: int | None = field(
         default=None,
-        metadata={"help": "--harness: examples before each question (default: each task's own, 0 for wenlm's)."},
+        metadata={
+            "help": "--harness: examples before each question (default: each task's own, 0 for wenlm's)."
+        },
     )
     max_samples: int | None = field(
-        default=None, metadata={"help": "Evaluate only the first N rows/documents (with --harness: per task)."}
+        default=None,
+        metadata={"help": "Evaluate only the first N rows/documents (with --harness: per task)."},
     )
-    per_device_eval_batch_size: int = field(default=16, metadata={"help": "Rows or windows per forward pass."})
-    max_new_tokens: int = field(default=64, metadata={"help": "Generation tasks: the longest answer, in tokens."})
+    per_device_eval_batch_size: int = field(
+        default=16, metadata={"help": "Rows or windows per forward pass."}
+    )
+    max_new_tokens: int = field(
+        default=64, metadata={"help": "Generation tasks: the longest answer, in tokens."}
+    )
     prompt_format: str = field(
         default="auto",
         metadata={
@@ -134,11 +141,15 @@ class EvaluateArguments:
         if isinstance(self.harness, str):
             self.harness = [self.harness]
         if self.harness and self.task is not None:
-            raise ValueError("--task and --harness are separate runs: give --task (wenlm's own scoring) or "
-                             "--harness (lm-evaluation-harness tasks), not both.")
+            raise ValueError(
+                "--task and --harness are separate runs: give --task (wenlm's own scoring) or "
+                "--harness (lm-evaluation-harness tasks), not both."
+            )
         if not self.harness and self.task is None:
-            raise ValueError("--task is required (lm, qa, translate, summarize, classification or "
-                             "retrieval), unless --harness names lm-evaluation-harness tasks.")
+            raise ValueError(
+                "--task is required (lm, qa, translate, summarize, classification or "
+                "retrieval), unless --harness names lm-evaluation-harness tasks."
+            )
         if self.task is not None and not self.validation_files:
             raise ValueError(f"--task {self.task} needs --validation_files: the files to evaluate on.")
         if self.num_fewshot is not None and self.num_fewshot < 0:
@@ -161,8 +172,10 @@ class EvaluateArguments:
             if value is not None and value not in choices:
                 raise ValueError(f"--{name} {value!r} is unknown; choose one of {', '.join(choices)}.")
         if self.task != "qa" and (self.context is not None or self.retrieve_from is not None):
-            raise ValueError("--context and --retrieve_from build retrieval-augmented prompts for --task qa; "
-                             f"drop them for --task {self.task}.")
+            raise ValueError(
+                "--context and --retrieve_from build retrieval-augmented prompts for --task qa; "
+                f"drop them for --task {self.task}."
+            )
         if self.context is None and self.retrieve_from is not None:
             self.context = "retrieved"
         if self.context == "none" and self.retrieve_from is not None:
@@ -170,8 +183,10 @@ class EvaluateArguments:
         if self.task == "retrieval" or self.context == "retrieved":
             self.retriever = self.retriever or "dense"
         elif self.retriever is not None:
-            raise ValueError("--retriever is used by --task retrieval and by --task qa --context retrieved "
-                             "(or --retrieve_from); drop it or give one of those.")
+            raise ValueError(
+                "--retriever is used by --task retrieval and by --task qa --context retrieved "
+                "(or --retrieve_from); drop it or give one of those."
+            )
         if self.embedding_model is not None and self.retriever != "dense":
             raise ValueError("--embedding_model is used only by --retriever dense; drop it.")
 
@@ -191,13 +206,18 @@ class EvaluateArguments:
 class SamplingArguments:
     """How `wenlm generate` and `wenlm chat` pick tokens (one definition, so both spell them the same)."""
 
-    max_new_tokens: int = field(default=64, metadata={"help": "The longest continuation or reply, in tokens."})
+    max_new_tokens: int = field(
+        default=64, metadata={"help": "The longest continuation or reply, in tokens."}
+    )
     do_sample: bool = field(
-        default=True, metadata={"help": "Sample with the options below; false always takes the likeliest token."}
+        default=True,
+        metadata={"help": "Sample with the options below; false always takes the likeliest token."},
     )
     temperature: float = field(default=0.8, metadata={"help": "Sampling temperature (> 0)."})
     top_k: int = field(default=50, metadata={"help": "Sample among the k likeliest tokens; 0 turns it off."})
-    top_p: float = field(default=0.9, metadata={"help": "Nucleus sampling: the smallest set with this mass, (0, 1]."})
+    top_p: float = field(
+        default=0.9, metadata={"help": "Nucleus sampling: the smallest set with this mass, (0, 1]."}
+    )
     repetition_penalty: float = field(default=1.0, metadata={"help": "Above 1 discourages repeated tokens."})
     seed: int = field(default=0, metadata={"help": "Same seed and options, same samples."})
 
@@ -218,8 +238,12 @@ class SamplingArguments:
 
 @dataclass
 class GenerateArguments:
-    prompts: list[str] = field(default_factory=list, metadata={"help": "Texts to continue (or to answer, with --chat)."})
-    prompts_file: str | None = field(default=None, metadata={"help": "A UTF-8 file with one prompt per line."})
+    prompts: list[str] = field(
+        default_factory=list, metadata={"help": "Texts to continue (or to answer, with --chat)."}
+    )
+    prompts_file: str | None = field(
+        default=None, metadata={"help": "A UTF-8 file with one prompt per line."}
+    )
     chat: bool = field(
         default=False,
         metadata={"help": "Send each prompt as a user turn through the chat template; print only the reply."},
@@ -229,4 +253,6 @@ class GenerateArguments:
 
 @dataclass
 class ChatArguments:
-    system: str | None = field(default=None, metadata={"help": "A system message that starts every conversation."})
+    system: str | None = field(
+        default=None, metadata={"help": "A system message that starts every conversation."}
+    )

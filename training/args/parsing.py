@@ -25,15 +25,22 @@ def options_file_to_argv(path: Path) -> list[str]:
     except yaml.YAMLError as error:
         raise ValueError(f"{path}: not valid YAML/JSON: {error}") from None
     if not isinstance(loaded, dict):
-        raise ValueError(f"{path}: expected a mapping of option names to values, e.g. 'output_dir: my-model'.")
+        raise ValueError(
+            f"{path}: expected a mapping of option names to values, e.g. 'output_dir: my-model'."
+        )
     argv: list[str] = []
     for name, value in loaded.items():
         values = value if isinstance(value, list) else [value]
-        argv += [f"--{name}", *(str(item).lower() if isinstance(item, bool) else str(item) for item in values)]
+        argv += [
+            f"--{name}",
+            *(str(item).lower() if isinstance(item, bool) else str(item) for item in values),
+        ]
     return argv
 
 
-def rename_deprecated(argv: Sequence[str], renamed: Mapping[str, str | tuple[str, str]], command: str) -> list[str]:
+def rename_deprecated(
+    argv: Sequence[str], renamed: Mapping[str, str | tuple[str, str]], command: str
+) -> list[str]:
     """Rewrite old flag spellings to the current ones, warning once per flag.
 
     `renamed` maps an old flag (`--data`) to its new name (`--validation_files`), or to a (new flag, value) pair

@@ -31,9 +31,13 @@ class PushArguments:
     )
     update_card: bool = field(
         default=True,
-        metadata={"help": "Re-render a wenlm-generated README.md with the repo id; false uploads it as it is."},
+        metadata={
+            "help": "Re-render a wenlm-generated README.md with the repo id; false uploads it as it is."
+        },
     )
-    check_only: bool = field(default=False, metadata={"help": "Run the checks and stop; nothing is uploaded."})
+    check_only: bool = field(
+        default=False, metadata={"help": "Run the checks and stop; nothing is uploaded."}
+    )
     # repr=False: options objects get printed and logged; the token must never be.
     hub_token: str | None = field(
         default=None,
@@ -53,19 +57,25 @@ class CardArguments:
     )
     backup: bool = field(
         default=False,
-        metadata={"help": "Replace a hand-written README.md after moving it to README.md.bak (else: refuse)."},
+        metadata={
+            "help": "Replace a hand-written README.md after moving it to README.md.bak (else: refuse)."
+        },
     )
 
 
 @dataclass
 class CorpusArguments:
-    output: str = field(metadata={"help": "The JSONL file to write (an existing one is kept unless --overwrite)."})
+    output: str = field(
+        metadata={"help": "The JSONL file to write (an existing one is kept unless --overwrite)."}
+    )
     kind: str = field(
         default="stories",
-        metadata={"help": "stories: pretraining documents; qa, translate or classify: fine-tuning task rows; "
-                          "retrieval: a story collection and questions with their right story's id; retrieval_qa: "
-                          "the same questions (same --num_docs and --seed) after their own story, as qa rows to "
-                          "fine-tune the model that answers after retrieval."},
+        metadata={
+            "help": "stories: pretraining documents; qa, translate or classify: fine-tuning task rows; "
+            "retrieval: a story collection and questions with their right story's id; retrieval_qa: "
+            "the same questions (same --num_docs and --seed) after their own story, as qa rows to "
+            "fine-tune the model that answers after retrieval."
+        },
     )
     num_docs: int = field(default=1000, metadata={"help": "Number of documents or rows."})
     seed: int = field(default=0, metadata={"help": "Same seed, same file (use another seed for validation)."})
@@ -91,7 +101,6 @@ def positional_model_to_flag(argv: Sequence[str] | None, command: str) -> list[s
     return argv
 
 
-
 # ==== wenlm export (section owned by the export helper) ====
 # Formats `wenlm export --to` writes; each has a writer in training/export/command.py.
 EXPORT_FORMATS = ("llama", "gguf")
@@ -101,18 +110,24 @@ GGUF_OUTTYPES = ("f32", "f16", "q8_0")
 @dataclass
 class ExportArguments:
     model: str = field(metadata={"help": "The wenlm model to convert: a local folder or a Hub id."})
-    output_dir: str = field(metadata={"help": "Folder to write (created; refused if it already holds files)."})
+    output_dir: str = field(
+        metadata={"help": "Folder to write (created; refused if it already holds files)."}
+    )
     to: str = field(
         default="llama",
-        metadata={"choices": EXPORT_FORMATS,
-                  "help": "Target format. llama: a stock LlamaForCausalLM folder (no remote code) with the same "
-                          "weights, tokenizer and generation settings. gguf: a llama.cpp file (+ Ollama Modelfile); "
-                          "needs a tokenizer trained with --split_rule qwen2 (the default)."},
+        metadata={
+            "choices": EXPORT_FORMATS,
+            "help": "Target format. llama: a stock LlamaForCausalLM folder (no remote code) with the same "
+            "weights, tokenizer and generation settings. gguf: a llama.cpp file (+ Ollama Modelfile); "
+            "needs a tokenizer trained with --split_rule qwen2 (the default).",
+        },
     )
     revision: str | None = field(default=None, metadata={"help": "Branch, tag or commit of a Hub model."})
     outtype: str | None = field(
         default=None,
-        metadata={"choices": GGUF_OUTTYPES,
-                  "help": "Weight type of --to gguf (default f16): f32 exact, f16, q8_0 (8-bit blocks of 32; rows "
-                          "whose width 32 does not divide stay f32). Norms are float32 in all three."},
+        metadata={
+            "choices": GGUF_OUTTYPES,
+            "help": "Weight type of --to gguf (default f16): f32 exact, f16, q8_0 (8-bit blocks of 32; rows "
+            "whose width 32 does not divide stay f32). Norms are float32 in all three.",
+        },
     )

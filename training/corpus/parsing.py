@@ -197,15 +197,21 @@ def _parse_as(lines: list[str], doc_type: str, opening_cache: dict) -> ParsedDoc
         else:
             found = _match_role(role, lang, text, context)
         if found is None:
-            raise _NoParse(index * step + 1, f"line {index * step + 1} ({text[:60]!r}) is not an "
-                           f"{_LANG_NAMES[lang]} {role} sentence of the grammar")
+            raise _NoParse(
+                index * step + 1,
+                f"line {index * step + 1} ({text[:60]!r}) is not an "
+                f"{_LANG_NAMES[lang]} {role} sentence of the grammar",
+            )
         template, values = found
         if structure == "parallel":
             translation = template.render("zh", values)
             line_number = index * 2 + 2
             if lines[index * 2 + 1] != translation:
-                raise _NoParse(line_number, f"line {line_number} should be the Chinese translation "
-                               f"{translation!r} of the line above it")
+                raise _NoParse(
+                    line_number,
+                    f"line {line_number} should be the Chinese translation "
+                    f"{translation!r} of the line above it",
+                )
         derivation.append((role, template.id, values))
         return template, values
 
@@ -218,8 +224,11 @@ def _parse_as(lines: list[str], doc_type: str, opening_cache: dict) -> ParsedDoc
     body_lines = grammar_lines[1:-1] if has_ending else grammar_lines[1:]
     if not rule["min_lines"] <= len(body_lines) <= rule["max_lines"]:
         kind = "turns" if structure == "dialogue" else "body lines"
-        raise _NoParse(len(lines), f"a {doc_type} has {rule['min_lines']} to {rule['max_lines']} {kind}, "
-                       f"this text has {len(body_lines)}")
+        raise _NoParse(
+            len(lines),
+            f"a {doc_type} has {rule['min_lines']} to {rule['max_lines']} {kind}, "
+            f"this text has {len(body_lines)}",
+        )
     previous = START_TURN
     for offset, text in enumerate(body_lines, start=1):
         context = dict(cast)
@@ -229,7 +238,7 @@ def _parse_as(lines: list[str], doc_type: str, opening_cache: dict) -> ParsedDoc
             prefix = render_value("name", "", lang, speaker) + TURN_SEPARATOR[lang]
             if not text.startswith(prefix):
                 raise _NoParse(offset + 1, f"line {offset + 1} ({text[:60]!r}) should start with {prefix!r}")
-            template, values = parse_line(offset, "utterance", context, text[len(prefix):])
+            template, values = parse_line(offset, "utterance", context, text[len(prefix) :])
             logprob += TABLES[f"template:utterance|{previous}"].logprob(template.id)
             previous = template.id
         else:
@@ -242,8 +251,13 @@ def _parse_as(lines: list[str], doc_type: str, opening_cache: dict) -> ParsedDoc
         template, values = parse_line(len(grammar_lines) - 1, "ending", cast, grammar_lines[-1])
         logprob += TABLES["template:ending"].logprob(template.id) + _fields_logprob(template, values, cast)
     return ParsedDocument(
-        doc_type=doc_type, logprob=logprob, cast=(cast["A"], cast["B"]), weather=opening_values["weather"],
-        time=opening_values["time"], place=opening_values["place"], lines=derivation,
+        doc_type=doc_type,
+        logprob=logprob,
+        cast=(cast["A"], cast["B"]),
+        weather=opening_values["weather"],
+        time=opening_values["time"],
+        place=opening_values["place"],
+        lines=derivation,
     )
 
 
@@ -267,8 +281,11 @@ def parse_document(text: str) -> ParsedDocument:
         # the scripts the text uses, and among those the attempt that got furthest.
         has_chinese = any("\u4e00" <= char <= "\u9fff" for char in text)
         has_latin = any("a" <= char.lower() <= "z" for char in text)
-        intended = {(True, True): {"parallel"}, (True, False): {"zh_story", "zh_dialogue"},
-                    (False, True): {"en_story", "en_dialogue"}}.get((has_chinese, has_latin), set(DOC_TYPES))
+        intended = {
+            (True, True): {"parallel"},
+            (True, False): {"zh_story", "zh_dialogue"},
+            (False, True): {"en_story", "en_dialogue"},
+        }.get((has_chinese, has_latin), set(DOC_TYPES))
         line_number, doc_type, message = max(failures, key=lambda f: (f[1] in intended, f[0]))
         raise ValueError(
             f"not a wenlm grammar document ({len(text)} characters, starting {text[:40]!r}); "

@@ -129,9 +129,14 @@ def _templates(role: str, block: str) -> tuple[Template, ...]:
                 raise ValueError(f"template {template_id} ({lang}): Y must come after X")
             if len(set(names)) != len(names):
                 raise ValueError(f"template {template_id} ({lang}): a field appears twice")
-        literals = {lang: tuple(e for e in pattern if isinstance(e, str)) for lang, pattern in patterns.items()}
-        built.append(Template(template_id, role, weight, patterns, tuple(dict.fromkeys(fields_by_lang["en"])),
-                               literals))
+        literals = {
+            lang: tuple(e for e in pattern if isinstance(e, str)) for lang, pattern in patterns.items()
+        }
+        built.append(
+            Template(
+                template_id, role, weight, patterns, tuple(dict.fromkeys(fields_by_lang["en"])), literals
+            )
+        )
     return tuple(built)
 
 
@@ -226,8 +231,12 @@ _FOLLOW_UPS = {
 }
 
 # Refs are fields whose value is fixed by the line's context: they cost no probability.
-REF_FIELDS = {"opening": frozenset(), "body": frozenset("ABY"), "ending": frozenset("ABY"),
-               "utterance": frozenset("ABYL")}
+REF_FIELDS = {
+    "opening": frozenset(),
+    "body": frozenset("ABY"),
+    "ending": frozenset("ABY"),
+    "utterance": frozenset("ABYL"),
+}
 
 # Length decisions: after each line past `min_lines`, continue with probability `p_continue`;
 # at `max_lines` the document stops without a decision.
@@ -240,8 +249,10 @@ LENGTH_RULES = {
 DOC_TYPES = ("en_story", "zh_story", "en_dialogue", "zh_dialogue", "parallel")
 DOC_TYPE_WEIGHTS = (0.32, 0.32, 0.12, 0.12, 0.12)
 DOC_TYPE_INFO = {
-    "en_story": ("story", "en"), "zh_story": ("story", "zh"),
-    "en_dialogue": ("dialogue", "en"), "zh_dialogue": ("dialogue", "zh"),
+    "en_story": ("story", "en"),
+    "zh_story": ("story", "zh"),
+    "en_dialogue": ("dialogue", "en"),
+    "zh_dialogue": ("dialogue", "zh"),
     "parallel": ("parallel", "en"),
 }
 TURN_SEPARATOR = {"en": ": ", "zh": "："}
@@ -303,7 +314,9 @@ def tables_for(words: int | None = None) -> dict[str, ChoiceTable]:
     if words is None:
         return TABLES
     if isinstance(words, bool) or not isinstance(words, int) or words < MIN_VARIANT_WORDS:
-        raise ValueError(f"words must be an integer >= {MIN_VARIANT_WORDS} (entries kept per word list), got {words!r}")
+        raise ValueError(
+            f"words must be an integer >= {MIN_VARIANT_WORDS} (entries kept per word list), got {words!r}"
+        )
     return _build_tables(words)
 
 

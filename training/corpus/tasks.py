@@ -42,16 +42,27 @@ def _qa_row(rng: random.Random) -> dict:
         "companion": b_name,
         "time": SIMPLE_WORDS["time"][parsed.time][lang],
     }[topic]
-    return {"context": context, "question": question, "answer": answer,
-            "prompt": context + "\n" + question, "response": answer, "lang": lang}
+    return {
+        "context": context,
+        "question": question,
+        "answer": answer,
+        "prompt": context + "\n" + question,
+        "response": answer,
+        "lang": lang,
+    }
 
 
 # Each question names enough of its story's opening facts to single it out; _retrieval_rows keeps a question only
 # when no other story of the collection shares those facts, so its one right story is known.
 _RETRIEVAL_QUESTIONS = {
-    "place": {"en": "Where did {A} and {B} go one {weather} {time}?", "zh": "一个{weather}的{time}，{A}和{B}去了哪里？"},
-    "companion": {"en": "Who went to the {place} with {A} one {weather} {time}?",
-                  "zh": "一个{weather}的{time}，谁和{A}一起去了{place}？"},
+    "place": {
+        "en": "Where did {A} and {B} go one {weather} {time}?",
+        "zh": "一个{weather}的{time}，{A}和{B}去了哪里？",
+    },
+    "companion": {
+        "en": "Who went to the {place} with {A} one {weather} {time}?",
+        "zh": "一个{weather}的{time}，谁和{A}一起去了{place}？",
+    },
 }
 
 
@@ -70,7 +81,9 @@ def _retrieval_question(rng: random.Random, parsed, counts: Counter) -> dict | N
         if counts[_retrieval_key(parsed, topic, pair)] != 1:
             continue
         lang = parsed.lang
-        words = {kind: SIMPLE_WORDS[kind][getattr(parsed, kind)][lang] for kind in ("place", "weather", "time")}
+        words = {
+            kind: SIMPLE_WORDS[kind][getattr(parsed, kind)][lang] for kind in ("place", "weather", "time")
+        }
         first, second = (NAMES[name][lang] for name in pair)
         text = _RETRIEVAL_QUESTIONS[topic][lang].format(A=first, B=second, **words)
         return {"text": text, "answer": words["place"] if topic == "place" else second, "lang": lang}
@@ -80,8 +93,11 @@ def _retrieval_question(rng: random.Random, parsed, counts: Counter) -> dict | N
 def _retrieval_rows(rng: random.Random, num_stories: int) -> Iterator[dict]:
     stories = [sample_document(rng, rng.choice(("en_story", "zh_story"))) for _ in range(num_stories)]
     counts = Counter(_retrieval_key(parsed, "place", parsed.cast) for _, parsed in stories)
-    counts.update(_retrieval_key(parsed, "companion", pair)
-                  for _, parsed in stories for pair in (parsed.cast, parsed.cast[::-1]))
+    counts.update(
+        _retrieval_key(parsed, "companion", pair)
+        for _, parsed in stories
+        for pair in (parsed.cast, parsed.cast[::-1])
+    )
     for index, (text, parsed) in enumerate(stories):
         yield {"id": f"s{index}", "kind": "story", "text": text, "lang": parsed.lang}
     asked = 0
@@ -100,12 +116,19 @@ def _retrieval_qa_rows(rng: random.Random, num_stories: int) -> Iterator[dict]:
     for row in rows:
         if row["kind"] == "question":
             context = story_text[row["story_id"]]
-            yield {"context": context, "question": row["text"], "answer": row["answer"],
-                   "prompt": context + "\n" + row["text"], "response": row["answer"], "lang": row["lang"]}
+            yield {
+                "context": context,
+                "question": row["text"],
+                "answer": row["answer"],
+                "prompt": context + "\n" + row["text"],
+                "response": row["answer"],
+                "lang": row["lang"],
+            }
 
 
-_TRANSLATE_ROLES = ChoiceTable("translate_role", (("opening", 1.0), ("body", 4.0), ("ending", 1.0),
-                                                  ("utterance", 3.0)))
+_TRANSLATE_ROLES = ChoiceTable(
+    "translate_role", (("opening", 1.0), ("body", 4.0), ("ending", 1.0), ("utterance", 3.0))
+)
 
 
 def _translate_row(rng: random.Random) -> dict:
@@ -121,10 +144,20 @@ def _translate_row(rng: random.Random) -> dict:
     values, _ = sample_fields(rng, template, context)
     english, chinese = template.render("en", values), template.render("zh", values)
     if rng.random() < 0.5:
-        return {"source": chinese, "target": english, "direction": "zh-en",
-                "prompt": f"Translate to English: {chinese}", "response": english}
-    return {"source": english, "target": chinese, "direction": "en-zh",
-            "prompt": f"翻译成中文：{english}", "response": chinese}
+        return {
+            "source": chinese,
+            "target": english,
+            "direction": "zh-en",
+            "prompt": f"Translate to English: {chinese}",
+            "response": english,
+        }
+    return {
+        "source": english,
+        "target": chinese,
+        "direction": "en-zh",
+        "prompt": f"翻译成中文：{english}",
+        "response": chinese,
+    }
 
 
 def _iter_task_rows(kind: str, num_rows: int, seed: int) -> Iterator[dict]:
@@ -194,7 +227,7 @@ def write_jsonl(kind: str, num_rows: int, seed: int, path, overwrite: bool = Fal
         ) from None
     written = 0
     with handle:
-        for row in ([] if first is None else [first]):
+        for row in [] if first is None else [first]:
             handle.write(json.dumps(row, ensure_ascii=False) + "\n")
             written += 1
         for row in rows:

@@ -368,13 +368,33 @@ _TIME_ROWS = table_rows(
 )
 
 NUMBER_WORDS_EN = {
-    1: "one", 2: "two", 3: "three", 4: "four", 5: "five", 6: "six",
-    7: "seven", 8: "eight", 9: "nine", 10: "ten", 11: "eleven", 12: "twelve",
+    1: "one",
+    2: "two",
+    3: "three",
+    4: "four",
+    5: "five",
+    6: "six",
+    7: "seven",
+    8: "eight",
+    9: "nine",
+    10: "ten",
+    11: "eleven",
+    12: "twelve",
 }
 # 两 rather than 二 before a measure word or 点: "两个苹果", "两点".
 NUMBER_WORDS_ZH = {
-    1: "一", 2: "两", 3: "三", 4: "四", 5: "五", 6: "六",
-    7: "七", 8: "八", 9: "九", 10: "十", 11: "十一", 12: "十二",
+    1: "一",
+    2: "两",
+    3: "三",
+    4: "四",
+    5: "五",
+    6: "六",
+    7: "七",
+    8: "八",
+    9: "九",
+    10: "十",
+    11: "十一",
+    12: "十二",
 }
 
 NAMES = {en: {"en": en, "zh": zh} for en, zh in _NAME_ROWS}
@@ -400,10 +420,20 @@ CAST_FIELDS = frozenset("ABXYL")
 # A composite field is several independent choices rendered together, because its surface form needs
 # all of them (plural depends on the number, the Chinese measure word on the noun).
 FIELD_COMPONENTS = {
-    "place": ("place",), "food": ("food",), "feeling": ("feeling",), "adj": ("adj",),
-    "activity": ("activity",), "weather": ("weather",), "time": ("time",), "hour": ("hour",),
-    "age": ("age",), "obj": ("obj",), "animal": ("animal",),
-    "count_obj": ("count", "obj"), "count_animal": ("count", "animal"), "color_obj": ("color", "obj"),
+    "place": ("place",),
+    "food": ("food",),
+    "feeling": ("feeling",),
+    "adj": ("adj",),
+    "activity": ("activity",),
+    "weather": ("weather",),
+    "time": ("time",),
+    "hour": ("hour",),
+    "age": ("age",),
+    "obj": ("obj",),
+    "animal": ("animal",),
+    "count_obj": ("count", "obj"),
+    "count_animal": ("count", "animal"),
+    "color_obj": ("color", "obj"),
 }
 
 

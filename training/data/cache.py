@@ -71,7 +71,11 @@ def iter_column_batches(dataset, column: str) -> Iterator[pa.Array]:
     rows = len(indices) if indices is not None else table.num_rows
     for start in range(0, rows, ARROW_BATCH_ROWS):
         stop = min(start + ARROW_BATCH_ROWS, rows)
-        part = table.slice(start, stop - start) if indices is None else table.take(indices.slice(start, stop - start))
+        part = (
+            table.slice(start, stop - start)
+            if indices is None
+            else table.take(indices.slice(start, stop - start))
+        )
         yield part.column(column).combine_chunks()
 
 
@@ -101,6 +105,8 @@ def materialise_texts(texts: Iterable[str], path: Path) -> datasets.Dataset:
     """A memory-mapped Dataset of the documents, written in batches of whole Arrow arrays: datasets'
     ``from_generator`` encodes every example in Python, which made loading slower than tokenizing."""
     if not path.exists():
-        tables = (pa.table({"text": pa.array(batch, pa.string())}) for batch in batches(texts, ARROW_BATCH_ROWS))
+        tables = (
+            pa.table({"text": pa.array(batch, pa.string())}) for batch in batches(texts, ARROW_BATCH_ROWS)
+        )
         write_arrow_file(path, TEXT_FEATURES, tables)
     return datasets.Dataset.from_file(str(path))

@@ -30,7 +30,12 @@ from wenlm.training.data.pii import PII_KINDS, pii_placeholders, scrub_pii
 
 CLEANING_STEPS = ("normalize", "min_doc_chars", "dedup", "pii")
 _NORMALIZED_FEATURES = Features(
-    {"text": Value("string"), "raw_chars": Value("int64"), "chars": Value("int64"), "content_hash": Value("binary")}
+    {
+        "text": Value("string"),
+        "raw_chars": Value("int64"),
+        "chars": Value("int64"),
+        "content_hash": Value("binary"),
+    }
 )
 
 
@@ -45,7 +50,12 @@ def _empty_step() -> dict:
 
 
 def _step(documents_in: int, documents_out: int, chars_in: int, chars_out: int) -> dict:
-    return {"documents_in": documents_in, "documents_out": documents_out, "chars_in": chars_in, "chars_out": chars_out}
+    return {
+        "documents_in": documents_in,
+        "documents_out": documents_out,
+        "chars_in": chars_in,
+        "chars_out": chars_out,
+    }
 
 
 # ------------------------------------------------------------------------------------ map-style datasets
@@ -54,12 +64,14 @@ def _step(documents_in: int, documents_out: int, chars_in: int, chars_out: int) 
 def _normalized_table(raw: pa.Array) -> pa.Table:
     texts = [normalize_text(text) for text in raw.to_pylist()]
     normalized = pa.array(texts, pa.string())
-    return pa.table({
-        "text": normalized,
-        "raw_chars": pc.fill_null(pc.utf8_length(raw), 0).cast(pa.int64()),
-        "chars": pc.utf8_length(normalized).cast(pa.int64()),
-        "content_hash": pa.array([content_hash(text) for text in texts], pa.binary(16)),
-    })
+    return pa.table(
+        {
+            "text": normalized,
+            "raw_chars": pc.fill_null(pc.utf8_length(raw), 0).cast(pa.int64()),
+            "chars": pc.utf8_length(normalized).cast(pa.int64()),
+            "content_hash": pa.array([content_hash(text) for text in texts], pa.binary(16)),
+        }
+    )
 
 
 def _normalized_dataset(dataset, cache_dir: Path):
@@ -125,7 +137,11 @@ def clean_dataset(dataset, args: DataArguments) -> tuple[Any, dict, dict]:
     long_enough = np.flatnonzero(chars >= max(1, args.min_doc_chars))
     hashes = normalized.data.column("content_hash").to_pylist() if args.dedup else None
     kept = _first_of_each_hash(hashes, long_enough) if args.dedup else long_enough
-    all_chars, long_chars, kept_chars = int(chars.sum()), int(chars[long_enough].sum()), int(chars[kept].sum())
+    all_chars, long_chars, kept_chars = (
+        int(chars.sum()),
+        int(chars[long_enough].sum()),
+        int(chars[kept].sum()),
+    )
     steps = {
         "normalize": _step(total_docs, total_docs, _column_sum(normalized, "raw_chars"), all_chars),
         "min_doc_chars": _step(total_docs, len(long_enough), all_chars, long_chars),

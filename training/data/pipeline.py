@@ -61,8 +61,14 @@ logger = logging.getLogger(__name__)
 
 # Re-exported: the pipeline's entry points for callers that import them from here.
 __all__ = [
-    "PreparedData", "count_bytes", "prepare_datasets", "read_txt_documents", "resolve_sources", "split_by_document",
-    "token_byte_lengths", "tokenize_and_pack",
+    "PreparedData",
+    "count_bytes",
+    "prepare_datasets",
+    "read_txt_documents",
+    "resolve_sources",
+    "split_by_document",
+    "token_byte_lengths",
+    "tokenize_and_pack",
 ]
 
 
@@ -123,7 +129,11 @@ def _clean(raw, args: DataArguments, report: dict):
         step = steps[name]
         logger.info(
             "cleaning %-13s documents %d -> %d, characters %d -> %d",
-            name, step["documents_in"], step["documents_out"], step["chars_in"], step["chars_out"],
+            name,
+            step["documents_in"],
+            step["documents_out"],
+            step["chars_in"],
+            step["chars_out"],
         )
     return cleaned
 
@@ -154,9 +164,14 @@ def _pack_splits(train_text, validation_text, tokenizer, args: DataArguments) ->
         # encodes with the GIL released, instead of after packing (a tenth of the time on a 1.6 MB corpus).
         byte_lengths_future = pool.submit(token_byte_lengths, tokenizer)
         train = tokenize_and_pack(train_text, tokenizer, args.block_size, cache_dir, stats=train_stats)
-        validation = tokenize_and_pack(validation_text, tokenizer, args.block_size, cache_dir, stats=validation_stats)
+        validation = tokenize_and_pack(
+            validation_text, tokenizer, args.block_size, cache_dir, stats=validation_stats
+        )
         byte_lengths = byte_lengths_future.result()
-    for name, packed, split_stats in (("training", train, train_stats), ("validation", validation, validation_stats)):
+    for name, packed, split_stats in (
+        ("training", train, train_stats),
+        ("validation", validation, validation_stats),
+    ):
         has_block = _first(packed) is not None if args.streaming else split_stats["blocks"] > 0
         if not has_block:
             tokens = split_stats.get("tokens", "fewer")
@@ -175,7 +190,9 @@ def _split_counts(report: dict, texts: tuple, packed: tuple, stats: tuple, byte_
     for key in ("tokens", "blocks", "dropped_remainder_tokens", "special_token_strings_in_text"):
         report[key] = {name: split_stats[key] for name, split_stats in zip(splits, stats)}
     report["bytes"] = {name: count_bytes(blocks, byte_lengths) for name, blocks in zip(splits, packed)}
-    logger.info("prepared %s", json.dumps({key: report[key] for key in ("documents", "tokens", "blocks", "bytes")}))
+    logger.info(
+        "prepared %s", json.dumps({key: report[key] for key in ("documents", "tokens", "blocks", "bytes")})
+    )
 
 
 def prepare_datasets(
@@ -202,7 +219,14 @@ def prepare_datasets(
         tokenizer = tokenizer_trainer(_iter_texts(train_text, sample_limit))
     train, validation, *stats, byte_lengths = _pack_splits(train_text, validation_text, tokenizer, args)
     if args.streaming:
-        for key in ("documents", "tokens", "blocks", "bytes", "dropped_remainder_tokens", "special_token_strings_in_text"):
+        for key in (
+            "documents",
+            "tokens",
+            "blocks",
+            "bytes",
+            "dropped_remainder_tokens",
+            "special_token_strings_in_text",
+        ):
             report[key] = None
         report["note"] = "streaming: per-split counts are only known after a full pass over the stream"
     else:

@@ -80,8 +80,10 @@ def open_decompressed(path: str) -> io.BufferedIOBase:
         try:
             import zstandard  # optional: only .zst files need it
         except ImportError:
-            raise ImportError(f"{path} is zstd-compressed, which needs the zstandard package: pip install "
-                              "zstandard (or decompress the file with `zstd -d`)") from None
+            raise ImportError(
+                f"{path} is zstd-compressed, which needs the zstandard package: pip install "
+                "zstandard (or decompress the file with `zstd -d`)"
+            ) from None
         return io.BufferedReader(zstandard.ZstdDecompressor().stream_reader(open(path, "rb"), closefd=True))
     return open(path, "rb")
 
@@ -94,9 +96,11 @@ def _iter_byte_chunks(path: str) -> Iterator[tuple[int, bytes]]:
     except (OSError, EOFError, lzma.LZMAError) as error:
         if split_compression(path)[1] is None:
             raise
-        raise ValueError(f"{path} could not be decompressed ({type(error).__name__}: {error}); it may be "
-                         "truncated or not compressed as its name says. Check it with its tool (gzip -t, "
-                         "xz -t, zstd -t) or remove it from --train_files.") from None
+        raise ValueError(
+            f"{path} could not be decompressed ({type(error).__name__}: {error}); it may be "
+            "truncated or not compressed as its name says. Check it with its tool (gzip -t, "
+            "xz -t, zstd -t) or remove it from --train_files."
+        ) from None
 
 
 def _iter_plain_chunks(path: str) -> Iterator[tuple[int, bytes]]:
@@ -423,14 +427,17 @@ def _load_structured_file(path: str, args: DataArguments, cache_dir: Path, repai
             cache_dir=args.cache_dir,
             **csv_options,
         )
-    except Exception as error:  # datasets wraps parser errors in several types; all mean "cannot read this file"
+    except (
+        Exception
+    ) as error:  # datasets wraps parser errors in several types; all mean "cannot read this file"
         raise unreadable_file(path, data_file, suffix, error) from error
     dataset = _select_text_column(loaded, args.text_column, f"{path}")
     if not args.streaming:
         return dataset
     # A streamed file is parsed only while training reads it: its errors are named there, by the same rules.
     return datasets.IterableDataset.from_generator(
-        _iter_named_errors, features=TEXT_FEATURES,
+        _iter_named_errors,
+        features=TEXT_FEATURES,
         gen_kwargs={"dataset": dataset, "path": path, "data_file": data_file, "suffix": suffix},
     )
 

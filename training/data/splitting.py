@@ -17,7 +17,9 @@ from wenlm.training.data.cache import array_digest, digest
 
 
 def _hash_fraction(text: str, seed: int) -> float:
-    hashed = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8, key=str(seed).encode()).digest()
+    hashed = hashlib.blake2b(
+        text.encode("utf-8", "surrogatepass"), digest_size=8, key=str(seed).encode()
+    ).digest()
     return int.from_bytes(hashed, "big") / 2**64
 
 
@@ -46,12 +48,16 @@ def _split_stream(dataset, kind: str, amount: float, seed: int, max_validation_d
             "max_validation": max_validation_docs,
         }
         parts.append(
-            datasets.IterableDataset.from_generator(_iter_stream_part, features=dataset.features, gen_kwargs=gen_kwargs)
+            datasets.IterableDataset.from_generator(
+                _iter_stream_part, features=dataset.features, gen_kwargs=gen_kwargs
+            )
         )
     return parts[0], parts[1]
 
 
-def _validation_count(validation_split: float, kind: str, amount: float, total: int, max_docs: int | None) -> int:
+def _validation_count(
+    validation_split: float, kind: str, amount: float, total: int, max_docs: int | None
+) -> int:
     wanted = amount if kind == "count" else int(total * amount + 0.5)
     if max_docs is not None:
         wanted = min(wanted, max_docs)
@@ -68,7 +74,9 @@ def _validation_count(validation_split: float, kind: str, amount: float, total: 
     return wanted
 
 
-def split_by_document(dataset, validation_split: float, seed: int = 0, max_validation_docs: int | None = None):
+def split_by_document(
+    dataset, validation_split: float, seed: int = 0, max_validation_docs: int | None = None
+):
     """Hold out whole documents: return (train, validation), deterministic for a given seed."""
     kind, amount = validation_spec(validation_split)
     if max_validation_docs is not None and max_validation_docs < 1:

@@ -74,9 +74,15 @@ def read_rows(path: str | Path) -> RowSet:
         )
     kwargs = {"delimiter": "\t"} if suffix == ".tsv" else {}
     try:
-        loaded = datasets.load_dataset(DATASETS_BUILDERS[suffix], data_files=str(path), split="train", **kwargs)
-    except Exception as error:  # datasets wraps parser errors in several types; all mean "cannot read this file"
-        raise ValueError(f"{path}: `datasets` could not read it as {DATASETS_BUILDERS[suffix]}: {error}") from error
+        loaded = datasets.load_dataset(
+            DATASETS_BUILDERS[suffix], data_files=str(path), split="train", **kwargs
+        )
+    except (
+        Exception
+    ) as error:  # datasets wraps parser errors in several types; all mean "cannot read this file"
+        raise ValueError(
+            f"{path}: `datasets` could not read it as {DATASETS_BUILDERS[suffix]}: {error}"
+        ) from error
     row_set = RowSet(str(path), unit="row")
     for index, row in enumerate(loaded):
         row_set.rows.append(dict(row))
@@ -143,7 +149,9 @@ def row_messages(row: dict) -> list[dict]:
             if role == "system" and position != 1:
                 raise ValueError(f"message {position} is a system message; only the first message may be one")
             if not isinstance(content, str):
-                raise ValueError(f"message {position} ({role}) has non-string content ({type(content).__name__})")
+                raise ValueError(
+                    f"message {position} ({role}) has non-string content ({type(content).__name__})"
+                )
             if role == "assistant" and not content.strip():
                 raise ValueError(f"message {position} is an empty assistant response")
         if messages[-1]["role"] != "assistant":
@@ -151,15 +159,20 @@ def row_messages(row: dict) -> list[dict]:
         return [{"role": message["role"], "content": message["content"]} for message in messages]
     missing = [name for name in ("prompt", "response") if row.get(name) is None]
     if missing:
-        raise ValueError(f"missing field(s) {', '.join(map(repr, missing))} (rows need 'prompt' and 'response', "
-                         "or 'messages')")
+        raise ValueError(
+            f"missing field(s) {', '.join(map(repr, missing))} (rows need 'prompt' and 'response', "
+            "or 'messages')"
+        )
     for name in ("prompt", "response", "system"):
         if name in row and row[name] is not None and not isinstance(row[name], str):
             raise ValueError(f"'{name}' must be a string, got {type(row[name]).__name__}")
     if not row["response"].strip():
         raise ValueError("empty response")
     messages = [{"role": "system", "content": row["system"]}] if row.get("system") else []
-    return messages + [{"role": "user", "content": row["prompt"]}, {"role": "assistant", "content": row["response"]}]
+    return messages + [
+        {"role": "user", "content": row["prompt"]},
+        {"role": "assistant", "content": row["response"]},
+    ]
 
 
 def render_chat(tokenizer, messages: list[dict], block_size: int) -> dict:
@@ -188,8 +201,13 @@ def render_chat(tokenizer, messages: list[dict], block_size: int) -> dict:
     truncated = len(input_ids) > block_size
     input_ids, mask = input_ids[:block_size], mask[:block_size]
     labels = [token if keep else IGNORE_INDEX for token, keep in zip(input_ids, mask)]
-    return {"input_ids": input_ids, "attention_mask": [1] * len(input_ids), "labels": labels,
-            "truncated": truncated, "special_token_strings": holds_special}
+    return {
+        "input_ids": input_ids,
+        "attention_mask": [1] * len(input_ids),
+        "labels": labels,
+        "truncated": truncated,
+        "special_token_strings": holds_special,
+    }
 
 
 def _unused_markers(messages: list[dict]) -> tuple[str, str]:
@@ -201,7 +219,9 @@ def _unused_markers(messages: list[dict]) -> tuple[str, str]:
     return free[0], free[1]
 
 
-def chat_ids_with_text_contents(tokenizer, messages: list[dict], pattern: re.Pattern) -> tuple[list[int], list[int]]:
+def chat_ids_with_text_contents(
+    tokenizer, messages: list[dict], pattern: re.Pattern
+) -> tuple[list[int], list[int]]:
     """(input ids, assistant mask) of a conversation whose message contents are encoded as text throughout.
 
     The contents' special strings are wrapped in markers before rendering, so that afterwards the template's own
@@ -210,10 +230,14 @@ def chat_ids_with_text_contents(tokenizer, messages: list[dict], pattern: re.Pat
     is an assistant token when its characters overlap a {% generation %} span.
     """
     start, end = _unused_markers(messages)
-    marked = [{**message, "content": pattern.sub(lambda found: f"{start}{found.group(0)}{end}", message["content"])}
-              for message in messages]
+    marked = [
+        {**message, "content": pattern.sub(lambda found: f"{start}{found.group(0)}{end}", message["content"])}
+        for message in messages
+    ]
     rendered, spans = render_jinja_template(
-        conversations=[marked], chat_template=tokenizer.get_chat_template(), return_assistant_tokens_mask=True,
+        conversations=[marked],
+        chat_template=tokenizer.get_chat_template(),
+        return_assistant_tokens_mask=True,
         **tokenizer.special_tokens_map,
     )
     rendered, spans = rendered[0], spans[0]
@@ -225,8 +249,9 @@ def chat_ids_with_text_contents(tokenizer, messages: list[dict], pattern: re.Pat
     def flush() -> None:
         if not run:
             return
-        encoded = tokenizer("".join(run), add_special_tokens=False, split_special_tokens=True,
-                            return_offsets_mapping=True)
+        encoded = tokenizer(
+            "".join(run), add_special_tokens=False, split_special_tokens=True, return_offsets_mapping=True
+        )
         for token, (first, last) in zip(encoded["input_ids"], encoded["offset_mapping"]):
             input_ids.append(token)
             positions.append(run_positions[first:last])
@@ -249,8 +274,10 @@ def chat_ids_with_text_contents(tokenizer, messages: list[dict], pattern: re.Pat
         cursor = found.end()
     add_text(cursor, len(rendered))
     flush()
-    mask = [int(any(first <= position < last for position in where for first, last in spans))
-            for where in positions]
+    mask = [
+        int(any(first <= position < last for position in where for first, last in spans))
+        for where in positions
+    ]
     return input_ids, mask
 
 
@@ -286,12 +313,18 @@ def encode_sft_rows(row_set: RowSet, tokenizer, block_size: int) -> EncodedSplit
     if truncated:
         logger.warning(
             "%s: %d of %d rows are longer than --block_size %d tokens and were truncated (their beginning is kept).",
-            row_set.path, truncated, len(row_set.rows), block_size,
+            row_set.path,
+            truncated,
+            len(row_set.rows),
+            block_size,
         )
     if no_target_rows:
         logger.warning(
             "%s: %d rows lost every assistant token to truncation and are not trained on (%s %s); raise "
-            "--block_size to keep them.", row_set.path, len(no_target_rows), row_set.unit,
+            "--block_size to keep them.",
+            row_set.path,
+            len(no_target_rows),
+            row_set.unit,
             ", ".join(map(str, no_target_rows[:MAX_LISTED_BAD_ROWS])),
         )
     report = {
@@ -335,18 +368,32 @@ def collect_labels(row_sets: Iterable[RowSet], label_column: str) -> list:
     """Sorted distinct labels of the well-formed rows of every file; strings and integers must not be mixed."""
     row_sets = list(row_sets)
     paths = ", ".join(row_set.path for row_set in row_sets)
-    labels = {row.get(label_column) for row_set in row_sets for row in row_set.rows
-              if label_problem(row.get(label_column)) is None}
+    labels = {
+        row.get(label_column)
+        for row_set in row_sets
+        for row in row_set.rows
+        if label_problem(row.get(label_column)) is None
+    }
     kinds = {type(label) for label in labels}
     if len(kinds) > 1:
-        raise ValueError(f"{paths}: labels mix strings and integers ({sorted(map(str, labels))[:10]}); use one kind.")
+        raise ValueError(
+            f"{paths}: labels mix strings and integers ({sorted(map(str, labels))[:10]}); use one kind."
+        )
     if len(labels) < 2:
-        raise ValueError(f"{paths}: classification needs at least two distinct labels, found {sorted(labels)}.")
+        raise ValueError(
+            f"{paths}: classification needs at least two distinct labels, found {sorted(labels)}."
+        )
     return sorted(labels)
 
 
-def encode_classification_rows(row_set: RowSet, tokenizer, block_size: int, label2id: dict,
-                               text_column: str = "text", label_column: str = "label") -> EncodedSplit:
+def encode_classification_rows(
+    row_set: RowSet,
+    tokenizer,
+    block_size: int,
+    label2id: dict,
+    text_column: str = "text",
+    label_column: str = "label",
+) -> EncodedSplit:
     examples, truncated, tokens, special_rows = [], 0, 0, 0
     pattern = special_strings_pattern(tokenizer)
     for row, number in zip(row_set.rows, row_set.numbers):
@@ -366,17 +413,31 @@ def encode_classification_rows(row_set: RowSet, tokenizer, block_size: int, labe
         if problem:
             row_set.add_bad(number, problem if "label" in problem else f"{label_column!r}: {problem}")
             continue
-        full_length = len(tokenizer(text, add_special_tokens=False, split_special_tokens=True)["input_ids"]) + 1
+        full_length = (
+            len(tokenizer(text, add_special_tokens=False, split_special_tokens=True)["input_ids"]) + 1
+        )
         ids = encode_classification_text(tokenizer, text, block_size)
         truncated += full_length > block_size
         special_rows += bool(pattern and pattern.search(text))
         tokens += len(ids)
         examples.append({"input_ids": ids, "attention_mask": [1] * len(ids), "labels": label2id[str(label)]})
     if truncated:
-        logger.warning("%s: %d of %d texts are longer than --block_size %d tokens and were truncated.",
-                       row_set.path, truncated, len(row_set.rows), block_size)
-    report = {"file": row_set.path, "rows_in_file": row_set.rows_in_file, "rows": len(examples), "bad_rows": len(row_set.bad_rows),
-              "truncated": truncated, "tokens": tokens, "special_token_strings_in_text": special_rows}
+        logger.warning(
+            "%s: %d of %d texts are longer than --block_size %d tokens and were truncated.",
+            row_set.path,
+            truncated,
+            len(row_set.rows),
+            block_size,
+        )
+    report = {
+        "file": row_set.path,
+        "rows_in_file": row_set.rows_in_file,
+        "rows": len(examples),
+        "bad_rows": len(row_set.bad_rows),
+        "truncated": truncated,
+        "tokens": tokens,
+        "special_token_strings_in_text": special_rows,
+    }
     return EncodedSplit(examples, report)
 
 
@@ -411,8 +472,12 @@ def raise_or_count_bad_rows(row_sets: Iterable[RowSet], skip_bad_rows: bool) -> 
     logger.warning("Skipping %d bad row(s):\n  %s", total, listing)
     return {
         "total": total,
-        "by_file": {path: [{"number": bad.number, "unit": bad.unit, "problem": bad.problem} for bad in bads]
-                    [:MAX_LISTED_BAD_ROWS] for path, bads in by_file.items()},
+        "by_file": {
+            path: [{"number": bad.number, "unit": bad.unit, "problem": bad.problem} for bad in bads][
+                :MAX_LISTED_BAD_ROWS
+            ]
+            for path, bads in by_file.items()
+        },
     }
 
 
@@ -437,7 +502,18 @@ class PaddingCollator:
 
 
 __all__ = [
-    "IGNORE_INDEX", "BadRow", "EncodedSplit", "PaddingCollator", "RowSet", "collect_labels", "concatenate_splits",
-    "encode_classification_rows", "encode_classification_text", "encode_sft_rows", "raise_or_count_bad_rows",
-    "read_rows", "render_chat", "row_messages",
+    "IGNORE_INDEX",
+    "BadRow",
+    "EncodedSplit",
+    "PaddingCollator",
+    "RowSet",
+    "collect_labels",
+    "concatenate_splits",
+    "encode_classification_rows",
+    "encode_classification_text",
+    "encode_sft_rows",
+    "raise_or_count_bad_rows",
+    "read_rows",
+    "render_chat",
+    "row_messages",
 ]

@@ -31,16 +31,27 @@ def read_line(input_stream: TextIO) -> str:
     try:
         return input_stream.readline()
     except UnicodeDecodeError as error:
-        raise ValueError(f"wenlm chat reads UTF-8 text, but its input holds the byte 0x{error.object[error.start]:02x}, "
-                         f"which is not UTF-8 ({error.encoding} {error.reason}). Convert the input first (e.g. "
-                         "`iconv -f GBK -t UTF-8`) or set the terminal to UTF-8.") from None
+        raise ValueError(
+            f"wenlm chat reads UTF-8 text, but its input holds the byte 0x{error.object[error.start]:02x}, "
+            f"which is not UTF-8 ({error.encoding} {error.reason}). Convert the input first (e.g. "
+            "`iconv -f GBK -t UTF-8`) or set the terminal to UTF-8."
+        ) from None
 
 
-def chat_loop(model, tokenizer, input_stream: TextIO, output_stream: TextIO, system: str | None = None,
-              generate_kwargs: dict | None = None, max_context: int | None = None) -> list[dict]:
+def chat_loop(
+    model,
+    tokenizer,
+    input_stream: TextIO,
+    output_stream: TextIO,
+    system: str | None = None,
+    generate_kwargs: dict | None = None,
+    max_context: int | None = None,
+) -> list[dict]:
     """Run the conversation until /exit or the end of `input_stream`; return the final history."""
     if not tokenizer.chat_template:
-        raise ValueError("The tokenizer has no chat_template; `wenlm chat` needs one (wenlm tokenizers have it).")
+        raise ValueError(
+            "The tokenizer has no chat_template; `wenlm chat` needs one (wenlm tokenizers have it)."
+        )
     generate_kwargs = dict(generate_kwargs or {})
     max_context = max_context or model.config.max_position_embeddings
     system_turn = [{"role": "system", "content": system}] if system else []
@@ -65,39 +76,57 @@ def chat_loop(model, tokenizer, input_stream: TextIO, output_stream: TextIO, sys
             continue
         history.append({"role": "user", "content": text})
         # What the user typed stays text: `<|end|>` or `<|assistant|>` in a line cannot forge a turn.
-        encoded = tokenizer.apply_chat_template(history, add_generation_prompt=True, return_dict=True,
-                                                return_tensors="pt", sanitize_control_tokens=True)
+        encoded = tokenizer.apply_chat_template(
+            history,
+            add_generation_prompt=True,
+            return_dict=True,
+            return_tensors="pt",
+            sanitize_control_tokens=True,
+        )
         room = max_context - generate_kwargs.get("max_new_tokens", 64)
         if encoded["input_ids"].shape[1] > room:
             history.pop()
-            output_stream.write(f"(the conversation is longer than the model's context of {max_context} tokens; "
-                                f"type {RESET} to start a new one)\n")
+            output_stream.write(
+                f"(the conversation is longer than the model's context of {max_context} tokens; "
+                f"type {RESET} to start a new one)\n"
+            )
             continue
         output_stream.write("model> ")
         output_stream.flush()
         output = model.generate(**encoded, streamer=streamer, **generate_kwargs)
-        reply = tokenizer.decode(output[0, encoded["input_ids"].shape[1]:], skip_special_tokens=True).strip()
+        reply = tokenizer.decode(output[0, encoded["input_ids"].shape[1] :], skip_special_tokens=True).strip()
         output_stream.write("\n")
         history.append({"role": "assistant", "content": reply})
     return history
 
 
 def parse_args(argv: list[str] | None) -> tuple[ModelSourceArguments, ChatArguments, SamplingArguments]:
-    return parse_options([ModelSourceArguments, ChatArguments, SamplingArguments], argv, renamed=RENAMED,
-                         command="chat")
+    return parse_options(
+        [ModelSourceArguments, ChatArguments, SamplingArguments], argv, renamed=RENAMED, command="chat"
+    )
 
 
-def main(argv: list[str] | None = None, input_stream: TextIO | None = None,
-         output_stream: TextIO | None = None) -> list[dict]:
+def main(
+    argv: list[str] | None = None, input_stream: TextIO | None = None, output_stream: TextIO | None = None
+) -> list[dict]:
     source, options, sampling = parse_args(argv)
     check_model_folder(source.model)
     with hub_errors_named(source.model):
-        tokenizer = AutoTokenizer.from_pretrained(source.model, revision=source.revision, trust_remote_code=True)
-        model = AutoModelForCausalLM.from_pretrained(source.model, revision=source.revision,
-                                                     trust_remote_code=True).eval()
+        tokenizer = AutoTokenizer.from_pretrained(
+            source.model, revision=source.revision, trust_remote_code=True
+        )
+        model = AutoModelForCausalLM.from_pretrained(
+            source.model, revision=source.revision, trust_remote_code=True
+        ).eval()
     set_seed(sampling.seed)
-    return chat_loop(model, tokenizer, input_stream or sys.stdin, output_stream or sys.stdout, system=options.system,
-                     generate_kwargs=generation_kwargs(sampling, tokenizer))
+    return chat_loop(
+        model,
+        tokenizer,
+        input_stream or sys.stdin,
+        output_stream or sys.stdout,
+        system=options.system,
+        generate_kwargs=generation_kwargs(sampling, tokenizer),
+    )
 
 
 if __name__ == "__main__":

@@ -51,13 +51,21 @@ from wenlm.training.model_folder import check_model_folder, hub_errors_named
 from wenlm.training.report import REPORT_FILE
 from wenlm.training.utils import bits_per_byte, perplexity, write_json
 
-TASK_TYPES = {"lm": "text-generation", "qa": "question-answering", "translate": "translation",
-              "summarize": "summarization", "classification": "text-classification",
-              "retrieval": "text-retrieval"}
+TASK_TYPES = {
+    "lm": "text-generation",
+    "qa": "question-answering",
+    "translate": "translation",
+    "summarize": "summarization",
+    "classification": "text-classification",
+    "retrieval": "text-retrieval",
+}
 MAX_EVAL_CONTEXT = 2048
 # Old flag spellings, still accepted for one release with a FutureWarning.
-RENAMED = {"--data": "--validation_files", "--batch_size": "--per_device_eval_batch_size",
-           "--no_save": ("--save_results", "false")}
+RENAMED = {
+    "--data": "--validation_files",
+    "--batch_size": "--per_device_eval_batch_size",
+    "--no_save": ("--save_results", "false"),
+}
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -89,7 +97,9 @@ def read_task_rows(paths: list[str], max_samples: int | None) -> list[tuple[str,
         if row_set.bad_rows:
             listed = "; ".join(map(str, row_set.bad_rows[:10]))
             raise ValueError(f"{row_set.path}: {len(row_set.bad_rows)} unreadable row(s): {listed}")
-        rows += [(row_set.path, number, row) for number, row in zip(row_set.numbers, row_set.rows, strict=True)]
+        rows += [
+            (row_set.path, number, row) for number, row in zip(row_set.numbers, row_set.rows, strict=True)
+        ]
     rows = rows[:max_samples]
     if not rows:
         raise ValueError(f"--validation_files {' '.join(paths)}: no rows to evaluate.")
@@ -109,7 +119,9 @@ def read_documents(paths: list[str], text_column: str, max_samples: int | None) 
         for _, number, row in read_task_rows([path], None):
             text = row.get(text_column)
             if not isinstance(text, str):
-                raise ValueError(f"{path} row/line {number}: no string {text_column!r} field (use --text_column).")
+                raise ValueError(
+                    f"{path} row/line {number}: no string {text_column!r} field (use --text_column)."
+                )
             documents.append(text)
     documents = [document for document in documents if document.strip()][:max_samples]
     if not documents:
@@ -125,7 +137,7 @@ def document_windows(token_ids: list[int], eos_id: int, window: int) -> Iterator
     sequence = [eos_id, *token_ids, eos_id]
     start = 0
     while start < len(sequence) - 1:
-        yield sequence[start:start + window], 1
+        yield sequence[start : start + window], 1
         start += window - 1
 
 
@@ -140,26 +152,35 @@ def language_model_metrics(model, tokenizer, documents: list[str], batch_size: i
     total_nats, predicted = 0.0, 0
     with torch.no_grad():
         for start in range(0, len(windows), batch_size):
-            batch = windows[start:start + batch_size]
+            batch = windows[start : start + batch_size]
             longest = max(len(ids) for ids, _ in batch)
             input_ids = torch.full((len(batch), longest), tokenizer.pad_token_id, dtype=torch.long)
             attention = torch.zeros_like(input_ids)
             targets = torch.full_like(input_ids, -100)
             for row, (ids, context) in enumerate(batch):
-                input_ids[row, :len(ids)] = torch.tensor(ids)
-                attention[row, :len(ids)] = 1
-                targets[row, context:len(ids)] = torch.tensor(ids[context:])
+                input_ids[row, : len(ids)] = torch.tensor(ids)
+                attention[row, : len(ids)] = 1
+                targets[row, context : len(ids)] = torch.tensor(ids[context:])
             logits = model(input_ids=input_ids, attention_mask=attention).logits.float()
             shifted = targets[:, 1:]
             nats = torch.nn.functional.cross_entropy(
-                logits[:, :-1].reshape(-1, logits.shape[-1]), shifted.reshape(-1), ignore_index=-100, reduction="sum"
+                logits[:, :-1].reshape(-1, logits.shape[-1]),
+                shifted.reshape(-1),
+                ignore_index=-100,
+                reduction="sum",
             )
             total_nats += nats.item()
             predicted += int((shifted != -100).sum())
     n_bytes = sum(len(document.encode("utf-8")) for document in documents)
     loss = total_nats / predicted
-    return {"loss": loss, "perplexity": perplexity(loss), "bits_per_byte": bits_per_byte(total_nats, n_bytes),
-            "tokens": predicted, "bytes": n_bytes, "documents": len(documents)}
+    return {
+        "loss": loss,
+        "perplexity": perplexity(loss),
+        "bits_per_byte": bits_per_byte(total_nats, n_bytes),
+        "tokens": predicted,
+        "bytes": n_bytes,
+        "documents": len(documents),
+    }
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -178,8 +199,11 @@ def prompt_and_reference(row: dict, task: str) -> tuple[str, str]:
         document = row.get("document", row.get("text"))
         if isinstance(document, str):
             return document, row["summary"]
-    expected = {"qa": "'context', 'question', 'answer'", "translate": "'source', 'target'",
-                "summarize": "'document' (or 'text') and 'summary'"}[task]
+    expected = {
+        "qa": "'context', 'question', 'answer'",
+        "translate": "'source', 'target'",
+        "summarize": "'document' (or 'text') and 'summary'",
+    }[task]
     raise ValueError(f"needs string fields 'prompt' and 'response', or {expected}")
 
 
@@ -196,8 +220,11 @@ def uses_chat_format(model, tokenizer, prompt_format: str) -> bool:
 def training_task(model) -> str | None:
     """The `task` recorded in the model folder's training_report.json (local or Hub, at the loaded commit)."""
     report_path = cached_file(
-        model.name_or_path, REPORT_FILE, revision=getattr(model.config, "_commit_hash", None),
-        _raise_exceptions_for_missing_entries=False, _raise_exceptions_for_connection_errors=False,
+        model.name_or_path,
+        REPORT_FILE,
+        revision=getattr(model.config, "_commit_hash", None),
+        _raise_exceptions_for_missing_entries=False,
+        _raise_exceptions_for_connection_errors=False,
     )
     if report_path is None:
         return None
@@ -209,16 +236,20 @@ def training_task(model) -> str | None:
 
 def render_prompt(tokenizer, prompt: str, chat: bool) -> str:
     if chat:
-        return tokenizer.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False,
-                                             add_generation_prompt=True)
+        return tokenizer.apply_chat_template(
+            [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
+        )
     return prompt + "\n"
 
 
-def generate_answers(model, tokenizer, prompts: list[str], chat: bool, batch_size: int,
-                     max_new_tokens: int) -> list[str]:
+def generate_answers(
+    model, tokenizer, prompts: list[str], chat: bool, batch_size: int, max_new_tokens: int
+) -> list[str]:
     """Greedy answers, batched with left padding so every prompt ends where generation starts."""
     tokenizer.padding_side = "left"
-    tokenizer.truncation_side = "left"  # an over-long prompt keeps its end, where the question and turn marker are
+    tokenizer.truncation_side = (
+        "left"  # an over-long prompt keeps its end, where the question and turn marker are
+    )
     texts = [render_prompt(tokenizer, prompt, chat) for prompt in prompts]
     stop_ids = stop_token_ids(tokenizer)
     context = min(model.config.max_position_embeddings, MAX_EVAL_CONTEXT)
@@ -227,13 +258,23 @@ def generate_answers(model, tokenizer, prompts: list[str], chat: bool, batch_siz
     answers: list[str] = [""] * len(texts)
     with torch.no_grad():
         for start in range(0, len(order), batch_size):
-            indices = order[start:start + batch_size]
-            encoded = tokenizer([texts[i] for i in indices], return_tensors="pt", padding=True,
-                                add_special_tokens=False, truncation=True,
-                                max_length=max(1, context - max_new_tokens))
-            output = model.generate(**encoded, do_sample=False, max_new_tokens=max_new_tokens,
-                                    eos_token_id=stop_ids, pad_token_id=tokenizer.pad_token_id)
-            new_tokens = output[:, encoded["input_ids"].shape[1]:]
+            indices = order[start : start + batch_size]
+            encoded = tokenizer(
+                [texts[i] for i in indices],
+                return_tensors="pt",
+                padding=True,
+                add_special_tokens=False,
+                truncation=True,
+                max_length=max(1, context - max_new_tokens),
+            )
+            output = model.generate(
+                **encoded,
+                do_sample=False,
+                max_new_tokens=max_new_tokens,
+                eos_token_id=stop_ids,
+                pad_token_id=tokenizer.pad_token_id,
+            )
+            new_tokens = output[:, encoded["input_ids"].shape[1] :]
             for index, tokens in zip(indices, new_tokens):
                 text = tokenizer.decode(tokens, skip_special_tokens=True)
                 answers[index] = (text if chat else text.split("\n", 1)[0]).strip()
@@ -262,8 +303,9 @@ def task_prompts(options: EvaluateArguments) -> tuple[list[str], list[str]]:
     return prompts, references
 
 
-def evaluate_generation(source: ModelSourceArguments, options: EvaluateArguments, model,
-                        tokenizer) -> tuple[dict, list[dict]]:
+def evaluate_generation(
+    source: ModelSourceArguments, options: EvaluateArguments, model, tokenizer
+) -> tuple[dict, list[dict]]:
     extra: dict = {}
     if options.context:  # retrieval-augmented qa (see rag.py)
         collection = read_task_rows([options.retrieve_from], None) if options.retrieve_from else None
@@ -272,11 +314,14 @@ def evaluate_generation(source: ModelSourceArguments, options: EvaluateArguments
     else:
         prompts, references = task_prompts(options)
     chat = uses_chat_format(model, tokenizer, options.prompt_format)
-    predictions = generate_answers(model, tokenizer, prompts, chat, options.per_device_eval_batch_size,
-                                   options.max_new_tokens)
+    predictions = generate_answers(
+        model, tokenizer, prompts, chat, options.per_device_eval_batch_size, options.max_new_tokens
+    )
     metrics = {**generation_metrics(options.task, predictions, references), **extra}
     metrics["prompt_format"] = "chat" if chat else "plain"
-    samples = [{"prompt": p, "prediction": y, "reference": r} for p, y, r in zip(prompts, predictions, references)]
+    samples = [
+        {"prompt": p, "prediction": y, "reference": r} for p, y, r in zip(prompts, predictions, references)
+    ]
     return metrics, samples
 
 
@@ -290,11 +335,15 @@ def classification_rows(options: EvaluateArguments, label2id: dict[str, int]) ->
     for path, number, row in read_task_rows(options.validation_files, options.max_samples):
         text, label = row.get(options.text_column), row.get(options.label_column)
         if not isinstance(text, str) or label is None:
-            raise ValueError(f"{path} row/line {number}: needs a string {options.text_column!r} and a "
-                             f"{options.label_column!r}.")
+            raise ValueError(
+                f"{path} row/line {number}: needs a string {options.text_column!r} and a "
+                f"{options.label_column!r}."
+            )
         if str(label) not in label2id:
-            raise ValueError(f"{path} row/line {number}: label {label!r} is not one of the model's labels "
-                             f"{sorted(label2id)}.")
+            raise ValueError(
+                f"{path} row/line {number}: label {label!r} is not one of the model's labels "
+                f"{sorted(label2id)}."
+            )
         texts.append(text)
         references.append(label2id[str(label)])
     return texts, references
@@ -302,8 +351,9 @@ def classification_rows(options: EvaluateArguments, label2id: dict[str, int]) ->
 
 def evaluate_classification(source: ModelSourceArguments, options: EvaluateArguments) -> tuple[dict, int]:
     """Accuracy and macro-F1 of a sequence-classification model, and the number of rows scored."""
-    model = AutoModelForSequenceClassification.from_pretrained(source.model, revision=source.revision,
-                                                               trust_remote_code=True).eval()
+    model = AutoModelForSequenceClassification.from_pretrained(
+        source.model, revision=source.revision, trust_remote_code=True
+    ).eval()
     tokenizer = load_tokenizer(source.model, source.revision)
     label2id = {str(name): int(index) for name, index in model.config.label2id.items()}
     texts, references = classification_rows(options, label2id)
@@ -312,10 +362,14 @@ def evaluate_classification(source: ModelSourceArguments, options: EvaluateArgum
     predictions: list[int] = []
     with torch.no_grad():
         for start in range(0, len(texts), batch_size):
-            encoded = [encode_classification_text(tokenizer, text, max_length)
-                       for text in texts[start:start + batch_size]]
+            encoded = [
+                encode_classification_text(tokenizer, text, max_length)
+                for text in texts[start : start + batch_size]
+            ]
             longest = max(map(len, encoded))
-            input_ids = torch.tensor([ids + [tokenizer.pad_token_id] * (longest - len(ids)) for ids in encoded])
+            input_ids = torch.tensor(
+                [ids + [tokenizer.pad_token_id] * (longest - len(ids)) for ids in encoded]
+            )
             attention = torch.tensor([[1] * len(ids) + [0] * (longest - len(ids)) for ids in encoded])
             logits = model(input_ids=input_ids, attention_mask=attention).logits
             predictions.extend(logits.argmax(-1).tolist())
@@ -379,9 +433,17 @@ def evaluate_model(source: ModelSourceArguments, options: EvaluateArguments) -> 
     folder = Path(source.model)
     if folder.is_dir() and options.save_results:
         metrics_only = {key: value for key, value in metrics.items() if isinstance(value, (int, float))}
-        record_results(folder, {options.result_name(): {
-            "metrics": metrics_only, "data": ", ".join(options.validation_files),
-            "task_type": TASK_TYPES[options.task], "num_samples": num_samples}})
+        record_results(
+            folder,
+            {
+                options.result_name(): {
+                    "metrics": metrics_only,
+                    "data": ", ".join(options.validation_files),
+                    "task_type": TASK_TYPES[options.task],
+                    "num_samples": num_samples,
+                }
+            },
+        )
     metrics_out = dict(metrics)
     if samples:
         metrics_out["examples"] = samples[:3]

@@ -30,9 +30,13 @@ BOOLEAN_WORDS = frozenset({"true", "false", "yes", "no", "t", "f", "y", "n", "1"
 
 
 def generation_kwargs(sampling: SamplingArguments, tokenizer) -> dict:
-    kwargs = dict(max_new_tokens=sampling.max_new_tokens, do_sample=sampling.do_sample,
-                  repetition_penalty=sampling.repetition_penalty, pad_token_id=tokenizer.pad_token_id,
-                  eos_token_id=stop_token_ids(tokenizer))
+    kwargs = dict(
+        max_new_tokens=sampling.max_new_tokens,
+        do_sample=sampling.do_sample,
+        repetition_penalty=sampling.repetition_penalty,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=stop_token_ids(tokenizer),
+    )
     if sampling.do_sample:
         kwargs.update(temperature=sampling.temperature, top_k=sampling.top_k, top_p=sampling.top_p)
     return kwargs
@@ -44,9 +48,13 @@ def read_prompts(options: GenerateArguments) -> list[str]:
         path = Path(options.prompts_file)
         if not path.is_file():
             raise FileNotFoundError(f"--prompts_file {path}: no such file.")
-        prompts += [line.rstrip("\n") for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        prompts += [
+            line.rstrip("\n") for line in path.read_text(encoding="utf-8").splitlines() if line.strip()
+        ]
     if not prompts:
-        raise ValueError("No prompts: give them with --prompts P1 P2 ... or with --prompts_file (one per line).")
+        raise ValueError(
+            "No prompts: give them with --prompts P1 P2 ... or with --prompts_file (one per line)."
+        )
     return prompts
 
 
@@ -90,10 +98,15 @@ def split_positional_prompts(argv: list[str]) -> tuple[list[str], list[str]]:
 def parse_args(argv: list[str] | None) -> tuple[ModelSourceArguments, GenerateArguments, SamplingArguments]:
     options, prompts = split_positional_prompts(list(sys.argv[1:] if argv is None else argv))
     if prompts:
-        warnings.warn("wenlm generate: positional prompts are deprecated and will be removed in the next release; "
-                      "use --prompts P1 P2 ...", FutureWarning, stacklevel=3)
-    source, generate_options, sampling = parse_options(GENERATE_OPTIONS, options, renamed=RENAMED,
-                                                       command="generate")
+        warnings.warn(
+            "wenlm generate: positional prompts are deprecated and will be removed in the next release; "
+            "use --prompts P1 P2 ...",
+            FutureWarning,
+            stacklevel=3,
+        )
+    source, generate_options, sampling = parse_options(
+        GENERATE_OPTIONS, options, renamed=RENAMED, command="generate"
+    )
     generate_options.prompts = [*generate_options.prompts, *prompts]
     return source, generate_options, sampling
 
@@ -109,26 +122,43 @@ def check_context(tokenizer, max_context: int, prompts: list[str], chat: bool, m
     for number, prompt in enumerate(prompts, start=1):
         if chat:
             conversation = [{"role": "user", "content": prompt}]
-            length = len(tokenizer.apply_chat_template(conversation, add_generation_prompt=True, return_dict=True,
-                                                       **prompt_encode_kwargs(chat))["input_ids"])
+            length = len(
+                tokenizer.apply_chat_template(
+                    conversation, add_generation_prompt=True, return_dict=True, **prompt_encode_kwargs(chat)
+                )["input_ids"]
+            )
         else:  # tokenized as the text-generation pipeline does it
-            length = len(tokenizer(prompt, add_special_tokens=False, **prompt_encode_kwargs(chat))["input_ids"])
+            length = len(
+                tokenizer(prompt, add_special_tokens=False, **prompt_encode_kwargs(chat))["input_ids"]
+            )
         if length + max_new_tokens > max_context:
-            raise ValueError(f"Prompt {number} is {length} tokens and --max_new_tokens is {max_new_tokens}: "
-                             f"{length + max_new_tokens} tokens, more than the model's context of {max_context} "
-                             "(max_position_embeddings). Lower --max_new_tokens or shorten the prompt "
-                             "(--prompts / --prompts_file).")
+            raise ValueError(
+                f"Prompt {number} is {length} tokens and --max_new_tokens is {max_new_tokens}: "
+                f"{length + max_new_tokens} tokens, more than the model's context of {max_context} "
+                "(max_position_embeddings). Lower --max_new_tokens or shorten the prompt "
+                "(--prompts / --prompts_file)."
+            )
 
 
-def generate(source: ModelSourceArguments, sampling: SamplingArguments, prompts: list[str],
-             chat: bool = False) -> list[str]:
+def generate(
+    source: ModelSourceArguments, sampling: SamplingArguments, prompts: list[str], chat: bool = False
+) -> list[str]:
     check_model_folder(source.model)
     with hub_errors_named(source.model):
-        generator = pipeline("text-generation", model=source.model, revision=source.revision,
-                             trust_remote_code=True)
-    check_context(generator.tokenizer, generator.model.config.max_position_embeddings, prompts, chat,
-                  sampling.max_new_tokens)
-    kwargs = {**generation_kwargs(sampling, generator.tokenizer), "tokenizer_encode_kwargs": prompt_encode_kwargs(chat)}
+        generator = pipeline(
+            "text-generation", model=source.model, revision=source.revision, trust_remote_code=True
+        )
+    check_context(
+        generator.tokenizer,
+        generator.model.config.max_position_embeddings,
+        prompts,
+        chat,
+        sampling.max_new_tokens,
+    )
+    kwargs = {
+        **generation_kwargs(sampling, generator.tokenizer),
+        "tokenizer_encode_kwargs": prompt_encode_kwargs(chat),
+    }
     set_seed(sampling.seed)
     if chat:
         conversations = [[{"role": "user", "content": prompt}] for prompt in prompts]

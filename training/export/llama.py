@@ -26,9 +26,22 @@ from wenlm.training.utils import write_atomically
 
 # Fields with the same name and meaning in both configs.
 _SHARED_FIELDS = (
-    "vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
-    "num_key_value_heads", "head_dim", "max_position_embeddings", "rms_norm_eps", "hidden_act",
-    "initializer_range", "attention_dropout", "tie_word_embeddings", "pad_token_id", "bos_token_id", "eos_token_id",
+    "vocab_size",
+    "hidden_size",
+    "intermediate_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "num_key_value_heads",
+    "head_dim",
+    "max_position_embeddings",
+    "rms_norm_eps",
+    "hidden_act",
+    "initializer_range",
+    "attention_dropout",
+    "tie_word_embeddings",
+    "pad_token_id",
+    "bos_token_id",
+    "eos_token_id",
 )
 # wenlm settings Llama has no field for; a model using them computes something Llama cannot.
 _NOT_IN_LLAMA = {"dropout": 0.0}
@@ -44,7 +57,9 @@ def llama_config_from_wenlm(config: WenLMConfig) -> LlamaConfig:
                 f"{neutral!r} before converting."
             )
     shared = {name: getattr(config, name) for name in _SHARED_FIELDS}
-    return LlamaConfig(**shared, rope_parameters=dict(config.rope_parameters), attention_bias=False, mlp_bias=False)
+    return LlamaConfig(
+        **shared, rope_parameters=dict(config.rope_parameters), attention_bias=False, mlp_bias=False
+    )
 
 
 def llama_twin(model: WenLMForCausalLM) -> LlamaForCausalLM:
@@ -90,7 +105,9 @@ def load_wenlm(model: str, revision: str | None) -> tuple[WenLMForCausalLM, Any]
             "--use_jieba), which a stock Llama folder cannot carry; export a model trained without --use_jieba."
         )
     tokenizer = AutoTokenizer.from_pretrained(model, revision=revision, trust_remote_code=False)
-    wenlm_model = WenLMForCausalLM.from_pretrained(model, revision=revision, config=config, dtype="auto").eval()
+    wenlm_model = WenLMForCausalLM.from_pretrained(
+        model, revision=revision, config=config, dtype="auto"
+    ).eval()
     return wenlm_model, tokenizer
 
 
@@ -142,7 +159,9 @@ def check_output_folder(output_dir: Path) -> None:
 def export_command(model: str, revision: str | None, output_dir: Path, *options: str) -> str:
     """The `wenlm export` command line that writes `output_dir`, for the exported folder's card."""
     revision_option = ["--revision", revision] if revision else []
-    return " ".join(["wenlm export", "--model", model, *revision_option, *options, "--output_dir", str(output_dir)])
+    return " ".join(
+        ["wenlm export", "--model", model, *revision_option, *options, "--output_dir", str(output_dir)]
+    )
 
 
 @contextmanager
@@ -171,7 +190,9 @@ def export_llama(model: str, output_dir: str | Path, revision: str | None = None
     llama = llama_twin(wenlm_model).eval()
     difference = check_same_logits(wenlm_model, llama, tokenizer)
     llama.generation_config = copy.deepcopy(wenlm_model.generation_config)
-    llama.generation_config.eos_token_id = stop_token_ids(tokenizer, wenlm_model.generation_config.eos_token_id)
+    llama.generation_config.eos_token_id = stop_token_ids(
+        tokenizer, wenlm_model.generation_config.eos_token_id
+    )
     tokenizer.model_max_length = llama.config.max_position_embeddings
     command = export_command(model, revision, output_dir, "--to llama")
     with folder_written_whole(output_dir) as staging:

@@ -45,7 +45,13 @@ REQUIRED_KEYS = ("model.parameters", "training.hyperparameters", "results")
 REQUIRED_PRETRAIN_KEYS = ("tokenizer.vocab_size", "data.sources")
 REQUIRED_FINETUNE_KEYS = ("task",)
 # Trainer bookkeeping that is not a measurement of the model.
-NON_METRIC_RESULTS = {"eval_bytes", "eval_runtime", "eval_samples_per_second", "eval_steps_per_second", "epoch"}
+NON_METRIC_RESULTS = {
+    "eval_bytes",
+    "eval_runtime",
+    "eval_samples_per_second",
+    "eval_steps_per_second",
+    "epoch",
+}
 METRIC_LABELS = {
     "final_train_loss": "final training loss (nats/token)",
     "eval_loss": "validation loss (nats/token)",
@@ -157,22 +163,29 @@ def _table(header: list[str], rows: list[list[Any]]) -> str:
 
 def _source_specs(report: dict) -> list[str]:
     sources = (report.get("data") or {}).get("sources") or []
-    return [str(source.get("spec", source)) if isinstance(source, dict) else str(source) for source in sources]
+    return [
+        str(source.get("spec", source)) if isinstance(source, dict) else str(source) for source in sources
+    ]
 
 
 def hub_datasets(report: dict) -> list[str]:
     """Hub dataset ids of `hub:NAME[:CONFIG]` sources (the metadata names the dataset, not its config)."""
-    names = [spec[len("hub:"):].split(":")[0] for spec in _source_specs(report) if spec.startswith("hub:")]
+    names = [spec[len("hub:") :].split(":")[0] for spec in _source_specs(report) if spec.startswith("hub:")]
     return list(dict.fromkeys(name for name in names if name))
 
 
 def detect_languages(report: dict) -> list[str]:
     """Languages measured in the validation text (tokenizer stats by language), zh first; [] when not measured."""
-    stats = (report.get("tokenizer") or {}).get("stats_by_language") or (report.get("data") or {}).get(
-        "tokenizer_stats_by_language"
-    ) or {}
-    measured = [language for language in ("zh", "en")
-                if isinstance(stats.get(language), dict) and stats[language].get("texts", 1)]
+    stats = (
+        (report.get("tokenizer") or {}).get("stats_by_language")
+        or (report.get("data") or {}).get("tokenizer_stats_by_language")
+        or {}
+    )
+    measured = [
+        language
+        for language in ("zh", "en")
+        if isinstance(stats.get(language), dict) and stats[language].get("texts", 1)
+    ]
     return measured or [language for language in report.get("languages") or [] if isinstance(language, str)]
 
 
@@ -210,20 +223,35 @@ def card_metadata(report: dict, evaluations: dict, model_name: str) -> ModelCard
     for key, value in (report.get("results") or {}).items():
         if key.startswith("eval_") and key not in NON_METRIC_RESULTS and is_number(value):
             metric = key.removeprefix("eval_")
-            eval_results.append(EvalResult(
-                task_type=pipeline_tag, dataset_type="custom", dataset_name=_validation_dataset_name(report),
-                metric_type=metric, metric_name=_metric_label(report, key), metric_value=round(float(value), 4),
-            ))
+            eval_results.append(
+                EvalResult(
+                    task_type=pipeline_tag,
+                    dataset_type="custom",
+                    dataset_name=_validation_dataset_name(report),
+                    metric_type=metric,
+                    metric_name=_metric_label(report, key),
+                    metric_value=round(float(value), 4),
+                )
+            )
     for task_name, entry in evaluations.items():
         entry = entry if isinstance(entry, dict) else {}
         for metric, value in (entry.get("metrics") or {}).items():
             if is_number(value):
-                eval_results.append(EvalResult(
-                    task_type=entry.get("task_type") or pipeline_tag, dataset_type="custom",
-                    dataset_name=str(entry.get("data") or task_name), metric_type=metric,
-                    metric_name=f"{task_name} {metric}", metric_value=round(float(value), 4),
-                ))
-    tags = ["wenlm", "custom_code", "causal-lm" if pipeline_tag == "text-generation" else "text-classification"]
+                eval_results.append(
+                    EvalResult(
+                        task_type=entry.get("task_type") or pipeline_tag,
+                        dataset_type="custom",
+                        dataset_name=str(entry.get("data") or task_name),
+                        metric_type=metric,
+                        metric_name=f"{task_name} {metric}",
+                        metric_value=round(float(value), 4),
+                    )
+                )
+    tags = [
+        "wenlm",
+        "custom_code",
+        "causal-lm" if pipeline_tag == "text-generation" else "text-classification",
+    ]
     if report.get("task") == "sft":
         tags += ["sft", "conversational"]
     if _is_builtin(report):
@@ -249,16 +277,23 @@ def card_metadata(report: dict, evaluations: dict, model_name: str) -> ModelCard
 def _architecture_rows(report: dict) -> list[tuple[str, str]]:
     model = report["model"]
     config = model.get("config") or {}
-    rows = [("parameters (total)", model["parameters"]),
-            ("parameters (non-embedding)", model.get("non_embedding_parameters")),
-            ("layers", config.get("num_hidden_layers")),
-            ("hidden size", config.get("hidden_size")),
-            ("feed-forward size", config.get("intermediate_size")),
-            ("context length", config.get("max_position_embeddings")),
-            ("vocabulary", config.get("vocab_size"))]
+    rows = [
+        ("parameters (total)", model["parameters"]),
+        ("parameters (non-embedding)", model.get("non_embedding_parameters")),
+        ("layers", config.get("num_hidden_layers")),
+        ("hidden size", config.get("hidden_size")),
+        ("feed-forward size", config.get("intermediate_size")),
+        ("context length", config.get("max_position_embeddings")),
+        ("vocabulary", config.get("vocab_size")),
+    ]
     if config.get("num_attention_heads") is not None:
-        rows.insert(4, ("attention heads / key-value heads",
-                        f"{config['num_attention_heads']} / {config.get('num_key_value_heads') or config['num_attention_heads']}"))
+        rows.insert(
+            4,
+            (
+                "attention heads / key-value heads",
+                f"{config['num_attention_heads']} / {config.get('num_key_value_heads') or config['num_attention_heads']}",
+            ),
+        )
     if report.get("task") == "classification" and config.get("id2label"):
         rows.append(("classes", ", ".join(str(label) for label in config["id2label"].values())))
     rows.append(("preset", model.get("preset") or "custom"))
@@ -268,29 +303,45 @@ def _architecture_rows(report: dict) -> list[tuple[str, str]]:
 
 def _architecture_text(report: dict) -> str:
     tied = (report["model"].get("config") or {}).get("tie_word_embeddings", True)
-    head = ("a linear classification head reads the hidden state of the last non-padding token"
-            if report.get("task") == "classification"
-            else f"input and output embeddings are {'tied' if tied else 'separate'}")
-    return ("Architecture: decoder-only Transformer with pre-norm RMSNorm, rotary position embeddings, grouped-query "
-            f"attention, a SwiGLU feed-forward block and no biases; {head}. The modeling code ships in this "
-            "repository (`modeling_wenlm.py`, `configuration_wenlm.py`), so loading needs `trust_remote_code=True` "
-            "unless the `wenlm` package is installed.")
+    head = (
+        "a linear classification head reads the hidden state of the last non-padding token"
+        if report.get("task") == "classification"
+        else f"input and output embeddings are {'tied' if tied else 'separate'}"
+    )
+    return (
+        "Architecture: decoder-only Transformer with pre-norm RMSNorm, rotary position embeddings, grouped-query "
+        f"attention, a SwiGLU feed-forward block and no biases; {head}. The modeling code ships in this "
+        "repository (`modeling_wenlm.py`, `configuration_wenlm.py`), so loading needs `trust_remote_code=True` "
+        "unless the `wenlm` package is installed."
+    )
 
 
 def _tokenizer_text(report: dict) -> str:
     tokenizer = report.get("tokenizer") or {}
     if not tokenizer.get("vocab_size"):
-        return (f"The tokenizer of `{report['base_model']}`, unchanged: byte-level BPE with the chat and PII "
-                "special tokens of wenlm. It is lossless: any Unicode text decodes back exactly.")
-    text = (f"Byte-level BPE with {_card_value(tokenizer['vocab_size'])} tokens ({tokenizer.get('source') or 'wenlm'})"
-            + (", with jieba pre-segmentation of Chinese" if tokenizer.get("jieba") else "")
-            + ". It is lossless: any Unicode text decodes back exactly.")
-    stats = tokenizer.get("stats_by_language") or (report.get("data") or {}).get("tokenizer_stats_by_language") or {}
-    rows = [[language, s.get("bytes_per_token"), s.get("chars_per_token"), s.get("tokens")]
-            for language, s in stats.items() if isinstance(s, dict)]
+        return (
+            f"The tokenizer of `{report['base_model']}`, unchanged: byte-level BPE with the chat and PII "
+            "special tokens of wenlm. It is lossless: any Unicode text decodes back exactly."
+        )
+    text = (
+        f"Byte-level BPE with {_card_value(tokenizer['vocab_size'])} tokens ({tokenizer.get('source') or 'wenlm'})"
+        + (", with jieba pre-segmentation of Chinese" if tokenizer.get("jieba") else "")
+        + ". It is lossless: any Unicode text decodes back exactly."
+    )
+    stats = (
+        tokenizer.get("stats_by_language")
+        or (report.get("data") or {}).get("tokenizer_stats_by_language")
+        or {}
+    )
+    rows = [
+        [language, s.get("bytes_per_token"), s.get("chars_per_token"), s.get("tokens")]
+        for language, s in stats.items()
+        if isinstance(s, dict)
+    ]
     if rows:
-        text += ("\n\nMeasured on the validation text, by language:\n\n"
-                 + _table(["language", "UTF-8 bytes per token", "characters per token", "tokens measured"], rows))
+        text += "\n\nMeasured on the validation text, by language:\n\n" + _table(
+            ["language", "UTF-8 bytes per token", "characters per token", "tokens measured"], rows
+        )
     return text
 
 
@@ -304,24 +355,42 @@ def _data_sections(report: dict) -> tuple[str, str, str]:
     documents, tokens = data.get("documents") or {}, data.get("tokens") or {}
     summary = _sources_sentence(report)
     if _is_builtin(report):
-        summary += (" The built-in corpus is a synthetic bilingual (Chinese/English) grammar of short stories, "
-                    "questions and translations, generated by wenlm.")
+        summary += (
+            " The built-in corpus is a synthetic bilingual (Chinese/English) grammar of short stories, "
+            "questions and translations, generated by wenlm."
+        )
     if documents and tokens:
-        summary += (f" After cleaning, {_card_value(documents.get('train'))} training and "
-                    f"{_card_value(documents.get('validation'))} validation documents (held out by document), "
-                    f"{_card_value(tokens.get('train'))} and {_card_value(tokens.get('validation'))} tokens")
+        summary += (
+            f" After cleaning, {_card_value(documents.get('train'))} training and "
+            f"{_card_value(documents.get('validation'))} validation documents (held out by document), "
+            f"{_card_value(tokens.get('train'))} and {_card_value(tokens.get('validation'))} tokens"
+        )
         summary += f", packed into blocks of {data['block_size']} tokens." if data.get("block_size") else "."
     if data.get("invalid_utf8_bytes"):
         summary += f" {_card_value(data['invalid_utf8_bytes'])} invalid UTF-8 bytes were replaced by U+FFFD."
     cleaning = data.get("cleaning") or {}
-    rows = [[name, step.get("documents_in"), step.get("documents_out"), step.get("chars_in"), step.get("chars_out")]
-            for name, step in cleaning.items() if isinstance(step, dict) and "documents_in" in step]
-    table = (_table(["cleaning step", "documents in", "documents out", "characters in", "characters out"], rows)
-             if rows else "Per-step cleaning counts are not available (the corpus was streamed).")
+    rows = [
+        [
+            name,
+            step.get("documents_in"),
+            step.get("documents_out"),
+            step.get("chars_in"),
+            step.get("chars_out"),
+        ]
+        for name, step in cleaning.items()
+        if isinstance(step, dict) and "documents_in" in step
+    ]
+    table = (
+        _table(["cleaning step", "documents in", "documents out", "characters in", "characters out"], rows)
+        if rows
+        else "Per-step cleaning counts are not available (the corpus was streamed)."
+    )
     pii = data.get("pii") or {}
     pii_summary = ""
     if data.get("scrub_pii") and pii:
-        pii_summary = "Replaced: " + ", ".join(f"{_card_value(count)} {kind}" for kind, count in pii.items()) + "."
+        pii_summary = (
+            "Replaced: " + ", ".join(f"{_card_value(count)} {kind}" for kind, count in pii.items()) + "."
+        )
     return summary.strip(), table, pii_summary
 
 
@@ -330,18 +399,25 @@ def _finetune_data_text(report: dict) -> str:
     parts = [_sources_sentence(report)] if _source_specs(report) else []
     split_rows = (report.get("data") or {}).get("rows")
     if isinstance(split_rows, dict) and split_rows.get("train") is not None:
-        parts.append(f"{_card_value(split_rows['train'])} training rows and {_card_value(split_rows.get('validation') or 0)} "
-                     "validation rows.")
+        parts.append(
+            f"{_card_value(split_rows['train'])} training rows and {_card_value(split_rows.get('validation') or 0)} "
+            "validation rows."
+        )
     counts = report.get(task) if isinstance(report.get(task), dict) else {}
-    rows = [[COUNT_LABELS.get(key, key.replace("_", " ")), value] for key, value in counts.items()
-            if value is not None and not isinstance(value, (dict, list))]
+    rows = [
+        [COUNT_LABELS.get(key, key.replace("_", " ")), value]
+        for key, value in counts.items()
+        if value is not None and not isinstance(value, (dict, list))
+    ]
     if rows:
         parts.append(_table(["fine-tuning data", "count"], rows))
     labels = counts.get("labels") or counts.get("label_counts")
     if labels:
         parts.append(f"Classes: {_card_value(labels)}.")
     if task == "sft":
-        parts.append("The loss is computed on assistant replies only: system and user turns are context, not targets.")
+        parts.append(
+            "The loss is computed on assistant replies only: system and user turns are context, not targets."
+        )
     data = report.get("data") or {}
     if "scrub_pii" in data:
         parts.append(f"PII scrubbing of the fine-tuning data: **{'on' if data['scrub_pii'] else 'off'}**.")
@@ -357,10 +433,18 @@ def _procedure_table(report: dict) -> str:
     optional = [
         ("optimizer steps", training.get("steps")),
         ("training tokens", training.get("tokens_seen")),
-        ("compute (6·N·D FLOPs)", float(training["flops_estimate"]) if training.get("flops_estimate") else None),
+        (
+            "compute (6·N·D FLOPs)",
+            float(training["flops_estimate"]) if training.get("flops_estimate") else None,
+        ),
         ("processes", training.get("world_size")),
-        ("hardware", f"{hardware['device']} ({hardware.get('cpu_count', '?')} CPU cores, torch "
-                     f"{hardware.get('torch', '?')})" if hardware.get("device") else None),
+        (
+            "hardware",
+            f"{hardware['device']} ({hardware.get('cpu_count', '?')} CPU cores, torch "
+            f"{hardware.get('torch', '?')})"
+            if hardware.get("device")
+            else None,
+        ),
         ("wall time (s)", training.get("wall_time_seconds")),
         ("training throughput (tokens/s)", training.get("train_tokens_per_second")),
     ]
@@ -368,8 +452,13 @@ def _procedure_table(report: dict) -> str:
     lora = report.get("lora")
     if isinstance(lora, dict) and lora.get("r"):
         modules = _card_value(lora.get("target_modules") or "default modules")
-        rows.append(["LoRA", f"rank {lora['r']}, alpha {_card_value(lora.get('alpha'))}, dropout {_card_value(lora.get('dropout'))}, "
-                             f"on {modules}" + (" (merged into the published weights)" if lora.get("merged") else "")])
+        rows.append(
+            [
+                "LoRA",
+                f"rank {lora['r']}, alpha {_card_value(lora.get('alpha'))}, dropout {_card_value(lora.get('dropout'))}, "
+                f"on {modules}" + (" (merged into the published weights)" if lora.get("merged") else ""),
+            ]
+        )
     if report["model"].get("trained_parameters") is not None:
         rows.append(["trained parameters", report["model"]["trained_parameters"]])
     if report.get("base_revision"):
@@ -379,17 +468,24 @@ def _procedure_table(report: dict) -> str:
 
 def _results_text(report: dict, evaluations: dict) -> str:
     results = report["results"]
-    rows = [[_metric_label(report, key), value]
-            for key, value in results.items() if key not in NON_METRIC_RESULTS and is_number(value)]
+    rows = [
+        [_metric_label(report, key), value]
+        for key, value in results.items()
+        if key not in NON_METRIC_RESULTS and is_number(value)
+    ]
     text = _table(["metric", "value"], rows) if rows else "No validation metrics were recorded for this run."
     floor = report.get("entropy_floor_bpb") or (report.get("data") or {}).get("entropy_floor_bpb")
     # The floor is exact only for the built-in grammar; a report naming other sources cannot claim it.
     if _is_builtin(report) and is_number(floor) and is_number(results.get("eval_bpb")):
-        text += (f"\n\nThe built-in corpus has a known entropy of {floor:.4f} bits per byte: no model can go below "
-                 f"it. This model is {results['eval_bpb'] - floor:.4f} bits per byte above that floor.")
+        text += (
+            f"\n\nThe built-in corpus has a known entropy of {floor:.4f} bits per byte: no model can go below "
+            f"it. This model is {results['eval_bpb'] - floor:.4f} bits per byte above that floor."
+        )
     for task_name, entry in evaluations.items():
         entry = entry if isinstance(entry, dict) else {}
-        metrics = ", ".join(f"{key} {_card_value(value)}" for key, value in (entry.get("metrics") or {}).items())
+        metrics = ", ".join(
+            f"{key} {_card_value(value)}" for key, value in (entry.get("metrics") or {}).items()
+        )
         data = f" on `{entry['data']}`" if entry.get("data") else ""
         command = f"--harness {task_name}" if entry.get("harness") else f"--task {task_name}"
         text += f"\n\n`wenlm evaluate {command}`{data}: {metrics or 'no metrics recorded'}."
@@ -404,17 +500,30 @@ def _scaling_section(report: dict, folder: Path) -> str:
     report_md = study_dir / "REPORT.md"
     if not report_md.is_file():
         raise FileNotFoundError(f"scaling_study {study}: {report_md} not found; run `wenlm scaling` first.")
-    text = f"From the data-scale study in `{study}` (its REPORT.md has the fitted laws and their uncertainty)."
+    text = (
+        f"From the data-scale study in `{study}` (its REPORT.md has the fitted laws and their uncertainty)."
+    )
     results_json = study_dir / "results.json"
     if results_json.is_file():
         # why: scaling.report pulls in scipy, measured +0.35 s on every card render; only a study needs it.
         from wenlm.training.scaling.report import load_records
 
         # The grid only: the repetition sub-study's cells answer another question (REPORT.md has them).
-        rows = [[r["model"], r["n_params"], r["tokens"], r["val_loss"], r["val_bpb"]]
-                for r in load_records(study_dir) if not r.get("substudy")]
-        text += "\n\n" + _table(["model", "non-embedding params", "unique training tokens", "val loss (nats/token)",
-                                   "val bits per byte"], rows)
+        rows = [
+            [r["model"], r["n_params"], r["tokens"], r["val_loss"], r["val_bpb"]]
+            for r in load_records(study_dir)
+            if not r.get("substudy")
+        ]
+        text += "\n\n" + _table(
+            [
+                "model",
+                "non-embedding params",
+                "unique training tokens",
+                "val loss (nats/token)",
+                "val bits per byte",
+            ],
+            rows,
+        )
     plot = study_dir / SCALING_PLOT_FILE
     if plot.is_file():
         # The card links the plot by a relative path, so it must travel with the model folder.
@@ -428,42 +537,65 @@ def _summary(report: dict, languages: list[str]) -> str:
     parameters = _card_value(report["model"]["parameters"])
     language_text = f" ({', '.join(languages)})" if languages else ""
     if report.get("base_model"):
-        return (f"A {parameters}-parameter wenlm model fine-tuned from `{report['base_model']}` for "
-                f"{TASK_DESCRIPTIONS[report['task']]}{language_text}.")
-    corpus = "the wenlm built-in synthetic bilingual corpus" if _is_builtin(report) else "the data described below"
-    return f"A {parameters}-parameter wenlm language model pretrained from scratch on {corpus}{language_text}."
+        return (
+            f"A {parameters}-parameter wenlm model fine-tuned from `{report['base_model']}` for "
+            f"{TASK_DESCRIPTIONS[report['task']]}{language_text}."
+        )
+    corpus = (
+        "the wenlm built-in synthetic bilingual corpus" if _is_builtin(report) else "the data described below"
+    )
+    return (
+        f"A {parameters}-parameter wenlm language model pretrained from scratch on {corpus}{language_text}."
+    )
 
 
 def _limitations(report: dict, languages: list[str]) -> dict[str, str]:
     data = report.get("data") or {}
     builtin = _is_builtin(report)
     if data.get("scrub_pii"):
-        privacy = ("The training text was scrubbed of common PII patterns, but pattern matching misses names, "
-                   "addresses and anything unusual; the model can still reproduce training text.")
+        privacy = (
+            "The training text was scrubbed of common PII patterns, but pattern matching misses names, "
+            "addresses and anything unusual; the model can still reproduce training text."
+        )
     else:
-        privacy = ("PII scrubbing was off: anything personal in the training text may be reproduced verbatim."
-                   + (" The built-in corpus is synthetic and holds no real personal data." if builtin else ""))
+        privacy = (
+            "PII scrubbing was off: anything personal in the training text may be reproduced verbatim."
+            + (" The built-in corpus is synthetic and holds no real personal data." if builtin else "")
+        )
     privacy += audit_privacy_text(report.get("audit"))
     if report.get("base_model"):
         privacy += f" The base model `{report['base_model']}` carries the privacy properties of its own training data."
     if builtin:
-        generalisation = ("Trained on a synthetic grammar, it knows nothing beyond that grammar's vocabulary and "
-                          "templates.")
+        generalisation = (
+            "Trained on a synthetic grammar, it knows nothing beyond that grammar's vocabulary and templates."
+        )
     else:
-        generalisation = "Expect it to work only on text like its training data; quality drops sharply outside it."
+        generalisation = (
+            "Expect it to work only on text like its training data; quality drops sharply outside it."
+        )
     if report.get("task") == "classification":
         generalisation += " It always answers with one of its trained classes, even for unrelated text."
     if languages:
-        languages_text = (f"Trained on {', '.join(languages)} text; other languages are tokenized losslessly but "
-                          "not modelled.")
+        languages_text = (
+            f"Trained on {', '.join(languages)} text; other languages are tokenized losslessly but "
+            "not modelled."
+        )
     else:
-        languages_text = ("The languages of the training text were not measured; expect it to work only in the "
-                          "languages of its training data.")
-    size = ("produces fluent-looking text only inside its training distribution and states falsehoods with confidence."
-            if report.get("task") != "classification" else
-            "is accurate only on inputs like its fine-tuning data and is confidently wrong elsewhere.")
-    return dict(privacy_text=privacy, generalisation_text=generalisation, languages_text=languages_text,
-                size_text=size)
+        languages_text = (
+            "The languages of the training text were not measured; expect it to work only in the "
+            "languages of its training data."
+        )
+    size = (
+        "produces fluent-looking text only inside its training distribution and states falsehoods with confidence."
+        if report.get("task") != "classification"
+        else "is accurate only on inputs like its fine-tuning data and is confidently wrong elsewhere."
+    )
+    return dict(
+        privacy_text=privacy,
+        generalisation_text=generalisation,
+        languages_text=languages_text,
+        size_text=size,
+    )
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -490,11 +622,14 @@ def render_model_card(folder: str | Path, repo_id: str | None = None) -> ModelCa
         usage_intro=usage_intro(report),
         usage_code=usage_code(report, repo_id or str(folder.resolve()), languages),
         model_id=repo_id or str(folder.resolve()),
-        intended_uses=("Research and teaching: studying how small language models learn, how loss depends on data "
-                       "and size, and as a starting point for fine-tuning on narrow tasks. Not for production use, "
-                       "advice, or any decision about people."),
+        intended_uses=(
+            "Research and teaching: studying how small language models learn, how loss depends on data "
+            "and size, and as a starting point for fine-tuning on narrow tasks. Not for production use, "
+            "advice, or any decision about people."
+        ),
         parameters_text=_card_value(report["model"]["parameters"]),
-        wenlm_command=report.get("wenlm_command") or ("wenlm finetune" if report.get("base_model") else "wenlm pretrain"),
+        wenlm_command=report.get("wenlm_command")
+        or ("wenlm finetune" if report.get("base_model") else "wenlm pretrain"),
         **_limitations(report, languages),
     )
     if report.get("base_model"):
@@ -510,8 +645,12 @@ def render_model_card(folder: str | Path, repo_id: str | None = None) -> ModelCa
         template_name = "finetuned.md"
     else:
         data_summary, cleaning_table, pii_summary = _data_sections(report)
-        context.update(data_summary=data_summary, cleaning_table=cleaning_table,
-                       scrub_pii=bool(report["data"].get("scrub_pii")), pii_summary=pii_summary)
+        context.update(
+            data_summary=data_summary,
+            cleaning_table=cleaning_table,
+            scrub_pii=bool(report["data"].get("scrub_pii")),
+            pii_summary=pii_summary,
+        )
         template_name = "pretrained.md"
     environment = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
     content = environment.from_string(template_text(template_name)).render(**context)
@@ -534,7 +673,9 @@ def backup_path(path: Path) -> Path:
     return candidate
 
 
-def write_model_card(folder: str | Path, repo_id: str | None = None, *, keep_user_card: str = "backup") -> Path:
+def write_model_card(
+    folder: str | Path, repo_id: str | None = None, *, keep_user_card: str = "backup"
+) -> Path:
     """Renders the card into `folder`/README.md and returns its path.
 
     A README.md that wenlm generated is replaced. One the user wrote (no GENERATED_MARKER) is moved to a backup

@@ -18,7 +18,9 @@ def main(argv: list[str] | None = None) -> Path:
     folder = Path(args.model)
     if not folder.is_dir():
         raise FileNotFoundError(f"--model {folder}: the model folder does not exist (or is not a directory)")
-    path = write_model_card(folder, repo_id=args.repo_id, keep_user_card="backup" if args.backup else "refuse")
+    path = write_model_card(
+        folder, repo_id=args.repo_id, keep_user_card="backup" if args.backup else "refuse"
+    )
     print(f"wrote {path}")
     return path
 

@@ -58,21 +58,25 @@ def usage_code(report: dict, model_id: str, languages: list[str]) -> str:
 def embedding_usage_code(model_id: str, prompt: str) -> str:
     """sentence-transformers reads the files `wenlm finetune --task embedding` writes (same vectors as `wenlm embed
     --pooling` with the report's pooling)."""
-    return "\n".join([
-        "from sentence_transformers import SentenceTransformer",
-        "",
-        f"model = SentenceTransformer({json.dumps(model_id, ensure_ascii=False)}, trust_remote_code=True)",
-        f"vectors = model.encode([{prompt}, \"Once upon a time, there was a cat.\"])",
-        "print(model.similarity(vectors[:1], vectors[1:]))",
-    ])
+    return "\n".join(
+        [
+            "from sentence_transformers import SentenceTransformer",
+            "",
+            f"model = SentenceTransformer({json.dumps(model_id, ensure_ascii=False)}, trust_remote_code=True)",
+            f'vectors = model.encode([{prompt}, "Once upon a time, there was a cat."])',
+            "print(model.similarity(vectors[:1], vectors[1:]))",
+        ]
+    )
 
 
 def usage_intro(report: dict) -> str:
     """The sentence above the usage code."""
     if report.get("task") == "embedding":
         pooling = (report.get("embedding") or {}).get("pooling", "mean")
-        return (f"Embed texts ({pooling} pooling, unit length) and compare them by cosine similarity; `wenlm embed "
-                f"--pooling {pooling}` gives the same vectors:")
+        return (
+            f"Embed texts ({pooling} pooling, unit length) and compare them by cosine similarity; `wenlm embed "
+            f"--pooling {pooling}` gives the same vectors:"
+        )
     if report.get("task") == "classification":
         return "Classify a text (the pipeline returns the most likely class and its probability):"
     if report.get("task") == "sft":

@@ -46,7 +46,9 @@ class HubPushError(ValueError):
     """The Hub could not be reached or refused the upload (a ValueError, so the CLI prints it as a sentence)."""
 
 
-def push_command(folder: str | os.PathLike, repo_id: str, private: bool = False, revision: str | None = None) -> str:
+def push_command(
+    folder: str | os.PathLike, repo_id: str, private: bool = False, revision: str | None = None
+) -> str:
     """The `wenlm push` command that uploads the folder later, as one can paste it into a shell."""
     words = ["wenlm", "push", "--model", str(folder), "--repo_id", repo_id]
     words += ["--private", "true"] if private else []
@@ -54,7 +56,9 @@ def push_command(folder: str | os.PathLike, repo_id: str, private: bool = False,
     return shlex.join(words)
 
 
-def push_failure(error: Exception, folder: Path, repo_id: str, private: bool, revision: str | None) -> HubPushError:
+def push_failure(
+    error: Exception, folder: Path, repo_id: str, private: bool, revision: str | None
+) -> HubPushError:
     """The sentence for a push that failed on the network or at the Hub: what happened, that the model is kept,
     and the command that pushes it later."""
     status = getattr(getattr(error, "response", None), "status_code", None)
@@ -139,8 +143,15 @@ def push_folder(
     return commit.commit_url
 
 
-def _upload(folder: Path, repo_id: str, private: bool, revision: str | None, commit_message: str | None,
-            token: str | None, update_card: bool):
+def _upload(
+    folder: Path,
+    repo_id: str,
+    private: bool,
+    revision: str | None,
+    commit_message: str | None,
+    token: str | None,
+    update_card: bool,
+):
     api = HfApi(token=token)
     repo_id = api.create_repo(repo_id, private=private, exist_ok=True).repo_id
     if update_card and (folder / TRAINING_REPORT).is_file() and is_generated_card(folder / CARD_FILE):

@@ -33,7 +33,9 @@ def check_repo_id(repo_id: str) -> None:
 
 
 def parse_args(argv: list[str] | None = None) -> PushArguments:
-    (args,) = parse_options([PushArguments], positional_model_to_flag(argv, "push"), renamed=RENAMED, command="push")
+    (args,) = parse_options(
+        [PushArguments], positional_model_to_flag(argv, "push"), renamed=RENAMED, command="push"
+    )
     return args
 
 

@@ -25,7 +25,15 @@ from wenlm.training.hub.tokens import HF_TOKEN_PATTERN, current_tokens, redact_s
 
 # What a training output folder holds besides the model: intermediate checkpoints, TensorBoard runs, optimizer and
 # RNG states, `training_args.bin` (a pickle of TrainingArguments, which can contain `hub_token`) and the run's folder lock.
-PUSH_IGNORE_PATTERNS = ["checkpoints/", "runs/", "checkpoint-*/", "*.pt", "*.pth", "training_args.bin", ".wenlm.lock"]
+PUSH_IGNORE_PATTERNS = [
+    "checkpoints/",
+    "runs/",
+    "checkpoint-*/",
+    "*.pt",
+    "*.pth",
+    "training_args.bin",
+    ".wenlm.lock",
+]
 
 REQUIRED_CARD_FIELDS = ("library_name", "pipeline_tag")
 REQUIRED_AUTO_CLASSES = ("AutoConfig",)
@@ -66,7 +74,9 @@ else:
 """.replace("REPO_ROOT", repr(str(REPO_ROOT)))
 
 # Runs in the clean child process: argv[1] is the folder, argv[2] the Auto class that loads its model.
-_CLEAN_LOAD_SCRIPT = HIDE_WENLM + r"""
+_CLEAN_LOAD_SCRIPT = (
+    HIDE_WENLM
+    + r"""
 import json
 import torch
 import transformers
@@ -91,6 +101,7 @@ if not torch.isfinite(logits).all():
     raise SystemExit("the model's logits contain NaN or inf")
 print(json.dumps({"model_class": model_class.__name__, "logits_shape": list(logits.shape)}))
 """
+)
 
 
 def uploadable_files(folder: Path) -> list[str]:
@@ -183,9 +194,12 @@ def _load_required(
 
 def _check_config(folder: Path, problems: list[str]) -> None:
     config = _load_required(
-        folder / "config.json", "config.json is missing: save the model with save_pretrained()",
-        lambda path: json.loads(path.read_text(encoding="utf-8")), (json.JSONDecodeError, UnicodeDecodeError),
-        "config.json is not valid JSON ({error})", problems,
+        folder / "config.json",
+        "config.json is missing: save the model with save_pretrained()",
+        lambda path: json.loads(path.read_text(encoding="utf-8")),
+        (json.JSONDecodeError, UnicodeDecodeError),
+        "config.json is not valid JSON ({error})",
+        problems,
     )
     if config is None:
         return
@@ -236,9 +250,13 @@ def _card_metadata(path: Path) -> dict:
 
 def _check_model_card(folder: Path, problems: list[str]) -> None:
     metadata = _load_required(
-        folder / "README.md", "README.md model card is missing", _card_metadata,
+        folder / "README.md",
+        "README.md model card is missing",
+        _card_metadata,
         # yaml errors, bad encodings, non-dict metadata: all mean an unusable card
-        (Exception,), "README.md metadata does not parse: {error}", problems,
+        (Exception,),
+        "README.md metadata does not parse: {error}",
+        problems,
     )
     if metadata is None:
         return
@@ -277,7 +295,14 @@ def _clean_load_problem(folder: Path, timeout: float) -> str | None:
             "TOKENIZERS_PARALLELISM": "false",
         }
         config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
-        command = [sys.executable, "-I", "-c", _CLEAN_LOAD_SCRIPT, str(folder.resolve()), model_auto_class(config)]
+        command = [
+            sys.executable,
+            "-I",
+            "-c",
+            _CLEAN_LOAD_SCRIPT,
+            str(folder.resolve()),
+            model_auto_class(config),
+        ]
         try:
             result = subprocess.run(
                 command, cwd=scratch, env=env, capture_output=True, text=True, timeout=timeout

@@ -298,8 +298,12 @@ class PretrainingCanaries:
 
     def edit_raw(self, documents):
         documents, self.inserted = insert_canaries(
-            documents, self.options.canaries, self.options.canary_repeats, self.options.canary_seed,
-            self.options.canary_format, self.options.canary_digits,
+            documents,
+            self.options.canaries,
+            self.options.canary_repeats,
+            self.options.canary_seed,
+            self.options.canary_format,
+            self.options.canary_digits,
         )
         return documents
 
@@ -308,7 +312,9 @@ class PretrainingCanaries:
         report, and write the secrets beside the model folder."""
         count_in_training(self.inserted, train_texts)
         report["canaries"] = {
-            "canaries": len(self.inserted), "repeats": list(parse_canary_repeats(self.options.canary_repeats)),
-            "format": self.options.canary_format, "file": str(self.path),
+            "canaries": len(self.inserted),
+            "repeats": list(parse_canary_repeats(self.options.canary_repeats)),
+            "format": self.options.canary_format,
+            "file": str(self.path),
         }
         write_canary_file(self.path, self.inserted, model_dir=self.output_dir, seed=self.options.canary_seed)

@@ -35,34 +35,74 @@ INSTALL_HINT = "pip install 'wenlm[metrics]'"
 # then any further (field, value) pairs).
 _PUBLICATIONS: dict[str, tuple] = {
     "papineni-etal-2002-bleu": (
-        "inproceedings", "{B}leu: a Method for Automatic Evaluation of Machine Translation",
+        "inproceedings",
+        "{B}leu: a Method for Automatic Evaluation of Machine Translation",
         "Papineni, Kishore and Roukos, Salim and Ward, Todd and Zhu, Wei-Jing",
-        "Proceedings of the 40th Annual Meeting of the Association for Computational Linguistics", "2002", "311--318"),
+        "Proceedings of the 40th Annual Meeting of the Association for Computational Linguistics",
+        "2002",
+        "311--318",
+    ),
     "post-2018-call": (
-        "inproceedings", "A Call for Clarity in Reporting {BLEU} Scores", "Post, Matt",
-        "Proceedings of the Third Conference on Machine Translation: Research Papers", "2018", "186--191"),
+        "inproceedings",
+        "A Call for Clarity in Reporting {BLEU} Scores",
+        "Post, Matt",
+        "Proceedings of the Third Conference on Machine Translation: Research Papers",
+        "2018",
+        "186--191",
+    ),
     "popovic-2015-chrf": (
-        "inproceedings", "chr{F}: character n-gram {F}-score for automatic {MT} evaluation", "Popovi{\\'c}, Maja",
-        "Proceedings of the Tenth Workshop on Statistical Machine Translation", "2015", "392--395"),
+        "inproceedings",
+        "chr{F}: character n-gram {F}-score for automatic {MT} evaluation",
+        "Popovi{\\'c}, Maja",
+        "Proceedings of the Tenth Workshop on Statistical Machine Translation",
+        "2015",
+        "392--395",
+    ),
     "popovic-2017-chrf": (
-        "inproceedings", "chr{F}++: words helping character n-grams", "Popovi{\\'c}, Maja",
-        "Proceedings of the Second Conference on Machine Translation", "2017", "612--618"),
+        "inproceedings",
+        "chr{F}++: words helping character n-grams",
+        "Popovi{\\'c}, Maja",
+        "Proceedings of the Second Conference on Machine Translation",
+        "2017",
+        "612--618",
+    ),
     "rajpurkar-etal-2016-squad": (
-        "inproceedings", "{SQ}u{AD}: 100,000+ Questions for Machine Comprehension of Text",
+        "inproceedings",
+        "{SQ}u{AD}: 100,000+ Questions for Machine Comprehension of Text",
         "Rajpurkar, Pranav and Zhang, Jian and Lopyrev, Konstantin and Liang, Percy",
-        "Proceedings of the 2016 Conference on Empirical Methods in Natural Language Processing", "2016", "2383--2392"),
+        "Proceedings of the 2016 Conference on Empirical Methods in Natural Language Processing",
+        "2016",
+        "2383--2392",
+    ),
     "cui-etal-2019-span": (
-        "inproceedings", "A Span-Extraction Dataset for {C}hinese Machine Reading Comprehension",
+        "inproceedings",
+        "A Span-Extraction Dataset for {C}hinese Machine Reading Comprehension",
         "Cui, Yiming and Liu, Ting and Che, Wanxiang and Xiao, Li and Chen, Zhipeng and Ma, Wentao and Wang, Shijin "
-        "and Hu, Guoping", "Proceedings of EMNLP-IJCNLP 2019", "2019", "5883--5889"),
+        "and Hu, Guoping",
+        "Proceedings of EMNLP-IJCNLP 2019",
+        "2019",
+        "5883--5889",
+    ),
     "lin-2004-rouge": (
-        "inproceedings", "{ROUGE}: A Package for Automatic Evaluation of Summaries", "Lin, Chin-Yew",
-        "Text Summarization Branches Out", "2004", "74--81",
-        ("address", "Barcelona, Spain"), ("publisher", "Association for Computational Linguistics")),
+        "inproceedings",
+        "{ROUGE}: A Package for Automatic Evaluation of Summaries",
+        "Lin, Chin-Yew",
+        "Text Summarization Branches Out",
+        "2004",
+        "74--81",
+        ("address", "Barcelona, Spain"),
+        ("publisher", "Association for Computational Linguistics"),
+    ),
     "sokolova-lapalme-2009-systematic": (
-        "article", "A systematic analysis of performance measures for classification tasks",
-        "Sokolova, Marina and Lapalme, Guy", "Information Processing & Management", "2009", "427--437",
-        ("volume", "45"), ("number", "4")),
+        "article",
+        "A systematic analysis of performance measures for classification tasks",
+        "Sokolova, Marina and Lapalme, Guy",
+        "Information Processing & Management",
+        "2009",
+        "427--437",
+        ("volume", "45"),
+        ("number", "4"),
+    ),
 }
 
 
@@ -72,7 +112,13 @@ def bibtex(*keys: str) -> str:
     for key in keys:
         kind, title, author, venue, year, pages, *extra = _PUBLICATIONS[key]
         venue_field = "journal" if kind == "article" else "booktitle"
-        fields = [("title", title), ("author", author), (venue_field, venue), ("year", year), ("pages", pages)]
+        fields = [
+            ("title", title),
+            ("author", author),
+            (venue_field, venue),
+            ("year", year),
+            ("pages", pages),
+        ]
         body = "".join(f'    {name} = "{value}",\n' for name, value in [*fields, *extra])
         entries.append(f"@{kind}{{{key},\n{body}}}\n")
     return "".join(entries)

@@ -41,8 +41,15 @@ class WenlmBleu(common.CheckedMetric):
     CODEBASE_URLS = ("https://github.com/mjpost/sacrebleu",)
     REFERENCE_URLS = ("https://aclanthology.org/P02-1040/", "https://aclanthology.org/W18-6319/")
 
-    def _compute(self, predictions: list[str], references: list, tokenize: str | None = None,
-                 lowercase: bool = False, smooth_method: str = "exp", smooth_value: float | None = None) -> dict:
+    def _compute(
+        self,
+        predictions: list[str],
+        references: list,
+        tokenize: str | None = None,
+        lowercase: bool = False,
+        smooth_method: str = "exp",
+        smooth_value: float | None = None,
+    ) -> dict:
         sacrebleu = common.import_sacrebleu(self.name)
         grouped = common.reference_lists(references, self.name)
         if tokenize is None:

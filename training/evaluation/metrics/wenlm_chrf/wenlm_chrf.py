@@ -36,8 +36,17 @@ class WenlmChrf(common.CheckedMetric):
     CODEBASE_URLS = ("https://github.com/mjpost/sacrebleu",)
     REFERENCE_URLS = ("https://aclanthology.org/W15-3049/", "https://aclanthology.org/W17-4770/")
 
-    def _compute(self, predictions: list[str], references: list, char_order: int = 6, word_order: int = 0,
-                 beta: int = 2, lowercase: bool = False, whitespace: bool = False, eps_smoothing: bool = False) -> dict:
+    def _compute(
+        self,
+        predictions: list[str],
+        references: list,
+        char_order: int = 6,
+        word_order: int = 0,
+        beta: int = 2,
+        lowercase: bool = False,
+        whitespace: bool = False,
+        eps_smoothing: bool = False,
+    ) -> dict:
         sacrebleu = common.import_sacrebleu(self.name)
         for parameter, value in (("char_order", char_order), ("word_order", word_order)):
             if not isinstance(value, int) or value < 0:
@@ -47,8 +56,14 @@ class WenlmChrf(common.CheckedMetric):
         if not isinstance(beta, int) or beta < 1:
             raise ValueError(f"{self.name}: beta must be a positive integer, got {beta!r}.")
         grouped = common.reference_lists(references, self.name)
-        scorer = sacrebleu.CHRF(char_order=char_order, word_order=word_order, beta=beta, lowercase=lowercase,
-                                whitespace=whitespace, eps_smoothing=eps_smoothing)
+        scorer = sacrebleu.CHRF(
+            char_order=char_order,
+            word_order=word_order,
+            beta=beta,
+            lowercase=lowercase,
+            whitespace=whitespace,
+            eps_smoothing=eps_smoothing,
+        )
         result, signature = common.corpus_score(scorer, predictions, grouped)
         return {
             "chrf": result.score,

@@ -13,7 +13,17 @@ import argparse
 import time
 
 import torch
-from common import BENCH_VOCAB, build_pair, machine_info, median, place, synchronize, wenlm_config, write_json
+from common import (
+    BENCH_VOCAB,
+    add_threads_argument,
+    build_pair,
+    median,
+    place,
+    start_cpu_run,
+    synchronize,
+    wenlm_config,
+    write_json,
+)
 
 
 def timed_generate(model, prompt: torch.Tensor, new_tokens: int) -> float:
@@ -85,40 +95,28 @@ def bench_case(
     return result
 
 
+def add_shape_arguments(parser: argparse.ArgumentParser) -> None:
+    """The generation cases' shapes, here and in bench_gpu.py: batch sizes, prompt lengths, tokens generated."""
+    parser.add_argument("--batch-sizes", nargs="+", type=int, default=[1, 8], help="generation batch sizes")
+    parser.add_argument("--prompt-lens", nargs="+", type=int, default=[128, 512])
+    parser.add_argument("--new-tokens", type=int, default=128)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--presets", nargs="+", default=["micro", "small"])
-    parser.add_argument("--batch-sizes", nargs="+", type=int, default=[1, 8])
-    parser.add_argument("--prompt-lens", nargs="+", type=int, default=[128, 512])
-    parser.add_argument("--new-tokens", type=int, default=128)
+    add_shape_arguments(parser)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument(
-        "--threads",
-        type=int,
-        default=None,
-        help="torch threads (default: torch's choice). On a shared, overloaded machine 1 thread avoids "
-        "OpenMP threads waiting on descheduled peers, which slowed 2-thread steps ~5x here",
-    )
+    add_threads_argument(parser)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--output", default="generate.json")
     args = parser.parse_args()
     if args.quick:
-        args.presets, args.batch_sizes, args.prompt_lens, args.new_tokens, args.repeats = (
-            ["micro"],
-            [1],
-            [128],
-            32,
-            2,
-        )
+        vars(args).update(presets=["micro"], batch_sizes=[1], prompt_lens=[128], new_tokens=32, repeats=2)
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    info = machine_info()
-    print(
-        f"{info['cpu']}, {info['torch_threads']} threads, torch {info['torch']}, load {info['load_average_at_start']}"
-    )
+    info = start_cpu_run(args.threads)
     print(
         f"greedy, KV cache, float32, vocab {BENCH_VOCAB}, {args.new_tokens} new tokens, median of {args.repeats}"
     )

@@ -29,9 +29,10 @@ import sys
 import time
 
 import torch
+from bench_generate import add_shape_arguments
 from bench_generate import bench_case as generate_case
 from bench_train import VARIANTS, print_case
-from bench_train import bench_case as train_case
+from bench_train import case_from_args as train_case_from_args
 from common import BENCH_VOCAB, machine_info, matmul_peak_gflops, write_json
 
 TRAIN_VARIANTS = ["llama", "wenlm", "wenlm-fused-loss"]
@@ -56,9 +57,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=7, help="interleaved training repeats")
     parser.add_argument("--warmup", type=int, default=3, help="untimed training steps per variant")
     parser.add_argument("--steps-per-repeat", type=int, default=5)
-    parser.add_argument("--batch-sizes", nargs="+", type=int, default=[1, 8], help="generation batch sizes")
-    parser.add_argument("--prompt-lens", nargs="+", type=int, default=[128, 512])
-    parser.add_argument("--new-tokens", type=int, default=128)
+    add_shape_arguments(parser)
     parser.add_argument("--generate-repeats", type=int, default=3)
     parser.add_argument(
         "--budget-s",
@@ -69,14 +68,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--output", default="gpu.json")
     args = parser.parse_args()
     if args.smoke:
-        args.presets, args.seq_lens, args.repeats, args.warmup, args.steps_per_repeat = (
-            ["nano"],
-            [64],
-            1,
-            1,
-            1,
-        )
-        args.batch_sizes, args.prompt_lens, args.new_tokens, args.generate_repeats = [1, 2], [16], 4, 1
+        vars(args).update(presets=["nano"], seq_lens=[64], repeats=1, warmup=1, steps_per_repeat=1)
+        vars(args).update(batch_sizes=[1, 2], prompt_lens=[16], new_tokens=4, generate_repeats=1)
     return args
 
 
@@ -164,13 +157,10 @@ def print_generate(case: dict) -> None:
 
 
 def run_train_case(args, preset, seq_len, attn, device, dtype, info, peak) -> dict:
-    case = train_case(
+    case = train_case_from_args(
+        args,
         preset,
         seq_len,
-        args.variants,
-        args.repeats,
-        args.warmup,
-        args.steps_per_repeat,
         batch_size=train_batch(args, seq_len),
         device=device,
         dtype=dtype,

@@ -28,8 +28,8 @@ import sys
 import time
 from pathlib import Path
 
+from wenlm.training.commands import evaluate as evaluate_cli
 from wenlm.training.corpus.tasks import write_jsonl
-from wenlm.training.evaluation import evaluate as evaluate_cli
 from wenlm.training.report import hardware_description
 from wenlm.training.utils import markdown_table, write_atomically, write_json
 

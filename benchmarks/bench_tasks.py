@@ -22,9 +22,9 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from wenlm.training import finetune as finetune_cli
+from wenlm.training.commands import evaluate as evaluate_cli
+from wenlm.training.commands import finetune as finetune_cli
 from wenlm.training.corpus.grammar import write_jsonl
-from wenlm.training.evaluation import evaluate as evaluate_cli
 from wenlm.training.report import hardware_description
 
 RESULTS = Path(__file__).resolve().parent / "results" / "tasks.json"

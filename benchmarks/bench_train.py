@@ -15,12 +15,13 @@ import time
 import torch
 from common import (
     BENCH_VOCAB,
+    add_threads_argument,
     build_pair,
     flops_per_token,
-    machine_info,
     matmul_peak_gflops,
     median,
     place,
+    start_cpu_run,
     synchronize,
     wenlm_config,
     write_json,
@@ -184,6 +185,13 @@ def bench_case(
     return result
 
 
+def case_from_args(args: argparse.Namespace, preset: str, seq_len: int, **options) -> dict:
+    """bench_case with the variants and step counts of the command line, this script's or bench_gpu.py's."""
+    return bench_case(
+        preset, seq_len, args.variants, args.repeats, args.warmup, args.steps_per_repeat, **options
+    )
+
+
 def print_case(case: dict, label: str = "") -> None:
     print(
         f"\n{case['preset']} seq {case['seq_len']} batch {case['batch_size']}{label} "
@@ -219,13 +227,7 @@ def main() -> None:
         "--warmup", type=int, default=3, help="untimed steps per variant (includes compilation)"
     )
     parser.add_argument("--steps-per-repeat", type=int, default=2)
-    parser.add_argument(
-        "--threads",
-        type=int,
-        default=None,
-        help="torch threads (default: torch's choice). On a shared, overloaded machine 1 thread avoids "
-        "OpenMP threads waiting on descheduled peers, which slowed 2-thread steps ~5x here",
-    )
+    add_threads_argument(parser)
     parser.add_argument("--quick", action="store_true", help="nano, seq 256, 3 repeats: a smoke run")
     parser.add_argument(
         "--breakdown",
@@ -235,16 +237,11 @@ def main() -> None:
     parser.add_argument("--output", default="train_throughput.json")
     args = parser.parse_args()
     if args.quick:
-        args.presets, args.seq_lens, args.repeats, args.warmup = ["nano"], [256], 3, 2
+        vars(args).update(presets=["nano"], seq_lens=[256], repeats=3, warmup=2)
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    info = machine_info()
+    info = start_cpu_run(args.threads)
     peak = matmul_peak_gflops()
     bf16_peak = matmul_peak_gflops(dtype=torch.bfloat16)
-    print(
-        f"{info['cpu']}, {info['torch_threads']} threads, torch {info['torch']}, load {info['load_average_at_start']}"
-    )
     print(
         f"matmul peak (2048^3 torch.mm, best of 5): float32 {peak:.1f}, bfloat16 {bf16_peak:.1f} GFLOP/s; "
         f"vocab {BENCH_VOCAB}"
@@ -252,15 +249,7 @@ def main() -> None:
     cases = []
     for preset in args.presets:
         for seq_len in args.seq_lens:
-            case = bench_case(
-                preset,
-                seq_len,
-                args.variants,
-                args.repeats,
-                args.warmup,
-                args.steps_per_repeat,
-                breakdown=args.breakdown,
-            )
+            case = case_from_args(args, preset, seq_len, breakdown=args.breakdown)
             # On a shared machine one peak measurement can land in a busy moment and understate the peak (MFU
             # above 100% happened); the best peak seen so far in this run is the denominator.
             peak = max(peak, matmul_peak_gflops())

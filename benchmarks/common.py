@@ -1,6 +1,7 @@
 """Shared helpers for the wenlm benchmarks: paired wenlm/Llama models with identical shapes and weights,
-machine description, matmul peak and robust timing."""
+machine description, the --threads option, matmul peak and robust timing."""
 
+import argparse
 import json
 import os
 import platform
@@ -101,6 +102,28 @@ def machine_info() -> dict:
         "load_average_at_start": load,
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
     }
+
+
+def add_threads_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch threads (default: torch's choice). On a shared, overloaded machine 1 thread avoids "
+        "OpenMP threads waiting on descheduled peers, which slowed 2-thread steps ~5x here",
+    )
+
+
+def start_cpu_run(threads: int | None) -> dict:
+    """Sets torch's thread count to --threads (when given) before anything is timed, then describes the machine
+    (machine_info) and prints it on the line a CPU benchmark's output opens with."""
+    if threads:
+        torch.set_num_threads(threads)
+    info = machine_info()
+    print(
+        f"{info['cpu']}, {info['torch_threads']} threads, torch {info['torch']}, load {info['load_average_at_start']}"
+    )
+    return info
 
 
 def median(values: list[float]) -> float:

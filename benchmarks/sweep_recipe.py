@@ -42,7 +42,8 @@ from wenlm.training.args.training import (  # noqa: E402
 )
 from wenlm.training.data.pipeline import prepare_datasets  # noqa: E402
 from wenlm.training.data.sources import builtin_entropy_floor  # noqa: E402
-from wenlm.training.pretrain import evaluation_data, load_or_train_tokenizer, new_model  # noqa: E402
+from wenlm.training.model_config import new_model  # noqa: E402
+from wenlm.training.pretraining import evaluation_data, load_or_train_tokenizer  # noqa: E402
 from wenlm.training.report import loss_curve_series  # noqa: E402
 from wenlm.training.trainer import LanguageModelTrainer  # noqa: E402
 

@@ -1,1 +1,1 @@
-"""Jinja templates of wenlm model cards (rendered by `wenlm.training.hub.card`)."""
+"""Jinja templates of wenlm model cards (rendered by `wenlm.training.cards.card`)."""

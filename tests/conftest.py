@@ -19,6 +19,9 @@ if _WORKERS > 1:
 
     torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
+# Its asserts (a subprocess's exit status) should report like the tests' own.
+pytest.register_assert_rewrite("helpers")
+
 
 @pytest.fixture(scope="module")
 def hub():
@@ -26,3 +29,12 @@ def hub():
     server = start_hub_server()
     yield server
     server.close()
+
+
+@pytest.fixture(scope="module")
+def wenlm_folder(tmp_path_factory):
+    """A tiny random wenlm model folder with its tokenizer (helpers.save_wenlm_folder), one per test module."""
+    # Imported here: helpers imports transformers, which modules that never ask for a model need not wait for.
+    from helpers import save_wenlm_folder
+
+    return save_wenlm_folder(tmp_path_factory.mktemp("wenlm") / "wenlm")

@@ -11,16 +11,17 @@ import datasets
 import numpy as np
 import pytest
 import torch
+from helpers import cli_flags, tiny_config_fields
 from test_pretrain import tiny_args
 
 from wenlm.modeling import WenLMConfig, WenLMForCausalLM
 from wenlm.tokenization import train_tokenizer
 from wenlm.training.args.inspection import AuditArguments, CanaryArguments
+from wenlm.training.cards.audit_section import audit_privacy_text
+from wenlm.training.cards.card import GENERATED_MARKER, write_model_card
 from wenlm.training.cli import main as cli_main
 from wenlm.training.corpus.grammar import generate_documents
-from wenlm.training.hub.card import GENERATED_MARKER, write_model_card
 from wenlm.training.inspection.audit import audit_canaries, run_audit
-from wenlm.training.inspection.audit_card import audit_privacy_text
 from wenlm.training.inspection.canaries import (
     candidate,
     candidate_index,
@@ -56,13 +57,9 @@ def train_tiny(texts: list[str], folder: Path, steps: int = 300):
     blocks = torch.tensor(ids[: len(ids) // BLOCK * BLOCK]).view(-1, BLOCK)
     torch.manual_seed(0)
     config = WenLMConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=64,
-        intermediate_size=192,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=128,
+        **tiny_config_fields(
+            len(tokenizer), hidden_size=64, intermediate_size=192, max_position_embeddings=128
+        ),
         pad_token_id=tokenizer.pad_token_id,
         eos_token_id=tokenizer.eos_token_id,
         bos_token_id=tokenizer.bos_token_id,
@@ -246,28 +243,19 @@ def test_audit_command_writes_results_and_the_model_folder_section(trained, tmp_
         cli_main(
             [
                 "audit",
-                "--model",
-                str(model_dir),
-                "--canaries",
-                str(canary_file),
-                "--train_files",
-                str(train_file),
-                "--dedup",
-                "false",
-                "--validation_split",
-                "1",
-                "--prefix_tokens",
-                "8",
-                "--suffix_tokens",
-                "8",
-                "--samples",
-                "12",
-                "--exact_limit",
-                "1000",
-                "--output_dir",
-                str(out),
-                "--cache_dir",
-                str(tmp_path / "data-cache"),
+                *cli_flags(
+                    model=model_dir,
+                    canaries=canary_file,
+                    train_files=train_file,
+                    dedup="false",
+                    validation_split=1,
+                    prefix_tokens=8,
+                    suffix_tokens=8,
+                    samples=12,
+                    exact_limit=1000,
+                    output_dir=out,
+                    cache_dir=tmp_path / "data-cache",
+                ),
             ]
         )
         == 0
@@ -305,15 +293,7 @@ def test_missing_or_malformed_canary_file_is_named(tmp_path, trained, capsys):
     missing = tmp_path / "nope.json"
     assert (
         cli_main(
-            [
-                "audit",
-                "--model",
-                str(root / "model"),
-                "--canary_file",
-                str(missing),
-                "--output_dir",
-                str(tmp_path / "out"),
-            ]
+            ["audit", *cli_flags(model=root / "model", canary_file=missing, output_dir=tmp_path / "out")]
         )
         == 2
     )
@@ -385,17 +365,7 @@ def test_pretrain_inserts_canaries_and_audit_reads_them(tmp_path, capsys):
     ]
     assert not any(canary.sentence in text or canary.prefix in text for canary in canaries for text in texts)
     assert (
-        cli_main(
-            [
-                "audit",
-                "--model",
-                str(output_dir),
-                "--canaries",
-                str(canary_file),
-                "--output_dir",
-                str(tmp_path / "audit"),
-            ]
-        )
+        cli_main(["audit", *cli_flags(model=output_dir, canaries=canary_file, output_dir=tmp_path / "audit")])
         == 0
     )
     audit = json.loads((tmp_path / "audit" / "audit.json").read_text())

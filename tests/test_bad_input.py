@@ -1,11 +1,14 @@
-"""Bad input to `wenlm pretrain` (issue 14, parts B and C): each case is refused with exit status 2, a message
-that names the option or file and says what to do, no traceback, and nothing written or prepared."""
+"""Bad input to `wenlm pretrain` (issue 14, parts B and C) and to every command that reads files (issue 29: damaged
+archives, text fields that are not strings): each case is refused with exit status 2, a message that names the
+option or file and says what to do, no traceback, and nothing written or prepared."""
 
+import bz2
 import errno
 import gzip
 import io
 import json
 import logging
+import lzma
 import os
 import shutil
 import subprocess
@@ -13,21 +16,27 @@ import sys
 import types
 
 import huggingface_hub
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 import torch
+import zstandard
+from helpers import cli_flags
 from safetensors.torch import save_file
 from test_finetune import tiny_base  # noqa: F401  (session fixture shared with it)
 from transformers import TrainingArguments
 
 from wenlm.tokenization import train_tokenizer
-from wenlm.training import finetune as finetune_module
-from wenlm.training import pretrain as pretrain_module
+from wenlm.training import finetuning as finetune_module
+from wenlm.training import pretraining as pretrain_module
 from wenlm.training import run_folder
 from wenlm.training.args import DEFAULT_VOCAB_SIZE, DataArguments, ModelArguments
 from wenlm.training.cli import main as cli_main
+from wenlm.training.data.reading import COMPRESSIONS, iter_byte_chunks
 from wenlm.training.data.sources import check_text_file
-from wenlm.training.pretrain import check_output_dir, check_settings
-from wenlm.training.run_folder import LOCK_NAME, FolderLock, last_complete_checkpoint
+from wenlm.training.data.tasks import read_rows
+from wenlm.training.pretraining import check_settings
+from wenlm.training.run_folder import LOCK_NAME, FolderLock, check_output_dir, last_complete_checkpoint
 
 TINY_MODEL = (
     "hidden_size=32,intermediate_size=64,num_hidden_layers=2,num_attention_heads=2,num_key_value_heads=1"
@@ -343,6 +352,13 @@ def test_a_truncated_checkpoint_given_explicitly_is_named_with_what_to_do(tmp_pa
 # ---------------------------------------------------------------------- D: --model folders, generate's context
 
 
+def one_step_sft(model, data, output_dir) -> list[str]:
+    return [
+        "finetune",
+        *cli_flags(model=model, task="sft", train_files=data, output_dir=output_dir, max_steps=1),
+    ]
+
+
 def model_command(command, model, tmp_path):
     """The shortest command line of ``command`` that loads ``model`` first."""
     data = tmp_path / "rows.jsonl"
@@ -350,19 +366,7 @@ def model_command(command, model, tmp_path):
     return {
         "generate": ["generate", "--model", str(model), "--prompts", "hello"],
         "evaluate": ["evaluate", "--model", str(model), "--task", "lm", "--validation_files", str(data)],
-        "finetune": [
-            "finetune",
-            "--model",
-            str(model),
-            "--task",
-            "sft",
-            "--train_files",
-            str(data),
-            "--output_dir",
-            str(tmp_path / "out"),
-            "--max_steps",
-            "1",
-        ],
+        "finetune": one_step_sft(model, data, tmp_path / "out"),
         "chat": ["chat", "--model", str(model)],
     }[command]
 
@@ -481,14 +485,16 @@ def test_a_jsonl_row_that_is_not_json_is_named_by_its_line(tmp_path, capsys):
         tmp_path,
         capsys,
         pretrain_args(tmp_path, train_files=data),
-        f"{data}, line 3",
+        f"{data}:3: invalid JSON",
         "Expecting ',' delimiter",
         "Fix or remove that line",
     )
     assert data.read_bytes() == before
     # A line that parses but is not an object is named too.
     data.write_text('{"text": "one"}\n["a", "list"]\n', encoding="utf-8")
-    refused(tmp_path, capsys, pretrain_args(tmp_path, train_files=data), f"{data}, line 2", "a JSON list")
+    refused(
+        tmp_path, capsys, pretrain_args(tmp_path, train_files=data), f"{data}:2: an array, not a JSON object"
+    )
 
 
 def test_chat_input_that_is_not_utf8_is_named_not_a_traceback(tmp_path, capsys, monkeypatch, tiny_base):  # noqa: F811
@@ -521,17 +527,7 @@ def finetune_command(model, tmp_path, *extra):
     data = tmp_path / "rows.jsonl"
     data.write_text('{"prompt": "hi", "response": "hello"}\n' * 4, encoding="utf-8")
     return [
-        "finetune",
-        "--model",
-        str(model),
-        "--task",
-        "sft",
-        "--train_files",
-        str(data),
-        "--output_dir",
-        str(tmp_path / "out"),
-        "--max_steps",
-        "1",
+        *one_step_sft(model, data, tmp_path / "out"),
         "--disable_tqdm",
         "true",
         "--save_strategy",
@@ -664,7 +660,7 @@ def test_a_bad_jsonl_line_deep_in_a_streamed_file_is_named_by_its_line(tmp_path,
         tmp_path,
         capsys,
         pretrain_args(tmp_path, "--streaming", "true", train_files=data),
-        f"{data}, line 251: not a JSON object",
+        f"{data}:251: invalid JSON",
         "Unterminated string",
         "Fix or remove that line",
     )
@@ -681,3 +677,230 @@ def test_pretrain_into_a_read_only_folder_is_refused_before_the_lock(tmp_path, c
         "cannot write in",
         "Read-only file system",
     )
+
+
+# ---------------------------------------------------------------------- F: damaged archives, values that are not text
+
+SMALL_CORPUS = "".join(
+    json.dumps({"text": f"story {i} about a fox and a cat"}) + "\n" for i in range(40)
+).encode()
+COMPRESSORS = {
+    ".gz": gzip.compress,
+    ".bz2": bz2.compress,
+    ".xz": lzma.compress,
+    # With the content checksum the zstd tool writes by default: without one, damage inside a block can decode
+    # to other bytes with no error at all, which no reader can tell from the file as it was.
+    ".zst": zstandard.ZstdCompressor(write_checksum=True).compress,
+}
+TOOLS = {".gz": "gzip", ".bz2": "bzip2", ".xz": "xz", ".zst": "zstd"}
+DAMAGES = ("truncated", "corrupted", "not compressed")
+
+
+def damaged_archive(folder, compression, damage, payload=SMALL_CORPUS, name="corpus.jsonl"):
+    """``name + compression`` in ``folder``: the compressed payload cut in half, with 8 bytes flipped in its
+    middle, or the payload not compressed at all."""
+    data = COMPRESSORS[compression](payload)
+    middle = len(data) // 2
+    flipped = bytes(byte ^ 0xFF for byte in data[middle : middle + 8])
+    blob = {
+        "truncated": data[:middle],
+        "corrupted": data[:middle] + flipped + data[middle + 8 :],
+        "not compressed": payload,
+    }[damage]
+    path = folder / f"{name}{compression}"
+    path.write_bytes(blob)
+    return path
+
+
+def refused_file(capsys, args, place, *expected):
+    """Run the CLI; assert that it ends with one line `wenlm COMMAND: error: PLACE: ...` holding every
+    ``expected`` text, and that no traceback was printed."""
+    assert cli_main(args) == 2
+    error = capsys.readouterr().err
+    assert "Traceback" not in error
+    last = error.rstrip("\n").splitlines()[-1]
+    assert last.startswith(f"wenlm {args[0]}: error: {place}: "), error
+    for text in expected:
+        assert text in last, error
+    return last
+
+
+@pytest.mark.parametrize("damage", DAMAGES)
+@pytest.mark.parametrize("compression", COMPRESSIONS)
+def test_a_damaged_compressed_file_is_named_with_the_tool_that_checks_it(
+    tmp_path, capsys, compression, damage
+):
+    # The issue's cases among them: a .gz whose body fails with zlib's "invalid distance too far back" and a
+    # .txt.zst that is not zstd ("Unknown frame descriptor").
+    name = "corpus.txt" if damage == "not compressed" else "corpus.jsonl"
+    data = damaged_archive(tmp_path, compression, damage, name=name)
+    before = data.read_bytes()
+    tool = TOOLS[compression]
+    refused_file(
+        capsys,
+        pretrain_args(
+            tmp_path, "--streaming", "true" if damage == "corrupted" else "false", train_files=data
+        ),
+        data,
+        f"could not be decompressed as {tool}",
+        "truncated or damaged",
+        f"`{tool} -t {data}`",
+    )
+    assert not (tmp_path / "out").exists() and data.read_bytes() == before
+
+
+def test_zstd_frames_are_all_read_and_a_cut_last_frame_is_named(tmp_path):
+    compressor = zstandard.ZstdCompressor()
+    path = tmp_path / "frames.txt.zst"
+    path.write_bytes(compressor.compress(b"first frame\n") + compressor.compress(b"second frame\n"))
+    assert b"".join(chunk for _, chunk in iter_byte_chunks(path)) == b"first frame\nsecond frame\n"
+    path.write_bytes(compressor.compress(b"first frame\n") + compressor.compress(b"second frame\n" * 50)[:-6])
+    with pytest.raises(ValueError, match="ends inside a zstd frame"):
+        list(iter_byte_chunks(path))
+
+
+NOT_TEXT = {
+    "array": ('["a", "b"]', "'text' is an array, not a string"),
+    "number": ("42", "'text' is the number 42, not a string"),
+    "null": ("null", "'text' is null, not a string"),
+    "boolean": ("true", "'text' is true (a boolean), not a string"),
+    "object": ('{"zh": "故事"}', "'text' is an object, not a string"),
+    "lone surrogate": ('"half \\ud800 a pair"', "the escape \\ud800, half of a surrogate pair"),
+}
+
+
+@pytest.mark.parametrize("streaming", ["false", "true"])
+@pytest.mark.parametrize("kind", NOT_TEXT)
+def test_a_jsonl_text_that_is_not_a_string_is_refused_by_its_line(tmp_path, capsys, kind, streaming):
+    # Before: a number trained as "42", an array made every text of the file its JSON ('"story 0 ..."'), a null
+    # was dropped as an empty document, and an array in Parquet was a TypeError from deep inside datasets.
+    value, problem = NOT_TEXT[kind]
+    data = tmp_path / "corpus.jsonl"
+    data.write_bytes(SMALL_CORPUS + f'{{"text": {value}}}\n'.encode() + SMALL_CORPUS)
+    refused_file(
+        capsys,
+        pretrain_args(tmp_path, "--streaming", streaming, train_files=data),
+        f"{data}:41",
+        problem,
+        "Fix or remove that line",
+        "--text_column",
+    )
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_record_without_the_text_or_a_json_array_record_that_is_not_text_is_named(tmp_path, capsys):
+    data = tmp_path / "corpus.jsonl"
+    data.write_bytes(SMALL_CORPUS + b'{"title": "no text here"}\n')
+    refused_file(
+        capsys, pretrain_args(tmp_path, train_files=data), f"{data}:41", "no 'text' field (fields: title)"
+    )
+    array = tmp_path / "corpus.json"
+    array.write_text('[\n  {"text": "one story"},\n  {"text":\n    7}\n]\n', encoding="utf-8")
+    refused_file(
+        capsys, pretrain_args(tmp_path, train_files=array), f"{array}:3: record 2", "'text' is the number 7"
+    )
+    assert not (tmp_path / "out").exists()
+
+
+PARQUET_COLUMNS = {
+    "integers": (pa.array([1, 2, 3]), None, "column 'text' holds int64 values, not strings"),
+    "lists of strings": (
+        pa.array([["a"], ["b"], ["c"]]),
+        None,
+        "holds list<element: string> values, not strings",
+    ),
+    "bytes": (pa.array([b"a", b"b", b"c"]), None, "holds binary values, not strings"),
+    "strings and a null": (pa.array(["a story", None, "c"]), "row 2", "'text' is null, not a string"),
+}
+
+
+@pytest.mark.parametrize("kind", PARQUET_COLUMNS)
+def test_a_parquet_text_column_that_is_not_strings_is_refused(tmp_path, capsys, kind):
+    values, row, problem = PARQUET_COLUMNS[kind]
+    data = tmp_path / "corpus.parquet"
+    pq.write_table(pa.table({"text": values}), data)
+    refused_file(
+        capsys, pretrain_args(tmp_path, train_files=data), f"{data}: {row}" if row else data, problem
+    )
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_truncated_parquet_file_is_named(tmp_path, capsys):
+    data = tmp_path / "corpus.parquet"
+    pq.write_table(pa.table({"text": [f"story {i} about a fox" for i in range(40)]}), data)
+    data.write_bytes(data.read_bytes()[:-100])
+    refused_file(capsys, pretrain_args(tmp_path, train_files=data), data, "not a readable Parquet file")
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("streaming", ["false", "true"])
+def test_a_csv_file_that_does_not_parse_is_named_before_training(tmp_path, capsys, streaming):
+    data = tmp_path / "corpus.csv"
+    data.write_text(
+        "text,id\n" + "".join(f"story {i} about a fox,{i}\n" for i in range(40)) + "a story,1,2,3\n",
+        encoding="utf-8",
+    )
+    refused_file(
+        capsys,
+        pretrain_args(tmp_path, "--streaming", streaming, train_files=data),
+        data,
+        "could not be read as .csv",
+        "Expected 2 fields in line 42, saw 4",
+    )
+    assert not (tmp_path / "out").exists()
+
+
+def test_scaling_refuses_a_bad_file_before_making_its_study_folder(tmp_path, capsys):
+    data = tmp_path / "corpus.jsonl"
+    data.write_bytes(SMALL_CORPUS + b'{"text": ["a", "list"]}\n')
+    study = tmp_path / "out"
+    args = [
+        "scaling",
+        "--train_files",
+        str(data),
+        "--output_dir",
+        str(study),
+        "--cache_dir",
+        str(tmp_path / "c"),
+    ]
+    refused_file(capsys, args, f"{data}:41", "'text' is an array, not a string")
+    assert not study.exists()
+
+
+def test_finetune_names_a_damaged_training_file(tmp_path, capsys, tiny_base):  # noqa: F811
+    rows = "".join(json.dumps({"prompt": f"hi {i}", "response": "hello"}) + "\n" for i in range(8)).encode()
+    data = damaged_archive(tmp_path, ".gz", "corrupted", rows, name="rows.jsonl")
+    args = with_option(finetune_command(tiny_base, tmp_path), "--train_files", str(data))
+    refused_file(capsys, args, data, "could not be decompressed as gzip", "`gzip -t")
+    assert not (tmp_path / "out").exists()
+    # Undamaged, every compression reads as the plain file (before: .jsonl.gz only, and .bz2 was "unsupported").
+    for compression in COMPRESSIONS:
+        (tmp_path / f"rows.jsonl{compression}").write_bytes(COMPRESSORS[compression](rows))
+        assert read_rows(tmp_path / f"rows.jsonl{compression}").rows[7] == {
+            "prompt": "hi 7",
+            "response": "hello",
+        }
+
+
+def test_embed_names_a_damaged_input_file(tmp_path, capsys, tiny_base):  # noqa: F811
+    texts = "".join(f"text number {i}\n" for i in range(20)).encode()
+    data = damaged_archive(tmp_path, ".xz", "truncated", texts, name="texts.txt")
+    output = tmp_path / "out" / "vectors.parquet"
+    args = ["embed", "--model", str(tiny_base), "--input", str(data), "--output", str(output)]
+    refused_file(capsys, args, data, "could not be decompressed as xz", "`xz -t")
+    assert not (tmp_path / "out").exists()
+
+
+def test_evaluate_names_a_damaged_file_and_a_text_that_is_not_a_string(tmp_path, capsys, tiny_base):  # noqa: F811
+    before = folder_contents(tiny_base)
+    data = damaged_archive(
+        tmp_path, ".bz2", "corrupted", b"a story about a fox.\n\nanother story.\n" * 20, "v.txt"
+    )
+    args = ["evaluate", "--model", str(tiny_base), "--task", "lm", "--validation_files", str(data)]
+    refused_file(capsys, args, data, "could not be decompressed as bzip2", "`bzip2 -t")
+    rows = tmp_path / "v.jsonl"
+    rows.write_text('{"text": "a story"}\n{"text": null}\n', encoding="utf-8")
+    assert cli_main(with_option(args, "--validation_files", str(rows))) == 2
+    error = capsys.readouterr().err
+    assert "Traceback" not in error and f"{rows} row/line 2: 'text' is null, not a string" in error
+    assert folder_contents(tiny_base) == before  # no eval_results.json

@@ -270,7 +270,7 @@ def test_write_jsonl_writes_rows_and_refuses_to_overwrite(tmp_path):
     assert rows == corpus.make_task_rows("qa", 25, seed=3)
     if any(row["lang"] == "zh" for row in rows):
         assert CJK.search(content)  # ensure_ascii=False keeps Chinese readable
-    with pytest.raises(FileExistsError, match="overwrite=True"):
+    with pytest.raises(FileExistsError, match="--overwrite true"):
         corpus.write_jsonl("classify", 5, 0, path)
     assert path.read_text(encoding="utf-8") == content
     assert corpus.write_jsonl("classify", 5, 0, path, overwrite=True) == 5

@@ -289,7 +289,7 @@ def test_cleaning_steps_are_counted(tmp_path, tokenizer):
         {"text": docs[0]},  # duplicate after normalisation
         {"text": "tiny"},  # below min_doc_chars
         {"text": "   "},  # empty after stripping
-        {"text": None},
+        {"text": ""},  # empty (a null text is refused: see test_bad_input.py)
         {"text": docs[2]},
         {"text": docs[3]},
         {"text": docs[4]},
@@ -828,14 +828,14 @@ def test_a_directory_picks_up_compressed_files_and_a_bad_line_is_numbered_after_
     assert resolve_sources([str(tmp_path / "corpus")])[0].files == [
         str(tmp_path / "corpus" / "part.jsonl.gz")
     ]
-    with pytest.raises(ValueError, match=r"part\.jsonl\.gz, line 4: not a JSON object"):
+    with pytest.raises(ValueError, match=r"part\.jsonl\.gz:4: invalid JSON"):
         documents_of(tmp_path / "corpus", tmp_path)
 
 
 def test_a_truncated_compressed_file_is_named(tmp_path):
     path = tmp_path / "cut.txt.gz"
     path.write_bytes(gzip.compress(("\n\n".join(SAMPLE_TEXTS * 50)).encode())[:200])
-    with pytest.raises(ValueError, match=r"cut\.txt\.gz could not be decompressed.*gzip -t"):
+    with pytest.raises(ValueError, match=r"cut\.txt\.gz: could not be decompressed.*gzip -t"):
         documents_of(path, tmp_path)
 
 

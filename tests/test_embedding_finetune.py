@@ -6,12 +6,13 @@ import math
 
 import pytest
 import torch
+from helpers import cli_flags
 from safetensors.torch import load_file
-from test_export import save_wenlm_folder
 from test_finetune import write_lines
 from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer
 
-from wenlm.training import finetune as finetune_cli
+from wenlm.training import finetuning
+from wenlm.training.commands import finetune as finetune_cli
 from wenlm.training.corpus.grammar import make_task_rows
 from wenlm.training.data.tasks import raise_or_count_bad_rows
 from wenlm.training.retrieval import (
@@ -41,11 +42,6 @@ QUICK = [
 
 
 @pytest.fixture(scope="module")
-def base(tmp_path_factory):
-    return save_wenlm_folder(tmp_path_factory.mktemp("embedding") / "base")
-
-
-@pytest.fixture(scope="module")
 def collection(tmp_path_factory):
     """A `wenlm corpus --kind retrieval` file: NUM_STORIES stories, then one question per story."""
     return write_lines(
@@ -55,18 +51,7 @@ def collection(tmp_path_factory):
 
 def finetune(base, output, train, *extra):
     return finetune_cli.main(
-        [
-            "--model",
-            str(base),
-            "--task",
-            "embedding",
-            "--train_files",
-            str(train),
-            "--output_dir",
-            str(output),
-            *QUICK,
-            *extra,
-        ]
+        [*cli_flags(model=base, task="embedding", train_files=train, output_dir=output), *QUICK, *extra]
     )
 
 
@@ -87,11 +72,11 @@ def loss_and_recall(folder, split) -> tuple[float, float]:
 
 
 @pytest.mark.slow
-def test_training_lowers_the_loss_and_raises_recall(tmp_path, base, collection):
+def test_training_lowers_the_loss_and_raises_recall(tmp_path, wenlm_folder, collection):
     output = tmp_path / "tuned"
     validation = write_lines(tmp_path / "validation.jsonl", make_task_rows("retrieval", 8, seed=1))
     report = finetune(
-        base,
+        wenlm_folder,
         output,
         collection,
         "--validation_files",
@@ -103,7 +88,7 @@ def test_training_lowers_the_loss_and_raises_recall(tmp_path, base, collection):
     )
     split, _ = read_pair_files([str(collection)])
     (before, recall_before), (after, recall_after) = (
-        loss_and_recall(base, split),
+        loss_and_recall(wenlm_folder, split),
         loss_and_recall(output, split),
     )
     assert after < 0.6 * before, (before, after)
@@ -180,7 +165,7 @@ def test_info_nce_is_cross_entropy_of_scaled_cosines():
     assert loss.item() == pytest.approx(sum(expected).item() / 2, abs=1e-6)
 
 
-def test_bad_rows_are_named_by_file_and_line(tmp_path, base, collection):
+def test_bad_rows_are_named_by_file_and_line(tmp_path, wenlm_folder, collection):
     pairs = write_lines(
         tmp_path / "pairs.jsonl",
         [
@@ -202,7 +187,7 @@ def test_bad_rows_are_named_by_file_and_line(tmp_path, base, collection):
         ],
     )
     with pytest.raises(ValueError) as error:
-        finetune(base, tmp_path / "out", pairs, "--validation_files", str(stories))
+        finetune(wenlm_folder, tmp_path / "out", pairs, "--validation_files", str(stories))
     message = str(error.value)
     assert "8 bad row(s)" in message
     for expected in (
@@ -223,14 +208,14 @@ def test_bad_rows_are_named_by_file_and_line(tmp_path, base, collection):
     counted = raise_or_count_bad_rows(row_sets, skip_bad_rows=True)
     assert counted["total"] == 3 and split.pairs == [] and split.documents == ["A story."]
     with pytest.raises(ValueError, match="--temperature must be positive"):
-        finetune(base, tmp_path / "out", collection, "--temperature", "0")
+        finetune(wenlm_folder, tmp_path / "out", collection, "--temperature", "0")
 
 
 @pytest.mark.slow
-def test_lora_saves_a_plain_merged_model(tmp_path, base, collection):
+def test_lora_saves_a_plain_merged_model(tmp_path, wenlm_folder, collection):
     output = tmp_path / "lora"
     report = finetune(
-        base,
+        wenlm_folder,
         output,
         collection,
         "--max_steps",
@@ -245,10 +230,10 @@ def test_lora_saves_a_plain_merged_model(tmp_path, base, collection):
     assert (
         report["lora"]["merged"] and report["model"]["trained_parameters"] < report["model"]["parameters"] / 4
     )
-    assert (output / finetune_cli.ADAPTER_DIR / "adapter_config.json").is_file()
+    assert (output / finetuning.ADAPTER_DIR / "adapter_config.json").is_file()
     merged = AutoModelForCausalLM.from_pretrained(output)  # no peft needed
     assert type(merged).__name__ == "WenLMForCausalLM"
-    tuned, original = load_file(output / "model.safetensors"), load_file(base / "model.safetensors")
+    tuned, original = load_file(output / "model.safetensors"), load_file(wenlm_folder / "model.safetensors")
     assert any(not torch.equal(tuned[name], original[name]) for name in original), "training changed nothing"
     pooling = json.loads((output / "1_Pooling" / "config.json").read_text())
     assert pooling["pooling_mode_lasttoken"] and not pooling["pooling_mode_mean_tokens"]
@@ -259,13 +244,13 @@ def test_lora_saves_a_plain_merged_model(tmp_path, base, collection):
 
 
 @pytest.mark.slow
-def test_a_resumed_run_ends_where_an_uninterrupted_one_does(tmp_path, base, collection):
+def test_a_resumed_run_ends_where_an_uninterrupted_one_does(tmp_path, wenlm_folder, collection):
     steps = ["--max_steps", "2", "--save_strategy", "steps", "--save_steps", "1", "--save_total_limit", "3"]
     whole = tmp_path / "whole"
-    finetune(base, whole, collection, *steps)
+    finetune(wenlm_folder, whole, collection, *steps)
     resumed = tmp_path / "resumed"
     report = finetune(
-        base, resumed, collection, *steps, "--resume_from_checkpoint", str(whole / "checkpoint-1")
+        wenlm_folder, resumed, collection, *steps, "--resume_from_checkpoint", str(whole / "checkpoint-1")
     )
     assert report["training"]["steps"] == 2
     assert not (resumed / "checkpoint-1").exists()  # step 1 came from the checkpoint, not run again

@@ -2,13 +2,11 @@
 with or without wenlm installed."""
 
 import json
-import subprocess
-import sys
-import sysconfig
 import textwrap
 
 import pytest
 import torch
+from helpers import run_without_wenlm
 from transformers import AutoModelForCausalLM, AutoTokenizer, pipeline
 
 from wenlm.modeling import WenLMConfig, WenLMForCausalLM
@@ -74,26 +72,9 @@ WITHOUT_WENLM = HIDE_WENLM + textwrap.dedent(
 @pytest.mark.slow
 def test_folder_loads_and_generates_without_wenlm(saved_folder, tmp_path):
     folder, expected = saved_folder
-    site_packages = sysconfig.get_paths()["purelib"]
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-I",
-            "-S",
-            "-c",
-            WITHOUT_WENLM,
-            site_packages,
-            str(folder),
-            str(folder.parent / f"{folder.name}-expected.json"),
-            PROBE_TEXT,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=tmp_path,
-        env={"HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf"), "PATH": "/usr/bin:/bin"},
+    result = run_without_wenlm(
+        WITHOUT_WENLM, folder, folder.parent / f"{folder.name}-expected.json", PROBE_TEXT, cwd=tmp_path
     )
-    assert result.returncode == 0, result.stderr[-3000:]
     outcome = json.loads(result.stdout.strip().splitlines()[-1])
     assert outcome["model_class"] == "WenLMForCausalLM"
     assert outcome["max_abs_diff"] <= 1e-5

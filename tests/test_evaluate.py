@@ -7,11 +7,17 @@ import shutil
 
 import pytest
 import torch
+from helpers import cli_flags
 from test_finetune import tiny_base, tokenizer, write_lines  # noqa: F401  (session fixtures shared with it)
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from wenlm.training.evaluation import evaluate as evaluate_cli
-from wenlm.training.evaluation.evaluate import document_windows, generate_answers, prompt_and_reference
+from wenlm.training.commands import evaluate as evaluate_cli
+from wenlm.training.evaluation.evaluate import (
+    document_windows,
+    generate_answers,
+    prompt_and_reference,
+    uses_chat_format,
+)
 
 
 def test_windows_predict_every_token_once_including_the_final_eos():
@@ -27,18 +33,13 @@ def test_lm_metrics_match_a_direct_computation(tmp_path, tiny_base, tokenizer): 
     documents = ["Xiaoming went to the park.", "小明和丽丽去了公园。\n他们很开心。", "Lili said: hello!"]
     data = write_lines(tmp_path / "docs.jsonl", [{"text": doc} for doc in documents])
     metrics = evaluate_cli.main(
-        [
-            "--model",
-            str(tiny_base),
-            "--task",
-            "lm",
-            "--validation_files",
-            str(data),
-            "--save_results",
-            "false",
-            "--per_device_eval_batch_size",
-            "2",
-        ]
+        cli_flags(
+            model=tiny_base,
+            task="lm",
+            validation_files=data,
+            save_results="false",
+            per_device_eval_batch_size=2,
+        )
     )
     model = AutoModelForCausalLM.from_pretrained(tiny_base).eval()
     total, count = 0.0, 0
@@ -89,30 +90,10 @@ def test_results_merge_into_the_folder_and_errors_are_clear(tmp_path, tiny_base)
     qa = write_lines(tmp_path / "qa.jsonl", [{"prompt": "Where?", "response": "park"}] * 3)
     translate = write_lines(tmp_path / "tr.jsonl", [{"source": "你好", "target": "hello"}] * 2)
     first = evaluate_cli.main(
-        [
-            "--model",
-            str(folder),
-            "--task",
-            "qa",
-            "--validation_files",
-            str(qa),
-            "--max_new_tokens",
-            "3",
-            "--max_samples",
-            "2",
-        ]
+        cli_flags(model=folder, task="qa", validation_files=qa, max_new_tokens=3, max_samples=2)
     )
     second = evaluate_cli.main(
-        [
-            "--model",
-            str(folder),
-            "--task",
-            "translate",
-            "--validation_files",
-            str(translate),
-            "--max_new_tokens",
-            "3",
-        ]
+        cli_flags(model=folder, task="translate", validation_files=translate, max_new_tokens=3)
     )
     results = json.loads((folder / "eval_results.json").read_text())
     assert set(results) == {"qa", "translate"}
@@ -142,19 +123,9 @@ def test_lm_reads_plain_text_documents_from_several_files(tmp_path, tiny_base): 
     text.write_text("First document.\nStill first.\n\nSecond document.\n", encoding="utf-8")
     rows = write_lines(tmp_path / "more.jsonl", [{"text": "Third."}, {"text": "Fourth."}])
     metrics = evaluate_cli.main(
-        [
-            "--model",
-            str(tiny_base),
-            "--task",
-            "lm",
-            "--validation_files",
-            str(text),
-            str(rows),
-            "--save_results",
-            "false",
-            "--max_samples",
-            "3",
-        ]
+        cli_flags(
+            model=tiny_base, task="lm", validation_files=[text, rows], save_results="false", max_samples=3
+        )
     )
     assert metrics["documents"] == 3
     assert metrics["bytes"] == len(b"First document.\nStill first.") + len(b"Second document.") + len(
@@ -169,18 +140,9 @@ def test_old_flag_spellings_still_work_and_warn(tmp_path, tiny_base):  # noqa: F
         tmp_path / "docs.jsonl", [{"text": "Lili said: hello!"}, {"text": "小明和丽丽去了公园。"}]
     )
     new = evaluate_cli.main(
-        [
-            "--model",
-            str(folder),
-            "--task",
-            "lm",
-            "--validation_files",
-            str(data),
-            "--save_results",
-            "false",
-            "--per_device_eval_batch_size",
-            "1",
-        ]
+        cli_flags(
+            model=folder, task="lm", validation_files=data, save_results="false", per_device_eval_batch_size=1
+        )
     )
     with pytest.warns(FutureWarning) as warned:
         old = evaluate_cli.main(
@@ -231,9 +193,9 @@ def test_auto_prompt_format_follows_the_training_task_not_the_stop_tokens(tmp_pa
     folder_tokenizer = AutoTokenizer.from_pretrained(folder)
     assert folder_tokenizer.chat_template
     (folder / "training_report.json").unlink(missing_ok=True)
-    assert not evaluate_cli.uses_chat_format(model, folder_tokenizer, "auto")
+    assert not uses_chat_format(model, folder_tokenizer, "auto")
     (folder / "training_report.json").write_text(json.dumps({"wenlm_command": "wenlm pretrain"}))
-    assert not evaluate_cli.uses_chat_format(model, folder_tokenizer, "auto")
+    assert not uses_chat_format(model, folder_tokenizer, "auto")
     (folder / "training_report.json").write_text(json.dumps({"task": "sft"}))
-    assert evaluate_cli.uses_chat_format(model, folder_tokenizer, "auto")
-    assert not evaluate_cli.uses_chat_format(model, folder_tokenizer, "plain")
+    assert uses_chat_format(model, folder_tokenizer, "auto")
+    assert not uses_chat_format(model, folder_tokenizer, "plain")

@@ -5,53 +5,22 @@ import json
 import os
 import subprocess
 import sys
-import sysconfig
 import textwrap
 
 import pytest
 import torch
+from helpers import run_without_wenlm, save_wenlm_folder
 from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig, LlamaForCausalLM
 
-from wenlm.modeling import WenLMConfig, WenLMForCausalLM
-from wenlm.tokenization import train_tokenizer
+from wenlm.modeling import WenLMForCausalLM
 from wenlm.training.args import EXPORT_FORMATS
 from wenlm.training.cli import main as cli_main
-from wenlm.training.corpus.grammar import generate_documents
-from wenlm.training.export import LLAMA_CARD_MARKER, WRITERS, export_llama
-from wenlm.training.export import main as export_main
+from wenlm.training.commands.export import WRITERS
+from wenlm.training.commands.export import main as export_main
+from wenlm.training.export import LLAMA_CARD_MARKER, export_llama
 from wenlm.training.hub.validate import HIDE_WENLM
 
 PROBE_TEXT = "小明在公园里看书。Tom reads a book in the park, 然后回家。"
-
-
-def save_wenlm_folder(folder, use_jieba=False, split_rule="qwen2", **config_fields):
-    texts = [doc["text"] for doc in generate_documents(300, seed=5)]
-    tokenizer = train_tokenizer(
-        texts, vocab_size=500, model_max_length=64, use_jieba=use_jieba, split_rule=split_rule
-    )
-    torch.manual_seed(0)
-    config = WenLMConfig.from_preset(
-        "nano",
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=128,
-        initializer_range=0.2,
-        **config_fields,
-    )
-    model = WenLMForCausalLM(config)
-    model.generation_config.eos_token_id = tokenizer.eos_token_id  # as folders written before the fix were
-    model.save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
-
-
-@pytest.fixture(scope="module")
-def wenlm_folder(tmp_path_factory):
-    return save_wenlm_folder(tmp_path_factory.mktemp("export") / "wenlm")
 
 
 @pytest.fixture(scope="module")
@@ -144,26 +113,7 @@ def test_export_loads_in_a_python_without_wenlm(llama_folder, wenlm_folder, tmp_
                           "difference": (logits - expected).abs().max().item()}))
         """
     )
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-I",
-            "-S",
-            "-c",
-            script,
-            sysconfig.get_paths()["purelib"],
-            str(llama_folder),
-            str(tmp_path / "expected.json"),
-            PROBE_TEXT,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=tmp_path,
-        stdin=subprocess.DEVNULL,
-        env={"HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf"), "PATH": "/usr/bin:/bin"},
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    result = run_without_wenlm(script, llama_folder, tmp_path / "expected.json", PROBE_TEXT, cwd=tmp_path)
     outcome = json.loads(result.stdout.strip().splitlines()[-1])
     assert outcome["class"] == "transformers.models.llama.modeling_llama.LlamaForCausalLM"
     assert outcome["difference"] <= 1e-5

@@ -8,7 +8,7 @@ import gguf
 import numpy as np
 import pytest
 import torch
-from test_export import save_wenlm_folder
+from helpers import save_wenlm_folder
 from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
 
 from wenlm.modeling import WenLMForCausalLM
@@ -16,11 +16,6 @@ from wenlm.tokenization import END_OF_TURN_TOKEN, PII_PLACEHOLDERS
 from wenlm.training.cli import main as cli_main
 from wenlm.training.export import GGUF_CARD_MARKER, export_gguf
 from wenlm.training.export.gguf_file import permute_for_ggml_rope
-
-
-@pytest.fixture(scope="module")
-def wenlm_folder(tmp_path_factory):
-    return save_wenlm_folder(tmp_path_factory.mktemp("gguf") / "wenlm")
 
 
 def read(folder, outtype):

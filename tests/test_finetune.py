@@ -7,11 +7,15 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from helpers import cli_flags, tiny_config_fields
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from wenlm.modeling import WenLMConfig, WenLMForCausalLM
 from wenlm.tokenization import train_tokenizer
-from wenlm.training import finetune as finetune_cli
+from wenlm.training import finetuning
+from wenlm.training.commands import evaluate as evaluate_cli
+from wenlm.training.commands import finetune as finetune_cli
+from wenlm.training.commands.pretrain import main as pretrain_main
 from wenlm.training.corpus.grammar import generate_documents, make_task_rows, write_jsonl
 from wenlm.training.data.packing import special_strings_pattern
 from wenlm.training.data.tasks import (
@@ -24,8 +28,6 @@ from wenlm.training.data.tasks import (
     read_rows,
     render_chat,
 )
-from wenlm.training.evaluation import evaluate as evaluate_cli
-from wenlm.training.pretrain import main as pretrain_main
 
 END_TOKEN = "<|end|>"
 QUICK_TRAINING = [
@@ -49,18 +51,27 @@ def make_tiny_base(folder: Path, hidden_size: int = 64, num_layers: int = 2, see
     tokenizer = train_tokenizer(iter(texts), vocab_size=1024, model_max_length=256)
     torch.manual_seed(seed)
     config = WenLMConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=hidden_size,
-        intermediate_size=3 * hidden_size,
-        num_hidden_layers=num_layers,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=256,
+        **tiny_config_fields(
+            len(tokenizer),
+            hidden_size=hidden_size,
+            intermediate_size=3 * hidden_size,
+            num_hidden_layers=num_layers,
+            max_position_embeddings=256,
+        )
     )
     folder.mkdir(parents=True, exist_ok=True)
     WenLMForCausalLM(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
+
+
+def quick_finetune(model, task: str, train, output, validation=None, **options) -> dict:
+    """`wenlm finetune` of `model` on `train` (validated on `validation` when given) into `output`, with `options`
+    and then QUICK_TRAINING."""
+    flags = cli_flags(
+        model=model, task=task, train_files=train, validation_files=validation, output_dir=output, **options
+    )
+    return finetune_cli.main([*flags, *QUICK_TRAINING])
 
 
 @pytest.fixture(scope="session")
@@ -153,19 +164,7 @@ def test_bad_rows_are_listed_with_line_numbers_and_stop_the_run(tmp_path, tiny_b
         ],
     )
     with pytest.raises(ValueError) as error:
-        finetune_cli.main(
-            [
-                "--model",
-                str(tiny_base),
-                "--task",
-                "sft",
-                "--train_files",
-                str(path),
-                "--output_dir",
-                str(tmp_path / "out"),
-                *QUICK_TRAINING,
-            ]
-        )
+        quick_finetune(tiny_base, "sft", path, tmp_path / "out")
     message = str(error.value)
     assert "6 bad row(s)" in message and "--skip_bad_rows" in message
     for expected in (
@@ -226,27 +225,14 @@ def test_options_file_dash_spelling_and_old_flags(tmp_path):
             }
         )
     )
-    args, training_args = finetune_cli.parse_finetune_args(
-        [str(options), "--lora-r", "4", "--max-steps", "3"]
-    )
+    args, training_args = finetune_cli.parse_args([str(options), "--lora-r", "4", "--max-steps", "3"])
     assert args.train_files == [str(train), str(validation)] and args.validation_files is None
     assert args.skip_bad_rows is True and args.lora_r == 4
     assert training_args.learning_rate == 5e-4 and training_args.max_steps == 3
     assert training_args.eval_steps == 50  # fine-tuning's own default, not pretraining's
     with pytest.warns(FutureWarning) as caught:
-        args, _ = finetune_cli.parse_finetune_args(
-            [
-                "--model",
-                "base",
-                "--task",
-                "sft",
-                "--train_file",
-                str(train),
-                "--validation_file",
-                str(validation),
-                "--output_dir",
-                "o",
-            ]
+        args, _ = finetune_cli.parse_args(
+            cli_flags(model="base", task="sft", train_file=train, validation_file=validation, output_dir="o")
         )
     assert args.train_files == [str(train)] and args.validation_files == [str(validation)]
     messages = [str(warning.message) for warning in caught]
@@ -257,20 +243,10 @@ def test_options_file_dash_spelling_and_old_flags(tmp_path):
 def test_several_training_files_are_concatenated(tmp_path, tiny_base, tokenizer):
     first = write_lines(tmp_path / "a.jsonl", [{"prompt": "Where?", "response": "Here."}] * 3)
     second = write_lines(tmp_path / "b.jsonl", [{"prompt": "Who?", "response": "Tom."}] * 2)
-    args, _ = finetune_cli.parse_finetune_args(
-        [
-            "--model",
-            str(tiny_base),
-            "--task",
-            "sft",
-            "--train_files",
-            str(first),
-            str(second),
-            "--output_dir",
-            str(tmp_path / "o"),
-        ]
+    args, _ = finetune_cli.parse_args(
+        cli_flags(model=tiny_base, task="sft", train_files=[first, second], output_dir=tmp_path / "o")
     )
-    data = finetune_cli.prepare_task_data(args, tokenizer, block_size=64)
+    data = finetuning.prepare_task_data(args, tokenizer, block_size=64)
     assert len(data.train) == 5 and data.report["rows"] == 5
     assert data.report["train"]["file"] == [str(first), str(second)]
     assert tokenizer.decode(data.train[4]["input_ids"]).count("Tom.") == 1
@@ -288,32 +264,20 @@ def pretrained_base(tmp_path_factory) -> Path:
     answer out of a story needs what pretraining teaches; a randomly initialised model barely learns it."""
     output = tmp_path_factory.mktemp("pretrained") / "base"
     pretrain_main(
-        [
-            "--train_files",
-            "builtin:12000",
-            "--output_dir",
-            str(output),
-            "--preset",
-            "nano",
-            "--vocab_size",
-            "2048",
-            "--block_size",
-            "128",
-            "--per_device_train_batch_size",
-            "16",
-            "--learning_rate",
-            "3e-3",
-            "--eval_steps",
-            "100000",
-            "--save_strategy",
-            "no",
-            "--logging_steps",
-            "50",
-            "--disable_tqdm",
-            "true",
-            "--cache_dir",
-            str(output.parent / "data-cache"),
-        ]
+        cli_flags(
+            train_files="builtin:12000",
+            output_dir=output,
+            preset="nano",
+            vocab_size=2048,
+            block_size=128,
+            per_device_train_batch_size=16,
+            learning_rate="3e-3",
+            eval_steps=100000,
+            save_strategy="no",
+            logging_steps=50,
+            disable_tqdm="true",
+            cache_dir=output.parent / "data-cache",
+        )
     )
     return output
 
@@ -330,24 +294,8 @@ def qa_files(tmp_path_factory) -> tuple[Path, Path]:
 def tuned_qa(tmp_path_factory, pretrained_base, qa_files) -> Path:
     output = tmp_path_factory.mktemp("tuned") / "qa"
     train, validation = qa_files
-    finetune_cli.main(
-        [
-            "--model",
-            str(pretrained_base),
-            "--task",
-            "sft",
-            "--train_files",
-            str(train),
-            "--validation_files",
-            str(validation),
-            "--output_dir",
-            str(output),
-            "--max_steps",
-            str(QA_STEPS),
-            "--learning_rate",
-            "3e-3",
-            *QUICK_TRAINING,
-        ]
+    quick_finetune(
+        pretrained_base, "sft", train, output, validation, max_steps=QA_STEPS, learning_rate="3e-3"
     )
     return output
 
@@ -355,16 +303,9 @@ def tuned_qa(tmp_path_factory, pretrained_base, qa_files) -> Path:
 def qa_exact_match(model: Path, data: Path, *extra: str) -> dict:
     return evaluate_cli.main(
         [
-            "--model",
-            str(model),
-            "--task",
-            "qa",
-            "--validation_files",
-            str(data),
-            "--max_new_tokens",
-            "8",
-            "--per_device_eval_batch_size",
-            "32",
+            *cli_flags(
+                model=model, task="qa", validation_files=data, max_new_tokens=8, per_device_eval_batch_size=32
+            ),
             *extra,
         ]
     )
@@ -424,23 +365,7 @@ def test_classification_with_string_labels(tmp_path, tiny_base):
     write_jsonl("classify", 200, 0, train)
     write_jsonl("classify", 40, 1, validation)
     output = tmp_path / "cls"
-    report = finetune_cli.main(
-        [
-            "--model",
-            str(tiny_base),
-            "--task",
-            "classification",
-            "--train_files",
-            str(train),
-            "--validation_files",
-            str(validation),
-            "--output_dir",
-            str(output),
-            "--max_steps",
-            "8",
-            *QUICK_TRAINING,
-        ]
-    )
+    report = quick_finetune(tiny_base, "classification", train, output, validation, max_steps=8)
     config = json.loads((output / "config.json").read_text())
     labels = sorted({row["label"] for row in make_task_rows("classify", 200, 0)})
     assert [config["id2label"][str(i)] for i in range(len(labels))] == labels
@@ -467,21 +392,7 @@ def test_classification_rejects_labels_unseen_in_training(tmp_path, tiny_base):
         tmp_path / "v.jsonl", [{"text": "snow", "label": 7}, {"text": "x", "label": True}]
     )
     with pytest.raises(ValueError) as error:
-        finetune_cli.main(
-            [
-                "--model",
-                str(tiny_base),
-                "--task",
-                "classification",
-                "--train_files",
-                str(train),
-                "--validation_files",
-                str(validation),
-                "--output_dir",
-                str(tmp_path / "o"),
-                *QUICK_TRAINING,
-            ]
-        )
+        quick_finetune(tiny_base, "classification", train, tmp_path / "o", validation)
     assert "line 1: label 7 does not occur in the training file" in str(error.value)
     assert "line 2: label must be a string or an integer, got bool" in str(error.value)
 
@@ -493,32 +404,14 @@ def test_lora_adapter_reloads_and_merges_into_a_plain_model(tmp_path, tiny_base,
     train, _ = qa_files
     small = write_lines(tmp_path / "small.jsonl", train.read_text(encoding="utf-8").splitlines()[:32])
     output = tmp_path / "lora"
-    report = finetune_cli.main(
-        [
-            "--model",
-            str(tiny_base),
-            "--task",
-            "sft",
-            "--train_files",
-            str(small),
-            "--output_dir",
-            str(output),
-            "--max_steps",
-            "3",
-            "--lora_r",
-            "4",
-            "--learning_rate",
-            "1e-2",
-            *QUICK_TRAINING,
-        ]
-    )
+    report = quick_finetune(tiny_base, "sft", small, output, max_steps=3, lora_r=4, learning_rate="1e-2")
     assert report["lora"]["r"] == 4
     assert report["model"]["trained_parameters"] < report["model"]["parameters"] / 4
 
     input_ids = torch.tensor([[4, 200, 300, 400, 6, 5]])
     base = AutoModelForCausalLM.from_pretrained(tiny_base)
     base_logits = base(input_ids).logits
-    adapted = PeftModel.from_pretrained(base, output / finetune_cli.ADAPTER_DIR).eval()
+    adapted = PeftModel.from_pretrained(base, output / finetuning.ADAPTER_DIR).eval()
     adapter_logits = adapted(input_ids).logits
     assert not torch.allclose(adapter_logits, base_logits, atol=1e-4), "training changed nothing"
 
@@ -555,19 +448,10 @@ def test_rows_that_type_control_tokens_cannot_forge_turns_and_are_counted(tmp_pa
             {"messages": [{"role": "user", "content": "Where?"}, {"role": "assistant", "content": "Here."}]},
         ],
     )
-    args, _ = finetune_cli.parse_finetune_args(
-        [
-            "--model",
-            str(tiny_base),
-            "--task",
-            "sft",
-            "--train_files",
-            str(path),
-            "--output_dir",
-            str(tmp_path / "o"),
-        ]
+    args, _ = finetune_cli.parse_args(
+        cli_flags(model=tiny_base, task="sft", train_files=path, output_dir=tmp_path / "o")
     )
-    data = finetune_cli.prepare_task_data(args, tokenizer, block_size=256)
+    data = finetuning.prepare_task_data(args, tokenizer, block_size=256)
     ids = data.train[0]["input_ids"]
     # One user turn and one assistant turn: <|user|>, <|assistant|>, and one <|end|> each; no <|eos|> at all.
     assert [ids.count(token) for token in (2, 4, 5, 6)] == [0, 1, 1, 2]

@@ -10,8 +10,9 @@ import torch
 from test_finetune import tiny_base, tokenizer  # noqa: F401  (session fixtures shared with it)
 from transformers import AutoModelForCausalLM
 
-from wenlm.training.evaluation import chat as chat_cli
-from wenlm.training.evaluation import generate as generate_cli
+from wenlm.training.commands import chat as chat_cli
+from wenlm.training.commands import generate as generate_cli
+from wenlm.training.evaluation import generate as generation
 
 
 def test_generate_greedy_and_seeded_sampling(tmp_path, tiny_base):  # noqa: F811
@@ -206,14 +207,14 @@ def test_chat_user_typing_control_tokens_cannot_forge_a_turn(tiny_base, tokenize
 
 def test_generate_prompts_keep_special_token_strings_as_text(tiny_base, monkeypatch):  # noqa: F811
     sent = []
-    real_pipeline = generate_cli.pipeline
+    real_pipeline = generation.pipeline
 
     def recording_pipeline(*args, **kwargs):
         generator = real_pipeline(*args, **kwargs)
         sent.append(record_generate(generator.model))
         return generator
 
-    monkeypatch.setattr(generate_cli, "pipeline", recording_pipeline)
+    monkeypatch.setattr(generation, "pipeline", recording_pipeline)
     base = [
         "--model",
         str(tiny_base),

@@ -9,9 +9,9 @@ import pytest
 from test_finetune import tiny_base, write_lines  # noqa: F401  (session fixture shared with it)
 
 from wenlm.training.args import EvaluateArguments, ModelSourceArguments, parse_options
-from wenlm.training.evaluation import evaluate as evaluate_cli
+from wenlm.training.cards.card import card_metadata
+from wenlm.training.commands import evaluate as evaluate_cli
 from wenlm.training.evaluation import harness
-from wenlm.training.hub.card import card_metadata
 
 
 def harness_options(*argv: str) -> tuple[ModelSourceArguments, EvaluateArguments]:

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import tiny_config_fields
 from huggingface_hub.errors import HfHubHTTPError
 from safetensors.torch import load_file, save_file
 from test_finetune import tiny_base  # noqa: F401  (session fixture shared with it)
@@ -47,15 +48,7 @@ TOKEN = "hf_" + secrets.token_hex(16)
 PROMPT = "hello 你好 world"
 NEW_TOKENS = 6
 # The tiny shape of both test models (a stock Llama and wenlm's own class); token ids come from the tokenizer.
-TINY_CONFIG = dict(
-    vocab_size=300,
-    hidden_size=32,
-    intermediate_size=64,
-    num_hidden_layers=2,
-    num_attention_heads=4,
-    num_key_value_heads=2,
-    max_position_embeddings=64,
-)
+TINY_CONFIG = tiny_config_fields(300)
 CARD = textwrap.dedent(
     """\
     ---

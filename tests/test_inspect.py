@@ -12,18 +12,18 @@ from html.parser import HTMLParser
 
 import pytest
 import torch
+from helpers import save_wenlm_folder
 from matplotlib import image
-from test_export import save_wenlm_folder
 from test_finetune import make_tiny_base
 from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaForCausalLM
 
 from wenlm.training.cli import main as cli_main
+from wenlm.training.commands.export import main as export_main
 from wenlm.training.export import llama_twin
-from wenlm.training.export import main as export_main
 from wenlm.training.inspection.attention import head_statistics, tick_labels
 from wenlm.training.inspection.attention_html import WEIGHT_SCALE
-from wenlm.training.inspection.command import OUTPUT_FILES, forward, inspect
 from wenlm.training.inspection.lens import lens_log_probs
+from wenlm.training.inspection.text_view import OUTPUT_FILES, forward, inspect
 from wenlm.training.inspection.tokens import LOG2, encode, flow, plot_tokens, token_records
 
 TEXT = "One sunny day, Dawei went to the park. 明明：你好，小龙！<b>&</b>"

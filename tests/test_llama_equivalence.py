@@ -7,6 +7,7 @@ fails here.
 
 import pytest
 import torch
+from helpers import tiny_config_fields
 from transformers import LlamaForCausalLM
 
 from wenlm.modeling import WenLMConfig, WenLMForCausalLM
@@ -16,14 +17,9 @@ VOCAB = 211
 
 
 def wenlm_config(**overrides) -> WenLMConfig:
-    fields = dict(
-        vocab_size=VOCAB,
-        hidden_size=48,
-        intermediate_size=96,
-        num_hidden_layers=2,
-        num_attention_heads=6,
-        num_key_value_heads=2,
-        max_position_embeddings=64,
+    fields = tiny_config_fields(
+        VOCAB,
+        width=48,
         rope_theta=50000.0,
         rms_norm_eps=1e-5,
         hidden_act="silu",

@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from wenlm.training.evaluation.metrics import METRIC_NAMES, compute_metric, load_metric, metric_path
-from wenlm.training.evaluation.metrics.text import contains_cjk, lcs_length, qa_tokens, rouge_tokens
+from wenlm.training.utils.text import contains_cjk, lcs_length, qa_tokens, rouge_tokens
 
 
 @pytest.fixture(scope="module")

@@ -26,11 +26,11 @@ from huggingface_hub.repocard_data import model_index_to_eval_results
 from safetensors.torch import load_file, save_file
 
 from wenlm.modeling import WenLMForCausalLM, WenLMForSequenceClassification
+from wenlm.training.cards.card import GENERATED_MARKER, render_model_card, write_model_card
 from wenlm.training.cli import main as cli_main
-from wenlm.training.hub import push
-from wenlm.training.hub.card import GENERATED_MARKER, render_model_card, write_model_card
+from wenlm.training.commands import push
 from wenlm.training.hub.validate import HIDE_WENLM, validate_folder
-from wenlm.training.scaling.report import write_report
+from wenlm.training.scaling.report.markdown import write_report
 
 # 30 random characters after hf_, fresh per session: a hit in a leak check can only come from this run.
 TOKEN = "hf_" + secrets.token_hex(15)

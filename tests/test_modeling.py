@@ -8,6 +8,7 @@ import textwrap
 
 import pytest
 import torch
+from helpers import tiny_config_fields
 from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoModelForSequenceClassification
 
 from wenlm.modeling import PRESETS, WenLMConfig, WenLMForCausalLM, WenLMForSequenceClassification, WenLMModel
@@ -17,16 +18,7 @@ VOCAB = 97
 
 
 def tiny_config(**overrides) -> WenLMConfig:
-    fields = dict(
-        vocab_size=VOCAB,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=64,
-    )
-    return WenLMConfig(**{**fields, **overrides})
+    return WenLMConfig(**tiny_config_fields(VOCAB, **overrides))
 
 
 def tiny_model(seed: int = 0, **overrides) -> WenLMForCausalLM:

@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+from helpers import tiny_config_fields
 from torch.utils.data import Dataset
 
 from wenlm.modeling import WenLMConfig, WenLMForCausalLM
@@ -17,7 +18,7 @@ from wenlm.training.args.training import (
     cpu_bf16_flags,
     native_bf16,
 )
-from wenlm.training.pretrain import parse_pretrain_args
+from wenlm.training.commands.pretrain import parse_args as parse_pretrain_args
 from wenlm.training.report import precision_section
 from wenlm.training.trainer import LanguageModelTrainer, MuonWithAdamW, decoder_matrix_names
 
@@ -26,17 +27,7 @@ VOCAB = 97
 
 def tiny_model(seed: int = 0) -> WenLMForCausalLM:
     torch.manual_seed(seed)
-    return WenLMForCausalLM(
-        WenLMConfig(
-            vocab_size=VOCAB,
-            hidden_size=32,
-            intermediate_size=64,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            num_key_value_heads=2,
-            max_position_embeddings=32,
-        )
-    )
+    return WenLMForCausalLM(WenLMConfig(**tiny_config_fields(VOCAB, max_position_embeddings=32)))
 
 
 class Rows(Dataset):

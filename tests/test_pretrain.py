@@ -18,10 +18,10 @@ from transformers import pipeline
 
 from wenlm.training.args import DEFAULT_LOSS_CHUNK_SIZE
 from wenlm.training.cli import main as cli_main
+from wenlm.training.commands.pretrain import main as pretrain_main
+from wenlm.training.commands.quickstart import main as quickstart_main
+from wenlm.training.commands.quickstart import parse_args as parse_quickstart_args
 from wenlm.training.corpus.grammar import exact_entropy_bits_per_byte, generate_documents
-from wenlm.training.pretrain import main as pretrain_main
-from wenlm.training.quickstart import main as quickstart_main
-from wenlm.training.quickstart import parse_quickstart_args
 from wenlm.training.report import loss_curve_series
 from wenlm.training.run_folder import LOCK_NAME, last_complete_checkpoint
 

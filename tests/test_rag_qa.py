@@ -4,12 +4,12 @@ import json
 
 import numpy as np
 import pytest
-from test_export import save_wenlm_folder
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from wenlm.training.commands.evaluate import main as evaluate_main
+from wenlm.training.commands.evaluate import parse_args
 from wenlm.training.corpus.grammar import make_task_rows
-from wenlm.training.evaluation.evaluate import main as evaluate_main
-from wenlm.training.evaluation.evaluate import parse_args, read_task_rows
+from wenlm.training.evaluation.evaluate import read_task_rows
 from wenlm.training.evaluation.rag import rag_prompts
 from wenlm.training.retrieval.bm25 import BM25Index
 
@@ -19,13 +19,8 @@ QUESTIONS = [row for row in ROWS if row["kind"] == "question"]
 
 
 @pytest.fixture(scope="module")
-def model_folder(tmp_path_factory):
-    return save_wenlm_folder(tmp_path_factory.mktemp("rag") / "model")
-
-
-@pytest.fixture(scope="module")
-def model_and_tokenizer(model_folder):
-    return AutoModelForCausalLM.from_pretrained(model_folder), AutoTokenizer.from_pretrained(model_folder)
+def model_and_tokenizer(wenlm_folder):
+    return AutoModelForCausalLM.from_pretrained(wenlm_folder), AutoTokenizer.from_pretrained(wenlm_folder)
 
 
 @pytest.fixture(scope="module")
@@ -35,9 +30,9 @@ def data(tmp_path_factory):
     return path
 
 
-def prompts_for(model_folder, data, model_and_tokenizer, *options):
+def prompts_for(wenlm_folder, data, model_and_tokenizer, *options):
     source, parsed = parse_args(
-        ["--model", str(model_folder), "--task", "qa", "--validation_files", str(data), *options]
+        ["--model", str(wenlm_folder), "--task", "qa", "--validation_files", str(data), *options]
     )
     collection = read_task_rows([parsed.retrieve_from], None) if parsed.retrieve_from else None
     rows = read_task_rows(parsed.validation_files, None)
@@ -48,39 +43,39 @@ def story_of(question):
     return next(story for story in STORIES if story["id"] == question["story_id"])
 
 
-def test_oracle_and_none_prompts(model_folder, data, model_and_tokenizer):
-    prompts, references, metrics = prompts_for(model_folder, data, model_and_tokenizer, "--context", "oracle")
+def test_oracle_and_none_prompts(wenlm_folder, data, model_and_tokenizer):
+    prompts, references, metrics = prompts_for(wenlm_folder, data, model_and_tokenizer, "--context", "oracle")
     assert references == [question["answer"] for question in QUESTIONS]
     for prompt, question in zip(prompts, QUESTIONS, strict=True):
         # The form the QA model was fine-tuned on: its story, a newline, the question.
         assert prompt == story_of(question)["text"] + "\n" + question["text"]
     assert metrics == {"context": "oracle"}
     prompts, _, _ = prompts_for(
-        model_folder, data, model_and_tokenizer, "--context", "none", "--max_samples", "3"
+        wenlm_folder, data, model_and_tokenizer, "--context", "none", "--max_samples", "3"
     )
     assert prompts == [question["text"] for question in QUESTIONS[:3]]
 
 
-def test_retrieved_prompts_hold_the_top_bm25_stories_best_first(model_folder, data, model_and_tokenizer):
+def test_retrieved_prompts_hold_the_top_bm25_stories_best_first(wenlm_folder, data, model_and_tokenizer):
     index = BM25Index([story["text"] for story in STORIES], "jieba")
     best = [np.argsort(-index.scores(question["text"]), kind="stable") for question in QUESTIONS]
     options = ("--context", "retrieved", "--retriever", "bm25_jieba")
-    prompts, _, metrics = prompts_for(model_folder, data, model_and_tokenizer, *options, "--top_k", "1")
+    prompts, _, metrics = prompts_for(wenlm_folder, data, model_and_tokenizer, *options, "--top_k", "1")
     assert prompts == [STORIES[order[0]]["text"] + "\n" + q["text"] for order, q in zip(best, QUESTIONS)]
     found = np.mean([STORIES[order[0]]["id"] == q["story_id"] for order, q in zip(best, QUESTIONS)])
     assert metrics["retrieval_recall@1"] == pytest.approx(100 * found) and found > 0.8
-    prompts, _, _ = prompts_for(model_folder, data, model_and_tokenizer, *options, "--top_k", "2")
+    prompts, _, _ = prompts_for(wenlm_folder, data, model_and_tokenizer, *options, "--top_k", "2")
     first, second = (STORIES[best[0][rank]]["text"] for rank in (0, 1))
     assert prompts[0] == f"{first}\n\n{second}\n{QUESTIONS[0]['text']}"
 
 
-def test_retrieve_from_a_collection_of_id_text_rows(tmp_path, model_folder, data, model_and_tokenizer):
+def test_retrieve_from_a_collection_of_id_text_rows(tmp_path, wenlm_folder, data, model_and_tokenizer):
     collection = tmp_path / "collection.jsonl"
     collection.write_text(
         "".join(json.dumps({"id": s["id"], "text": s["text"]}) + "\n" for s in STORIES), encoding="utf-8"
     )
     prompts, _, metrics = prompts_for(
-        model_folder,
+        wenlm_folder,
         data,
         model_and_tokenizer,
         "--retrieve_from",
@@ -97,14 +92,14 @@ def test_retrieve_from_a_collection_of_id_text_rows(tmp_path, model_folder, data
         ValueError, match=r"story_id 's\d+' is not the id of any story row of --retrieve_from"
     ):
         prompts_for(
-            model_folder, data, model_and_tokenizer, "--retrieve_from", str(collection), "--context", "oracle"
+            wenlm_folder, data, model_and_tokenizer, "--retrieve_from", str(collection), "--context", "oracle"
         )
 
 
-def test_context_runs_record_their_own_entries(tmp_path, model_folder, data):
+def test_context_runs_record_their_own_entries(tmp_path, wenlm_folder, data):
     base = [
         "--model",
-        str(model_folder),
+        str(wenlm_folder),
         "--task",
         "qa",
         "--validation_files",
@@ -128,7 +123,7 @@ def test_context_runs_record_their_own_entries(tmp_path, model_folder, data):
         "qa_retrieved_dense_mean_top2": ["--context", "retrieved", "--top_k", "2"],
     }
     printed = {name: evaluate_main([*base, *options]) for name, options in runs.items()}
-    results = json.loads((model_folder / "eval_results.json").read_text(encoding="utf-8"))
+    results = json.loads((wenlm_folder / "eval_results.json").read_text(encoding="utf-8"))
     for name in runs:
         assert {"exact_match", "f1", "num_samples"} <= set(results[name]["metrics"])
         assert results[name]["task_type"] == "question-answering"
@@ -141,10 +136,10 @@ def test_context_runs_record_their_own_entries(tmp_path, model_folder, data):
     assert printed["qa_retrieved_dense_mean_top2"]["retriever"] == "dense"
 
 
-def test_rag_needs_question_rows(tmp_path, model_folder):
+def test_rag_needs_question_rows(tmp_path, wenlm_folder):
     qa_file = tmp_path / "qa.jsonl"
     qa_file.write_text("".join(json.dumps(row) + "\n" for row in make_task_rows("qa", 3)), encoding="utf-8")
-    base = ["--model", str(model_folder), "--task", "qa", "--validation_files", str(qa_file)]
+    base = ["--model", str(wenlm_folder), "--task", "qa", "--validation_files", str(qa_file)]
     with pytest.raises(ValueError, match="no rows with 'kind' 'story' or 'question'"):
         evaluate_main([*base, "--context", "none"])
     with pytest.raises(FileNotFoundError, match="--retrieve_from .*missing.jsonl: no such file"):

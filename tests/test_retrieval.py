@@ -6,7 +6,6 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import torch
-from test_export import save_wenlm_folder
 from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer
 
 from wenlm.training.cli import main as cli_main
@@ -33,13 +32,8 @@ TEXTS = [
 
 
 @pytest.fixture(scope="module")
-def model_folder(tmp_path_factory):
-    return save_wenlm_folder(tmp_path_factory.mktemp("retrieval") / "model")
-
-
-@pytest.fixture(scope="module")
-def model_and_tokenizer(model_folder):
-    return AutoModel.from_pretrained(model_folder), AutoTokenizer.from_pretrained(model_folder)
+def model_and_tokenizer(wenlm_folder):
+    return AutoModel.from_pretrained(wenlm_folder), AutoTokenizer.from_pretrained(wenlm_folder)
 
 
 def one_by_one(model, tokenizer, pooling):
@@ -73,9 +67,9 @@ def test_mean_and_last_pooling_differ_and_normalize_false_keeps_lengths(model_an
     assert not np.allclose(np.linalg.norm(mean, axis=1), 1.0, atol=1e-3)
 
 
-def test_a_causal_lm_embeds_like_its_base_model(model_folder, model_and_tokenizer):
+def test_a_causal_lm_embeds_like_its_base_model(wenlm_folder, model_and_tokenizer):
     model, tokenizer = model_and_tokenizer
-    causal = AutoModelForCausalLM.from_pretrained(model_folder)
+    causal = AutoModelForCausalLM.from_pretrained(wenlm_folder)
     np.testing.assert_allclose(
         embed_texts(causal, tokenizer, TEXTS), embed_texts(model, tokenizer, TEXTS), atol=1e-6
     )
@@ -186,14 +180,14 @@ def test_read_texts_txt_and_jsonl(tmp_path):
         read_texts(tmp_path / "missing.txt")
 
 
-def test_embed_command_on_the_retrieval_set(tmp_path, model_folder, capsys):
+def test_embed_command_on_the_retrieval_set(tmp_path, wenlm_folder, capsys):
     collection = tmp_path / "retrieval.jsonl"
     assert cli_main(["corpus", "--kind", "retrieval", "--num_docs", "20", "--output", str(collection)]) == 0
     output = tmp_path / "retrieval.parquet"
     argv = [
         "embed",
         "--model",
-        str(model_folder),
+        str(wenlm_folder),
         "--input",
         str(collection),
         "--output",
@@ -209,7 +203,7 @@ def test_embed_command_on_the_retrieval_set(tmp_path, model_folder, capsys):
     assert table["id"] == [row["id"] for row in rows] and table["text"] == [row["text"] for row in rows]
     assert table["story_id"][0] is None and table["story_id"][-1] == rows[-1]["story_id"]
     assert pq.read_schema(output).field("embedding").type.value_type == "float"
-    model, tokenizer = AutoModel.from_pretrained(model_folder), AutoTokenizer.from_pretrained(model_folder)
+    model, tokenizer = AutoModel.from_pretrained(wenlm_folder), AutoTokenizer.from_pretrained(wenlm_folder)
     expected = embed_texts(model, tokenizer, [row["text"] for row in rows], pooling="last")
     np.testing.assert_allclose(np.array(table["embedding"]), expected, atol=2e-5)
     metrics = score_collection(output, ks=(1, 20))

@@ -5,13 +5,12 @@ import sys
 
 import numpy as np
 import pytest
-from test_export import save_wenlm_folder
 from transformers import AutoModel, AutoTokenizer
 
 from wenlm.training.args import EvaluateArguments
 from wenlm.training.cli import main as cli_main
+from wenlm.training.commands.evaluate import main as evaluate_main
 from wenlm.training.corpus.grammar import make_task_rows
-from wenlm.training.evaluation.evaluate import main as evaluate_main
 from wenlm.training.evaluation.metrics import compute_metric
 from wenlm.training.retrieval import embed_texts, gold_ranks, retrieval_metrics, top_k
 from wenlm.training.retrieval.bm25 import analyzer, char_ngram_terms
@@ -21,11 +20,6 @@ ROWS = make_task_rows("retrieval", 60, seed=0)
 STORIES = [row for row in ROWS if row["kind"] == "story"]
 QUESTIONS = [row for row in ROWS if row["kind"] == "question"]
 GOLD = [[story["id"] for story in STORIES].index(question["story_id"]) for question in QUESTIONS]
-
-
-@pytest.fixture(scope="module")
-def model_folder(tmp_path_factory):
-    return save_wenlm_folder(tmp_path_factory.mktemp("retrieval_evaluate") / "model")
 
 
 def write_rows(path, rows):
@@ -98,8 +92,8 @@ def test_bm25_ties_count_against_the_query_and_bad_input_is_named():
     assert RETRIEVERS == ("dense", "bm25_jieba", "bm25_char_ngrams")
 
 
-def test_the_dense_retriever_is_exact_cosine_search_over_embed_texts(model_folder):
-    model, tokenizer = AutoModel.from_pretrained(model_folder), AutoTokenizer.from_pretrained(model_folder)
+def test_the_dense_retriever_is_exact_cosine_search_over_embed_texts(wenlm_folder):
+    model, tokenizer = AutoModel.from_pretrained(wenlm_folder), AutoTokenizer.from_pretrained(wenlm_folder)
     stories, texts = [story["text"] for story in STORIES], [question["text"] for question in QUESTIONS[:10]]
     retriever = build_retriever("dense", stories, model, tokenizer, pooling="last", batch_size=8)
     queries, docs = (embed_texts(model, tokenizer, items, pooling="last") for items in (texts, stories))
@@ -126,11 +120,11 @@ def test_the_metric_module_equals_search_retrieval_metrics():
 
 
 @pytest.mark.parametrize("method", ["dense", "bm25_char_ngrams"])
-def test_evaluate_retrieval_command_records_scores_per_language(tmp_path, model_folder, method):
+def test_evaluate_retrieval_command_records_scores_per_language(tmp_path, wenlm_folder, method):
     data = write_rows(tmp_path / "retrieval.jsonl", ROWS)
-    argv = ["evaluate", "--model", str(model_folder), "--task", "retrieval", "--validation_files", str(data)]
+    argv = ["evaluate", "--model", str(wenlm_folder), "--task", "retrieval", "--validation_files", str(data)]
     assert cli_main([*argv, "--retriever", method]) == 0
-    entry = json.loads((model_folder / "eval_results.json").read_text(encoding="utf-8"))[
+    entry = json.loads((wenlm_folder / "eval_results.json").read_text(encoding="utf-8"))[
         "retrieval_dense_mean" if method == "dense" else f"retrieval_{method}"
     ]
     metrics = entry["metrics"]
@@ -147,10 +141,10 @@ def test_evaluate_retrieval_command_records_scores_per_language(tmp_path, model_
     assert printed["num_samples"] == 5 and printed["documents"] == len(STORIES)
 
 
-def test_bad_retrieval_files_give_clear_errors(tmp_path, model_folder):
+def test_bad_retrieval_files_give_clear_errors(tmp_path, wenlm_folder):
     def run(rows, *extra):
         path = write_rows(tmp_path / "bad.jsonl", rows)
-        argv = ["--model", str(model_folder), "--task", "retrieval", "--validation_files", str(path)]
+        argv = ["--model", str(wenlm_folder), "--task", "retrieval", "--validation_files", str(path)]
         return evaluate_main([*argv, "--retriever", "bm25_char_ngrams", "--save_results", "false", *extra])
 
     qa_rows = make_task_rows("qa", 3)

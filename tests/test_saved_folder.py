@@ -4,20 +4,18 @@ the tokenizer raises no model-type warning."""
 
 import json
 import logging
-import subprocess
-import sys
-import sysconfig
 import textwrap
 
 import pytest
+from helpers import cli_flags, run_without_wenlm
 from test_pretrain import tiny_args
 from transformers import AutoTokenizer
 
 from wenlm.tokenization import END_OF_TURN_TOKEN, SPECIAL_TOKEN_IDS, stop_token_ids
+from wenlm.training.commands.finetune import main as finetune_main
+from wenlm.training.commands.pretrain import main as pretrain_main
 from wenlm.training.corpus.grammar import write_jsonl
-from wenlm.training.finetune import main as finetune_main
 from wenlm.training.hub.validate import HIDE_WENLM
-from wenlm.training.pretrain import main as pretrain_main
 
 STOP_IDS = [SPECIAL_TOKEN_IDS["eos"], SPECIAL_TOKEN_IDS["end"]]
 
@@ -36,26 +34,17 @@ def finetuned(pretrained):
     write_jsonl("qa", 24, 0, rows)
     output_dir = pretrained.parent / "sft"
     finetune_main(
-        [
-            "--model",
-            str(pretrained),
-            "--task",
-            "sft",
-            "--train_files",
-            str(rows),
-            "--output_dir",
-            str(output_dir),
-            "--block_size",
-            "256",
-            "--max_steps",
-            "2",
-            "--per_device_train_batch_size",
-            "4",
-            "--save_strategy",
-            "no",
-            "--disable_tqdm",
-            "true",
-        ]
+        cli_flags(
+            model=pretrained,
+            task="sft",
+            train_files=rows,
+            output_dir=output_dir,
+            block_size=256,
+            max_steps=2,
+            per_device_train_batch_size=4,
+            save_strategy="no",
+            disable_tqdm="true",
+        )
     )
     return output_dir
 
@@ -157,23 +146,6 @@ CLEAN_TOKENIZER_LOAD = HIDE_WENLM + textwrap.dedent(
 
 @pytest.mark.slow
 def test_tokenizer_loads_without_a_model_type_warning_without_wenlm(pretrained, tmp_path):
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-I",
-            "-S",
-            "-c",
-            CLEAN_TOKENIZER_LOAD,
-            sysconfig.get_paths()["purelib"],
-            str(pretrained),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=tmp_path,
-        stdin=subprocess.DEVNULL,
-        env={"HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf"), "PATH": "/usr/bin:/bin"},
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    result = run_without_wenlm(CLEAN_TOKENIZER_LOAD, pretrained, cwd=tmp_path)
     assert result.stdout.split() == ["512"]
     assert "model of type" not in result.stderr and "custom code" not in result.stderr, result.stderr

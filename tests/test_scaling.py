@@ -15,17 +15,23 @@ from transformers import AutoTokenizer, TrainerControl, TrainerState
 
 from wenlm.training.args import DataArguments, parse_data_sizes
 from wenlm.training.cli import main as cli_main
+from wenlm.training.commands import scaling as scaling_cli
 from wenlm.training.corpus.grammar import exact_entropy_bits_per_byte
 from wenlm.training.data.packing import count_bytes, document_rows, token_byte_lengths
 from wenlm.training.data.pipeline import prepare_datasets
 from wenlm.training.scaling import study as scaling
-from wenlm.training.scaling.cells import KeepBestWeights, cell_plan
-from wenlm.training.scaling.fit import fit_study
-from wenlm.training.scaling.grid import parse_model_specs
-from wenlm.training.scaling.planning import assign_to_workers, estimate_seconds, plan_cells, trim_to_budget
-from wenlm.training.scaling.report import write_report
-from wenlm.training.scaling.study_data import cell_dataset, prepare_study_data
-from wenlm.training.scaling.study_folder import STUDY_FILE, check_study_folder
+from wenlm.training.scaling.fit.study_fit import fit_study
+from wenlm.training.scaling.report.markdown import write_report
+from wenlm.training.scaling.run.cells import KeepBestWeights, cell_plan
+from wenlm.training.scaling.run.grid import parse_model_specs
+from wenlm.training.scaling.run.planning import (
+    assign_to_workers,
+    estimate_seconds,
+    plan_cells,
+    trim_to_budget,
+)
+from wenlm.training.scaling.run.study_data import cell_dataset, prepare_study_data
+from wenlm.training.scaling.run.study_folder import STUDY_FILE, check_study_folder
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 BLOCK = 32
@@ -43,7 +49,7 @@ def study_argv(output_dir: Path, cache_dir: Path, *extra: str) -> list[str]:
         "--config_overrides", "hidden_size=32,intermediate_size=64,num_hidden_layers=1",
         "--block_size", str(BLOCK),
         "--vocab_size", "300",
-        "--validation_docs", "20",
+        "--max_validation_docs", "20",
         "--per_device_train_batch_size", "8",
         "--bootstrap", "20",
         "--cache_dir", str(cache_dir),
@@ -106,7 +112,7 @@ def test_bad_data_sizes_are_refused_while_parsing(sizes, message):
         parse_data_sizes(sizes)
     # The command refuses a bad grid while parsing, before any data is prepared.
     with pytest.raises(ValueError, match=message):
-        scaling.parse_args(["--output_dir", "unused", "--data_sizes", sizes])
+        scaling_cli.parse_args(["--output_dir", "unused", "--data_sizes", sizes])
 
 
 def test_parse_model_specs_reads_per_model_overrides():
@@ -121,18 +127,18 @@ def test_bad_presets_are_refused_while_parsing(presets, message):
     with pytest.raises(ValueError, match=message):
         parse_model_specs(presets)
     with pytest.raises(ValueError, match=message):
-        scaling.parse_args(["--output_dir", "unused", "--presets", presets])
+        scaling_cli.parse_args(["--output_dir", "unused", "--presets", presets])
 
 
 def test_report_only_spellings_are_accepted(tmp_path):
     for flags in (["--report-only"], ["--report_only"], ["--report_only", "true"], ["--report-only=true"]):
-        options = scaling.parse_args(["--output_dir", str(tmp_path), *flags])
+        options = scaling_cli.parse_args(["--output_dir", str(tmp_path), *flags])
         assert options.report_only, flags
-    assert not scaling.parse_args(["--output_dir", str(tmp_path), "--report_only", "false"]).report_only
+    assert not scaling_cli.parse_args(["--output_dir", str(tmp_path), "--report_only", "false"]).report_only
 
 
 def test_training_options_take_trainingarguments_names(tmp_path):
-    options = scaling.parse_args(
+    options = scaling_cli.parse_args(
         ["--output_dir", str(tmp_path), "--per_device_train_batch_size", "4", "--num_train_epochs", "2",
          "--warmup_steps", "0.1", "--learning_rate", "1e-3", "--weight_decay", "0.01", "--discussion", "false"]
     )  # fmt: skip
@@ -143,15 +149,15 @@ def test_training_options_take_trainingarguments_names(tmp_path):
     )
     assert (options.learning_rate, options.weight_decay, options.discussion) == (1e-3, 0.01, False)
     with pytest.raises(ValueError, match="--warmup_steps must be a fraction"):
-        scaling.parse_args(["--output_dir", str(tmp_path), "--warmup_steps", "100"])
+        scaling_cli.parse_args(["--output_dir", str(tmp_path), "--warmup_steps", "100"])
     with pytest.raises(ValueError, match="--per_device_train_batch_size must be positive"):
-        scaling.parse_args(["--output_dir", str(tmp_path), "--per_device_train_batch_size", "0"])
+        scaling_cli.parse_args(["--output_dir", str(tmp_path), "--per_device_train_batch_size", "0"])
 
 
 def test_old_option_spellings_still_work_and_warn(tmp_path):
     old = ["--output_dir", str(tmp_path), "--batch_size", "4", "--warmup_ratio", "0.1", "--no_discussion"]
     with pytest.warns(FutureWarning) as warned:
-        options = scaling.parse_args(old)
+        options = scaling_cli.parse_args(old)
     assert (options.per_device_train_batch_size, options.warmup_steps) == (4, 0.1)
     assert options.discussion is False
     messages = " ".join(str(warning.message) for warning in warned)
@@ -164,7 +170,7 @@ def test_old_option_spellings_still_work_and_warn(tmp_path):
 
 @pytest.mark.slow
 def test_cells_train_on_nested_prefixes_of_one_shuffled_stream(study, cache_dir):
-    options = scaling.parse_args(study_argv(study, cache_dir))
+    options = scaling_cli.parse_args(study_argv(study, cache_dir))
     data = prepare_study_data(options, study)
     small = cell_dataset(data.train, 2000, BLOCK)
     large = cell_dataset(data.train, 8000, BLOCK)
@@ -189,10 +195,10 @@ def test_cells_train_on_nested_prefixes_of_one_shuffled_stream(study, cache_dir)
 
 
 def test_a_resumed_study_rebuilds_the_same_stream(study, cache_dir, tmp_path):
-    options = scaling.parse_args(study_argv(study, cache_dir))
+    options = scaling_cli.parse_args(study_argv(study, cache_dir))
     first = prepare_study_data(options, study)
     # A fresh cache forces re-tokenizing with the tokenizer saved in the study folder.
-    rebuilt = prepare_study_data(scaling.parse_args(study_argv(study, tmp_path / "other_cache")), study)
+    rebuilt = prepare_study_data(scaling_cli.parse_args(study_argv(study, tmp_path / "other_cache")), study)
     assert rebuilt.train["input_ids"] == first.train["input_ids"]
     assert rebuilt.validation_bytes == first.validation_bytes
 
@@ -203,7 +209,7 @@ def test_a_grid_larger_than_the_corpus_fails_before_training(tmp_path, cache_dir
     argv = study_argv(tmp_path / "study", cache_dir)
     argv[argv.index("--data_sizes") + 1] = "2000,10000000"
     with pytest.raises(ValueError, match=r"only [\d,]+ training tokens.*up to 10,000,000"):
-        scaling.main(argv)
+        scaling_cli.main(argv)
     assert calls == []
     assert not (tmp_path / "study" / "cells").exists()
 
@@ -282,13 +288,13 @@ def test_rerun_skips_finished_cells_and_retrains_a_deleted_one(study, cache_dir,
     resumed = copy_study(study, tmp_path)
     calls: list = []
     counting_train_cell(monkeypatch, calls, real=True)
-    scaling.main(study_argv(resumed, cache_dir))
+    scaling_cli.main(study_argv(resumed, cache_dir))
     assert calls == []
 
     deleted = resumed / "cells" / "nano-num_hidden_layers-2_4000.json"
     kept = json.loads((resumed / "cells" / "nano_8000.json").read_text())
     deleted.unlink()
-    scaling.main(study_argv(resumed, cache_dir))
+    scaling_cli.main(study_argv(resumed, cache_dir))
     assert calls == [("nano:num_hidden_layers=2", 4000, None)]
     assert deleted.is_file()
     assert json.loads((resumed / "cells" / "nano_8000.json").read_text()) == kept
@@ -306,7 +312,7 @@ def test_report_only_renders_without_training(study, cache_dir, tmp_path, monkey
     monkeypatch.setattr(scaling, "prepare_study_data", no_data)
     for name in ("REPORT.md", "scaling.png", "fit.json"):
         (rendered / name).unlink()
-    scaling.main(
+    scaling_cli.main(
         ["--output_dir", str(rendered), "--report_only", "true", "--metric", "val_loss", "--bootstrap", "0"]
     )
     assert calls == []
@@ -322,14 +328,14 @@ def test_report_only_renders_without_training(study, cache_dir, tmp_path, monkey
 
 def test_report_only_without_a_study_says_what_to_do(tmp_path):
     with pytest.raises(FileNotFoundError, match="run the study first"):
-        scaling.main(["--output_dir", str(tmp_path / "nothing"), "--report_only"])
+        scaling_cli.main(["--output_dir", str(tmp_path / "nothing"), "--report_only"])
 
 
 def test_rerun_with_other_settings_is_refused(study, cache_dir):
     argv = study_argv(study, cache_dir)
     argv[argv.index("--block_size") + 1] = "16"
     with pytest.raises(ValueError, match="block_size: study has 32, this run asks 16"):
-        scaling.main(argv)
+        scaling_cli.main(argv)
 
 
 def test_a_folder_with_other_files_is_not_used(tmp_path, cache_dir):
@@ -337,7 +343,7 @@ def test_a_folder_with_other_files_is_not_used(tmp_path, cache_dir):
     occupied.mkdir()
     (occupied / "notes.txt").write_text("mine")
     with pytest.raises(FileExistsError, match="no study.json"):
-        scaling.main(study_argv(occupied, cache_dir))
+        scaling_cli.main(study_argv(occupied, cache_dir))
     assert (occupied / "notes.txt").read_text() == "mine"
 
 
@@ -345,7 +351,7 @@ def test_a_folder_with_other_files_is_not_used(tmp_path, cache_dir):
 
 
 def test_the_batch_rule_gives_small_cells_steps_and_scales_the_learning_rate(tmp_path):
-    options = scaling.parse_args(["--output_dir", str(tmp_path), "--regime", "single_epoch"])
+    options = scaling_cli.parse_args(["--output_dir", str(tmp_path), "--regime", "single_epoch"])
     assert (options.min_steps, options.num_train_epochs) == (300, 1.0)
     big = cell_plan(options, blocks=100_000, hidden_size=64)
     small = cell_plan(options, blocks=1200, hidden_size=64)
@@ -361,7 +367,7 @@ def test_the_batch_rule_gives_small_cells_steps_and_scales_the_learning_rate(tmp
         options.learning_rate / 2
     )
     assert not big["early_stopping"]
-    converged = scaling.parse_args(["--output_dir", str(tmp_path)])
+    converged = scaling_cli.parse_args(["--output_dir", str(tmp_path)])
     assert (converged.regime, converged.min_steps, converged.num_train_epochs) == ("converged", 100, 16.0)
     plan = cell_plan(converged, blocks=5000, hidden_size=64)
     assert plan["early_stopping"] and plan["eval_steps"] == plan["steps_per_epoch"]
@@ -387,7 +393,7 @@ def test_early_stopping_keeps_the_best_weights_and_stops_after_patience():
 
 
 def test_plan_budget_and_worker_shares(tmp_path):
-    options = scaling.parse_args(
+    options = scaling_cli.parse_args(
         ["--output_dir", str(tmp_path), "--presets", "nano,nano:num_hidden_layers=2", "--data_sizes", "1e4,2e4,4e4",
          "--epochs", "1,2,4", "--repetition_tokens", "5000"]
     )  # fmt: skip
@@ -513,7 +519,7 @@ def test_a_report_on_cells_that_do_not_identify_the_law_gives_no_extrapolation(t
 
 def test_a_study_stored_before_the_optimizer_was_recorded_resumes_at_its_defaults(tmp_path):
     study_dir = tmp_path / "study"
-    options = scaling.parse_args(["--output_dir", str(study_dir)])
+    options = scaling_cli.parse_args(["--output_dir", str(study_dir)])
     check_study_folder(study_dir, options)
     stored = json.loads((study_dir / STUDY_FILE).read_text())
     for key in ("optim", "muon_learning_rate", "muon_weight_decay", "precision"):
@@ -521,4 +527,6 @@ def test_a_study_stored_before_the_optimizer_was_recorded_resumes_at_its_default
     (study_dir / STUDY_FILE).write_text(json.dumps(stored))
     check_study_folder(study_dir, options)  # same defaults: the study continues
     with pytest.raises(ValueError, match="optim: study has 'adamw_torch[a-z_]*', this run asks 'muon'"):
-        check_study_folder(study_dir, scaling.parse_args(["--output_dir", str(study_dir), "--optim", "muon"]))
+        check_study_folder(
+            study_dir, scaling_cli.parse_args(["--output_dir", str(study_dir), "--optim", "muon"])
+        )

@@ -11,18 +11,18 @@ import numpy as np
 import pytest
 from scipy.optimize import minimize_scalar
 
-from wenlm.training.scaling.fit import (
+from wenlm.training.scaling.fit.holdout import holdout_validation
+from wenlm.training.scaling.fit.laws import compute_optimal_split, predict_loss, tokens_for_target_loss
+from wenlm.training.scaling.fit.repetition import PUBLISHED_R_STAR, effective_tokens, fit_repetition
+from wenlm.training.scaling.fit.study_fit import (
     fit_data_law,
     fit_joint_law,
     fit_study,
     predict_interval,
     strip_private,
 )
-from wenlm.training.scaling.holdout import holdout_validation
-from wenlm.training.scaling.laws import compute_optimal_split, predict_loss, tokens_for_target_loss
-from wenlm.training.scaling.plots import plot_loss_vs_compute, plot_scaling
-from wenlm.training.scaling.repetition import PUBLISHED_R_STAR, effective_tokens, fit_repetition
-from wenlm.training.scaling.report import load_records, write_report
+from wenlm.training.scaling.report.markdown import load_records, write_report
+from wenlm.training.scaling.report.plots import plot_loss_vs_compute, plot_scaling
 
 TRUE_DATA = {"E": 1.7, "B": 400.0, "beta": 0.3}
 TRUE_JOINT = {"E": 1.7, "A": 400.0, "alpha": 0.34, "B": 400.0, "beta": 0.3}

@@ -5,7 +5,6 @@ import shutil
 
 import numpy as np
 import pytest
-from test_export import save_wenlm_folder
 from transformers import AutoModel, AutoTokenizer
 
 from wenlm.training.cli import main as cli_main
@@ -24,14 +23,9 @@ TEXTS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def model_folder(tmp_path_factory):
-    return save_wenlm_folder(tmp_path_factory.mktemp("st") / "model")
-
-
 @pytest.fixture
-def folder(tmp_path, model_folder):
-    return shutil.copytree(model_folder, tmp_path / "model")
+def folder(tmp_path, wenlm_folder):
+    return shutil.copytree(wenlm_folder, tmp_path / "model")
 
 
 def expected_vectors(folder, pooling, normalize=True):

@@ -7,6 +7,7 @@ import shutil
 
 import pytest
 import torch
+from helpers import tiny_config_fields
 from peft import LoraConfig, get_peft_model
 from torch.utils.data import Dataset
 from transformers import Trainer, TrainingArguments
@@ -22,16 +23,7 @@ VOCAB = 211
 
 
 def wenlm_model(seed: int = 0, **overrides) -> WenLMForCausalLM:
-    fields = dict(
-        vocab_size=VOCAB,
-        hidden_size=48,
-        intermediate_size=96,
-        num_hidden_layers=2,
-        num_attention_heads=6,
-        num_key_value_heads=2,
-        max_position_embeddings=64,
-        initializer_range=0.2,
-    )
+    fields = tiny_config_fields(VOCAB, width=48, initializer_range=0.2)
     torch.manual_seed(seed)
     return WenLMForCausalLM(WenLMConfig(**{**fields, **overrides}))
 

@@ -6,57 +6,30 @@ import importlib
 import os
 import sys
 
-# command -> (module, one-line description). Modules are imported only when their command runs, so
-# `wenlm --help` stays fast: importing every command pulls in torch, transformers, datasets and scipy (seconds).
-COMMANDS: dict[str, tuple[str, str]] = {
-    "quickstart": (
-        "wenlm.training.quickstart",
-        "the main job: tokenizer + model on the built-in corpus, then generate",
-    ),
-    "pretrain": (
-        "wenlm.training.pretrain",
-        "train a tokenizer and a model on a corpus with the stock Trainer",
-    ),
-    "corpus": (
-        "wenlm.training.corpus.command",
-        "write the built-in corpus or a built-in task set to a JSONL file",
-    ),
-    "finetune": (
-        "wenlm.training.finetune",
-        "fine-tune a wenlm model: chat/instruction SFT or classification",
-    ),
-    "evaluate": (
-        "wenlm.training.evaluation.evaluate",
-        "measure a model: language modelling, QA, translation, summaries, classes",
-    ),
-    "embed": (
-        "wenlm.training.retrieval.embed",
-        "one vector per text from a model's hidden states, to a parquet file",
-    ),
-    "generate": (
-        "wenlm.training.evaluation.generate",
-        "generate continuations of prompts through pipeline('text-generation')",
-    ),
-    "inspect": (
-        "wenlm.training.inspection.command",
-        "look inside a model: per-token surprisal, logit lens, attention",
-    ),
-    "audit": (
-        "wenlm.training.inspection.audit",
-        "privacy audit: exposure of inserted canaries, extraction of training text",
-    ),
-    "chat": ("wenlm.training.evaluation.chat", "chat with a model in the terminal, streaming its replies"),
-    "scaling": (
-        "wenlm.training.scaling.study",
-        "data-scale study: train a grid of (model, data) cells, fit and plot laws",
-    ),
-    "push": ("wenlm.training.hub.push", "validate a model folder and upload it to the Hugging Face Hub"),
-    "card": ("wenlm.training.hub.card_command", "re-render a model folder's model card from its reports"),
-    "export": (
-        "wenlm.training.export",
-        "convert a wenlm model to a stock Llama folder or a llama.cpp GGUF file",
-    ),
+# command -> one-line description; the command's code is wenlm.training.commands.<command>. Modules are imported
+# only when their command runs, so `wenlm --help` stays fast: importing every command pulls in torch,
+# transformers, datasets and scipy (seconds).
+COMMANDS: dict[str, str] = {
+    "quickstart": "the main job: tokenizer + model on the built-in corpus, then generate",
+    "pretrain": "train a tokenizer and a model on a corpus with the stock Trainer",
+    "corpus": "write the built-in corpus or a built-in task set to a JSONL file",
+    "finetune": "fine-tune a wenlm model: chat/instruction SFT, classification or embeddings",
+    "evaluate": "measure a model: language modelling, QA, translation, summaries, classes",
+    "embed": "one vector per text from a model's hidden states, to a parquet file",
+    "generate": "generate continuations of prompts through pipeline('text-generation')",
+    "inspect": "look inside a model: per-token surprisal, logit lens, attention",
+    "audit": "privacy audit: exposure of inserted canaries, extraction of training text",
+    "chat": "chat with a model in the terminal, streaming its replies",
+    "scaling": "data-scale study: train a grid of (model, data) cells, fit and plot laws",
+    "push": "validate a model folder and upload it to the Hugging Face Hub",
+    "card": "re-render a model folder's model card from its reports",
+    "export": "convert a wenlm model to a stock Llama folder or a llama.cpp GGUF file",
 }
+
+
+def command_module(command: str) -> str:
+    return f"wenlm.training.commands.{command}"
+
 
 # Errors a user can fix from the message alone: shown without a traceback (WENLM_DEBUG=1 shows it).
 USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError, ImportError, KeyError)
@@ -69,8 +42,19 @@ def usage() -> str:
         "",
         "commands:",
     ]
-    lines += [f"  {name.ljust(width)}  {description}" for name, (_, description) in COMMANDS.items()]
+    lines += [f"  {name.ljust(width)}  {description}" for name, description in COMMANDS.items()]
     return "\n".join(lines)
+
+
+def reference() -> str:
+    """docs/cli.md: every command's options, from the dataclasses each command parses (`make docs` writes it)."""
+    from wenlm.training.args.reference import reference_page
+
+    entries = []
+    for name, description in COMMANDS.items():
+        module = importlib.import_module(command_module(name))
+        entries.append((name, description, module.ARGUMENTS, getattr(module, "DEFAULTS", None)))
+    return reference_page(entries)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -78,11 +62,14 @@ def main(argv: list[str] | None = None) -> int:
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(usage())
         return 0
+    if argv == ["--reference"]:
+        print(reference(), end="")
+        return 0
     command, rest = argv[0], argv[1:]
     if command not in COMMANDS:
         print(f"wenlm: unknown command {command!r}.\n\n{usage()}", file=sys.stderr)
         return 2
-    module = importlib.import_module(COMMANDS[command][0])
+    module = importlib.import_module(command_module(command))
     try:
         module.main(rest)
     except USER_ERRORS as error:

@@ -1,6 +1,7 @@
-"""Checks on a `--model` given as a local folder, made before transformers loads it, so that a missing, damaged
-or foreign folder is named in a sentence (transformers would report a failed Hub connection, a JSONDecodeError or
-a misleading tokenizer error instead)."""
+"""A wenlm model folder: the names of the files wenlm writes into it beside the model, and checks on a `--model`
+given as a local folder, made before transformers loads it, so that a missing, damaged or foreign folder is named
+in a sentence (transformers would report a failed Hub connection, a JSONDecodeError or a misleading tokenizer error
+instead)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,13 @@ from contextlib import contextmanager
 from pathlib import Path
 
 WENLM_MODEL_TYPE = "wenlm"
+# Written beside the model by training (report, log history, loss curve), `wenlm evaluate` (results) and the
+# model card renderer (README.md); read back by the card, `wenlm audit` and fine-tuning (the base model's report).
+TRAINING_REPORT = "training_report.json"
+LOG_HISTORY_FILE = "log_history.json"
+LOSS_CURVE_FILE = "loss_curve.png"
+EVAL_RESULTS = "eval_results.json"
+CARD_FILE = "README.md"
 # A Hub id is "name" or "owner/name"; anything else that does not exist on disk can only be a mistyped folder.
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?$")
 

@@ -13,16 +13,13 @@ import matplotlib
 import torch
 
 from wenlm.training.args.training import MUON, native_bf16, training_device
-from wenlm.training.hub.card import write_model_card
-from wenlm.training.hub.tokens import redact_secrets
+from wenlm.training.cards.card import write_model_card
+from wenlm.training.model_folder import LOG_HISTORY_FILE, LOSS_CURVE_FILE, TRAINING_REPORT
 from wenlm.training.utils import bits_per_byte, json_ready, write_json
+from wenlm.training.utils.secrets import redact_secrets
 
 matplotlib.use("Agg")  # headless: training machines have no display
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
-
-REPORT_FILE = "training_report.json"
-LOSS_CURVE_FILE = "loss_curve.png"
-LOG_HISTORY_FILE = "log_history.json"
 
 REPORTED_HYPERPARAMETERS = (
     "learning_rate",
@@ -220,7 +217,7 @@ def plot_loss_curve(
 
 def write_outputs(output_dir: Path, report: dict, log_history: list[dict]) -> None:
     """The report, the log history, the loss curve and the model card (which reads the other three)."""
-    write_json(output_dir / REPORT_FILE, report)
+    write_json(output_dir / TRAINING_REPORT, report)
     write_json(output_dir / LOG_HISTORY_FILE, log_history, indent=1)
     plot_loss_curve(
         log_history,

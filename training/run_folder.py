@@ -15,8 +15,12 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from safetensors import SafetensorError, safe_open
+
+if TYPE_CHECKING:
+    from transformers import TrainingArguments
 
 LOCK_NAME = ".wenlm.lock"
 CHECKPOINT_PATTERN = re.compile(r"^checkpoint-(\d+)$")
@@ -326,3 +330,24 @@ def disk_errors_named(folder: str | Path, option: str = "--output_dir") -> Itera
             f"Writing the run's files in {option} {folder} failed: {why}{where}. {kept} Free some space (or fix "
             f"the permissions), or choose another {option}."
         ) from None
+
+
+def check_output_dir(training_args: TrainingArguments) -> str | None:
+    """Return the checkpoint to resume from (only a complete one), and refuse a run whose output folder holds
+    another run's files, whatever the flags."""
+    output_dir = Path(training_args.output_dir)
+    resume = training_args.resume_from_checkpoint
+    checkpoint = None
+    if resume in ("True", "true", "last"):
+        checkpoint = last_complete_checkpoint(output_dir)
+        if checkpoint is None:
+            raise ValueError(
+                f"--resume_from_checkpoint last: no complete checkpoint-* folder found in {output_dir} (incomplete "
+                "ones are named in the warnings above). Start the run anew with another --output_dir."
+            )
+    elif resume:
+        checkpoint = check_checkpoint(resume)
+    # Only the main process judges the folder: the others start while it may already be writing there.
+    if training_args.process_index == 0:
+        refuse_foreign_files(output_dir, checkpoint)
+    return checkpoint

@@ -11,57 +11,70 @@ TrainingArguments' names wherever training happens). Old spellings keep working 
 `renamed=`, with a warning that names the new one.
 """
 
-from wenlm.training.args.evaluation import (
-    EVALUATE_TASKS,
-    PROMPT_FORMATS,
-    ChatArguments,
-    EvaluateArguments,
-    GenerateArguments,
-    ModelSourceArguments,
-    SamplingArguments,
-    check_at_least_one,
-)
-from wenlm.training.args.inspection import InspectArguments
-from wenlm.training.args.parsing import (
-    OPTIONS_FILE_SUFFIXES,
-    options_file_to_argv,
-    parse_options,
-    rename_deprecated,
-)
-from wenlm.training.args.publishing import (
-    EXPORT_FORMATS,
-    CardArguments,
-    CorpusArguments,
-    ExportArguments,
-    PushArguments,
-    positional_model_to_flag,
-)
-from wenlm.training.args.scaling import (
-    SCALING_DEFAULT_DATA_SIZES,
-    SCALING_DEFAULT_PRESETS,
-    SCALING_DEFAULT_VALIDATION_DOCS,
-    SCALING_METRICS,
-    ScalingArguments,
-    parse_data_sizes,
-)
-from wenlm.training.args.training import (
-    CPU_TRAINING_DEFAULTS,
-    DEFAULT_LORA_TARGETS,
-    DEFAULT_LOSS_CHUNK_SIZE,
-    DEFAULT_MAX_BLOCK_SIZE,
-    DEFAULT_VOCAB_SIZE,
-    FINETUNE_RENAMED,
-    FINETUNE_TASKS,
-    FINETUNE_TRAINING_DEFAULTS,
-    PRETRAIN_DEFAULTS,
-    QUICKSTART_DEFAULTS,
-    QUICKSTART_VOCAB_SIZE,
-    DataArguments,
-    FinetuneArguments,
-    ModelArguments,
-    QuickstartArguments,
-    validation_spec,
-)
+from __future__ import annotations
+
+import importlib
+
+# name -> the module of this package that defines it. Imported on first use (PEP 562), so that a command whose
+# options need no TrainingArguments (corpus, card, push, export, ...) does not pay for importing the Trainer's
+# stack at start-up (seconds: transformers.trainer_utils imports peft).
+_DEFINED_IN = {
+    "CPU_TRAINING_DEFAULTS": "training",
+    "CardArguments": "publishing",
+    "ChatArguments": "evaluation",
+    "CorpusArguments": "publishing",
+    "DEFAULT_LORA_TARGETS": "training",
+    "DEFAULT_LOSS_CHUNK_SIZE": "training",
+    "DEFAULT_MAX_BLOCK_SIZE": "training",
+    "DEFAULT_VOCAB_SIZE": "training",
+    "DataArguments": "training",
+    "EVALUATE_TASKS": "evaluation",
+    "EXPORT_FORMATS": "publishing",
+    "EvaluateArguments": "evaluation",
+    "ExportArguments": "publishing",
+    "FINETUNE_RENAMED": "training",
+    "FINETUNE_TASKS": "training",
+    "FINETUNE_TRAINING_DEFAULTS": "training",
+    "FinetuneArguments": "training",
+    "GenerateArguments": "evaluation",
+    "InspectArguments": "inspection",
+    "ModelArguments": "training",
+    "ModelSourceArguments": "evaluation",
+    "OPTIONS_FILE_SUFFIXES": "parsing",
+    "PRETRAIN_DEFAULTS": "training",
+    "PROMPT_FORMATS": "evaluation",
+    "PushArguments": "publishing",
+    "QUICKSTART_DEFAULTS": "training",
+    "QUICKSTART_VOCAB_SIZE": "training",
+    "QuickstartArguments": "training",
+    "SCALING_DATA_DEFAULTS": "scaling",
+    "SCALING_DEFAULT_DATA_SIZES": "scaling",
+    "SCALING_DEFAULT_PRESETS": "scaling",
+    "SCALING_DEFAULT_VALIDATION_DOCS": "scaling",
+    "SCALING_METRICS": "scaling",
+    "SamplingArguments": "evaluation",
+    "ScalingArguments": "scaling",
+    "check_at_least_one": "evaluation",
+    "options_file_to_argv": "parsing",
+    "parse_data_sizes": "scaling",
+    "parse_options": "parsing",
+    "positional_model_to_flag": "publishing",
+    "rename_deprecated": "parsing",
+    "validation_spec": "training",
+}
+
+
+def __getattr__(name: str):
+    if name not in _DEFINED_IN:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{_DEFINED_IN[name]}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_DEFINED_IN])
+
 
 __all__ = [
     "CPU_TRAINING_DEFAULTS",
@@ -92,6 +105,7 @@ __all__ = [
     "QUICKSTART_DEFAULTS",
     "QUICKSTART_VOCAB_SIZE",
     "QuickstartArguments",
+    "SCALING_DATA_DEFAULTS",
     "SCALING_DEFAULT_DATA_SIZES",
     "SCALING_DEFAULT_PRESETS",
     "SCALING_DEFAULT_VALIDATION_DOCS",

@@ -11,6 +11,8 @@ PROMPT_FORMATS = ("auto", "chat", "plain")
 POOLINGS = ("mean", "last")
 RETRIEVERS = ("dense", "bm25_jieba", "bm25_char_ngrams")
 CONTEXT_SOURCES = ("oracle", "retrieved", "none")
+# Old flag spellings of generate and chat, still accepted for one release with a FutureWarning.
+SAMPLING_RENAMED = {"--greedy": ("--do_sample", "false")}
 
 
 def check_at_least_one(**values: int | None) -> None:

@@ -13,6 +13,7 @@ from wenlm.training.args.training import (
     DEFAULT_OPTIM,
     MUON,
     PRECISIONS,
+    DataArguments,
 )
 
 # --------------------------------------------------------------------------------------------- wenlm scaling
@@ -28,6 +29,13 @@ SCALING_DEFAULT_PRESETS = "nano:num_hidden_layers=1,nano:num_hidden_layers=2,nan
 # ~300 to measure data rather than under-training; converged cells make up steps with passes.
 DEFAULT_MIN_STEPS = {"converged": 100, "single_epoch": 300}
 SCALING_DEFAULT_VALIDATION_DOCS = 1000
+# DataArguments' defaults in a study: the control corpus, short blocks for nano-sized models, and validation
+# documents as a count (a study's cells are scored on the same documents whatever the corpus size).
+SCALING_DATA_DEFAULTS = {
+    "train_files": [SCALING_DEFAULT_TRAIN_FILES],
+    "block_size": 128,
+    "validation_split": SCALING_DEFAULT_VALIDATION_DOCS,
+}
 SCALING_METRICS = ("val_bpb", "val_loss")
 SCALING_REGIMES = ("converged", "single_epoch")
 # Passes over a cell's data at most, per regime: converged cells stop earlier when the held-out loss stops falling.
@@ -82,12 +90,6 @@ class ScalingArguments:
     """`wenlm scaling`: the grid of (model size, training tokens D) cells, how each cell trains, and the fit."""
 
     output_dir: str = field(metadata={"help": "Study folder (created; an existing study there is resumed)."})
-    train_files: list[str] = field(
-        default_factory=lambda: [SCALING_DEFAULT_TRAIN_FILES],
-        metadata={
-            "help": "Text sources as for `wenlm pretrain` (files, globs, folders, hub:NAME, builtin[:N])."
-        },
-    )
     data_sizes: str = field(
         default=SCALING_DEFAULT_DATA_SIZES, metadata={"help": "Comma-separated training token counts D."}
     )
@@ -188,17 +190,6 @@ class ScalingArguments:
         },
     )
     vocab_size: int = field(default=1024, metadata={"help": "Size of the study's BPE tokenizer."})
-    block_size: int = field(default=128, metadata={"help": "Tokens per training block (context length)."})
-    validation_docs: int | None = field(
-        default=None,
-        metadata={
-            "help": f"Held-out validation documents (default {SCALING_DEFAULT_VALIDATION_DOCS}; with "
-            "--validation_split: an upper bound)."
-        },
-    )
-    validation_split: float | None = field(
-        default=None, metadata={"help": "Held-out fraction of documents instead of a count."}
-    )
     learning_rate: float = field(
         default=CPU_TRAINING_DEFAULTS["learning_rate"],
         metadata={"help": "Peak learning rate (cosine decay)."},
@@ -252,22 +243,6 @@ class ScalingArguments:
             "and across tokenizers) or val_loss (nats per token)."
         },
     )
-    text_column: str = field(
-        default="text", metadata={"help": "Column holding the text in jsonl/json/csv/parquet."}
-    )
-    txt_document_mode: str = field(
-        default="block",
-        metadata={"help": "How .txt files split into documents: 'block' (blank-line separated) or 'line'."},
-    )
-    txt_document_separator: str | None = field(
-        default=None, metadata={"help": "Extra .txt document boundary: a line equal to this marker."}
-    )
-    min_doc_chars: int = field(
-        default=1, metadata={"help": "Drop documents shorter than this after stripping."}
-    )
-    cache_dir: str | None = field(
-        default=None, metadata={"help": "Cache folder for the prepared data (default: HF datasets cache)."}
-    )
     save_models: str | None = field(
         default=None,
         metadata={"help": "Folder to save each cell's trained model in (default: weights are discarded)."},
@@ -284,9 +259,11 @@ class ScalingArguments:
         default=True, metadata={"help": "Discuss the published exponents against this study's in REPORT.md."}
     )
 
+    # The corpus options, parsed beside these from DataArguments (with SCALING_DATA_DEFAULTS) and attached by the
+    # command, as run_clm composes its dataclasses: one declaration and one check of every data option.
+    data: DataArguments | None = field(default=None, init=False, repr=False)
+
     def __post_init__(self):
-        if isinstance(self.train_files, str):
-            self.train_files = [self.train_files]
         parse_data_sizes(self.data_sizes)
         if self.regime not in SCALING_REGIMES:
             raise ValueError(f"--regime must be one of {', '.join(SCALING_REGIMES)}, got {self.regime!r}")
@@ -314,20 +291,12 @@ class ScalingArguments:
         for name in positive:
             if not getattr(self, name) > 0:
                 raise ValueError(f"--{name} must be positive, got {getattr(self, name)}")
-        if self.block_size < 2:
-            raise ValueError(f"--block_size must be at least 2, got {self.block_size}")
         if not 0 <= self.warmup_steps < 1:
             raise ValueError(
                 f"--warmup_steps must be a fraction of each cell's steps in [0, 1), got {self.warmup_steps}"
             )
-        if self.validation_docs is not None and self.validation_docs < 1:
-            raise ValueError(f"--validation_docs must be >= 1, got {self.validation_docs}")
-        if self.validation_split is not None and not 0 < self.validation_split < 1:
-            raise ValueError(f"--validation_split must be a fraction in (0, 1), got {self.validation_split}")
         if self.metric not in SCALING_METRICS:
             raise ValueError(f"--metric must be one of {', '.join(SCALING_METRICS)}, got {self.metric!r}")
-        if self.txt_document_mode not in ("block", "line"):
-            raise ValueError(f"--txt_document_mode must be 'block' or 'line', got {self.txt_document_mode!r}")
         if self.torch_threads is not None and self.torch_threads < 1:
             raise ValueError(f"--torch_threads must be >= 1, got {self.torch_threads}")
         if self.bootstrap < 0:

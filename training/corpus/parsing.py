@@ -218,7 +218,6 @@ def _parse_as(lines: list[str], doc_type: str, opening_cache: dict) -> ParsedDoc
     template, values = parse_line(0, "opening", {}, grammar_lines[0])
     logprob += TABLES["template:opening"].logprob(template.id) + _fields_logprob(template, values, {})
     cast = {"A": values["A"], "B": values["B"]}
-    opening_values = values
 
     has_ending = structure != "dialogue"
     body_lines = grammar_lines[1:-1] if has_ending else grammar_lines[1:]
@@ -250,15 +249,7 @@ def _parse_as(lines: list[str], doc_type: str, opening_cache: dict) -> ParsedDoc
     if has_ending:
         template, values = parse_line(len(grammar_lines) - 1, "ending", cast, grammar_lines[-1])
         logprob += TABLES["template:ending"].logprob(template.id) + _fields_logprob(template, values, cast)
-    return ParsedDocument(
-        doc_type=doc_type,
-        logprob=logprob,
-        cast=(cast["A"], cast["B"]),
-        weather=opening_values["weather"],
-        time=opening_values["time"],
-        place=opening_values["place"],
-        lines=derivation,
-    )
+    return ParsedDocument.of_derivation(doc_type, logprob, cast, derivation)
 
 
 def parse_document(text: str) -> ParsedDocument:

@@ -76,6 +76,20 @@ class ParsedDocument:
     def lang(self) -> str:
         return "bilingual" if self.doc_type == "parallel" else self.doc_type[:2]
 
+    @classmethod
+    def of_derivation(cls, doc_type: str, logprob: float, cast: dict, lines: list) -> ParsedDocument:
+        """From (role, template id, field values) per line: the opening facts are the first line's values."""
+        opening = lines[0][2]
+        return cls(
+            doc_type=doc_type,
+            logprob=logprob,
+            cast=(cast["A"], cast["B"]),
+            weather=opening["weather"],
+            time=opening["time"],
+            place=opening["place"],
+            lines=lines,
+        )
+
 
 def sample_document(
     rng: random.Random, doc_type: str | None = None, tables=TABLES
@@ -137,15 +151,8 @@ def sample_document(
             lines.append(speaker + TURN_SEPARATOR[lang] + template.render(lang, values))
         else:
             lines.append(template.render(lang, values))
-    opening_values = derivation[0][2]
-    parsed = ParsedDocument(
-        doc_type=doc_type,
-        logprob=logprob,
-        cast=(cast["A"], cast["B"]),
-        weather=opening_values["weather"],
-        time=opening_values["time"],
-        place=opening_values["place"],
-        lines=[(role, template.id, values) for role, template, values in derivation],
+    parsed = ParsedDocument.of_derivation(
+        doc_type, logprob, cast, [(role, template.id, values) for role, template, values in derivation]
     )
     return "\n".join(lines), parsed
 

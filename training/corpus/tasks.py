@@ -211,7 +211,7 @@ def make_task_rows(kind: str, num_rows: int, seed: int = 0) -> list[dict]:
 def write_jsonl(kind: str, num_rows: int, seed: int, path, overwrite: bool = False) -> int:
     """Write task rows as JSON lines (UTF-8, non-ASCII kept) and return how many were written.
 
-    Refuses to replace an existing file unless ``overwrite=True``.
+    Refuses to replace an existing file unless ``overwrite`` (`--overwrite true`).
     """
     rows = _iter_task_rows(kind, num_rows, seed)  # validates arguments before touching the file
     first = next(rows, None)
@@ -223,7 +223,7 @@ def write_jsonl(kind: str, num_rows: int, seed: int, path, overwrite: bool = Fal
         handle = open(path, "w" if overwrite else "x", encoding="utf-8")
     except FileExistsError:
         raise FileExistsError(
-            f"{path} already exists; pass overwrite=True to replace it or choose another path"
+            f"{path} already exists; pass --overwrite true to replace it, or choose another --output"
         ) from None
     written = 0
     with handle:

@@ -6,9 +6,9 @@ Pipeline (``prepare_datasets``)::
     sources -> UTF-8 check -> normalise line endings + strip -> drop short docs -> exact de-dup
             -> optional PII scrubbing -> split by document -> [train tokenizer] -> tokenize + EOS -> pack
 
-Each step has its module: ``sources`` (resolving and reading, UTF-8), ``cleaning`` (normalise, min chars,
-de-dup, PII via ``pii``), ``splitting``, ``packing`` (tokenize, pack, bytes per token) and ``cache`` (digests,
-Arrow files); this module runs them in order and assembles the report.
+Each step has its module: ``sources`` (resolving and reading, UTF-8; files are opened by ``reading``),
+``cleaning`` (normalise, min chars, de-dup, PII via ``pii``), ``splitting``, ``packing`` (tokenize, pack, bytes
+per token) and ``cache`` (digests, Arrow files); this module runs them in order and assembles the report.
 
 Decisions worth knowing:
 
@@ -54,7 +54,7 @@ from wenlm.training.args import DataArguments
 from wenlm.training.data.cache import resolve_cache_dir
 from wenlm.training.data.cleaning import CLEANING_STEPS, clean_dataset, clean_stream
 from wenlm.training.data.packing import count_bytes, token_byte_lengths, tokenize_and_pack
-from wenlm.training.data.sources import load_source, read_txt_documents, resolve_sources
+from wenlm.training.data.sources import read_sources, read_txt_documents, resolve_sources
 from wenlm.training.data.splitting import split_by_document
 
 logger = logging.getLogger(__name__)
@@ -64,6 +64,7 @@ __all__ = [
     "PreparedData",
     "count_bytes",
     "prepare_datasets",
+    "read_corpus",
     "read_txt_documents",
     "resolve_sources",
     "split_by_document",
@@ -95,12 +96,15 @@ def _first(dataset) -> Any:
     return next(iter(dataset), None)
 
 
+def read_corpus(args: DataArguments) -> None:
+    """Read and check every training source (into the cache, where `prepare_datasets` finds it again), for a
+    command that must refuse an unreadable corpus before it writes anything of its own."""
+    read_sources(args, resolve_cache_dir(args.cache_dir))
+
+
 def _load_raw(args: DataArguments, report: dict):
     """Every source concatenated into one dataset with a 'text' column; sources and UTF-8 counts go to ``report``."""
-    cache_dir = resolve_cache_dir(args.cache_dir)
-    sources = resolve_sources(args.train_files)
-    utf8_by_file: dict[str, int] = {}
-    parts = [part for source in sources for part in load_source(source, args, cache_dir, utf8_by_file)]
+    sources, parts, utf8_by_file = read_sources(args, resolve_cache_dir(args.cache_dir))
     report.update(
         sources=[{"spec": s.spec, "kind": s.kind, "files": s.files} for s in sources],
         invalid_utf8_bytes=sum(utf8_by_file.values()),

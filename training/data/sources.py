@@ -2,24 +2,25 @@
 `builtin`), reading .txt/.jsonl/.json/.parquet/.csv into datasets with one "text" column (a CSV text column
 kept as the exact strings in the file; the text formats also compressed: .gz, .bz2, .xz, .zst), and invalid
 UTF-8 (counted and replaced by U+FFFD, or refused with `--strict_utf8`; files that are clearly not text are
-refused unless `--allow_binary_files`)."""
+refused unless `--allow_binary_files`).
+
+Every local file is read through `reading` and checked before a run trains on it or writes anything: a file
+that does not decompress, a JSON line that is not an object, a text field that is not a string (a number, a
+list, null: refused, never made into text or dropped), a Parquet text column of another type or with nulls.
+Streaming runs check every local file up front too (one extra pass), so a bad line deep in the corpus is not
+found after hours of training."""
 
 from __future__ import annotations
 
-import bz2
 import glob
-import gzip
-import io
-import json
 import logging
-import lzma
 import os
-import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import datasets
+import pyarrow.compute as pc
 
 from wenlm.training.args import DataArguments
 from wenlm.training.corpus import grammar as builtin_corpus
@@ -30,6 +31,18 @@ from wenlm.training.data.cache import (
     digest,
     file_signature,
     materialise_texts,
+)
+from wenlm.training.data.reading import (
+    COMPRESSIONS,
+    TEXT_ADVICE,
+    check_parquet_text_column,
+    decode_utf8_lenient,
+    iter_byte_chunks,
+    iter_json_records,
+    missing_column,
+    one_line,
+    split_compression,
+    text_value_problem,
 )
 
 logger = logging.getLogger(__name__)
@@ -43,94 +56,15 @@ SUPPORTED_EXTENSIONS = {
 }
 # Formats whose bytes are checked (and repaired) as UTF-8 before a reader sees them; parquet stores its own types.
 TEXT_FORMATS = (".txt", ".jsonl", ".json", ".csv")
-# Compressions of the text formats (file.jsonl.gz ...): our readers and `datasets` (through fsspec) both see the
-# decompressed text. Parquet compresses inside the file.
-COMPRESSIONS = (".gz", ".bz2", ".xz", ".zst")
+JSON_FORMATS = (".jsonl", ".json")
 DEFAULT_BUILTIN_DOCS = 20000
 
-_READ_CHUNK_BYTES = 8 << 20
 # Text in UTF-8 never holds NUL bytes, and even Latin-1 prose has only a few percent of non-ASCII bytes: a file
 # past this share of invalid bytes (a PNG renamed .txt: 41 %) is not worth training on without being asked.
 BINARY_INVALID_SHARE = 0.10
-_ESCAPED_BYTE = re.compile("[\udc80-\udcff]")
 
 
 # ------------------------------------------------------------------------------------- UTF-8 handling
-
-
-def split_compression(path: str) -> tuple[str, str | None]:
-    """(format suffix, compression suffix or None) of a file name: data.jsonl.gz -> (".jsonl", ".gz")."""
-    name = Path(path).name.lower()
-    for compression in COMPRESSIONS:
-        if name.endswith(compression) and Path(name[: -len(compression)]).suffix in TEXT_FORMATS:
-            return Path(name[: -len(compression)]).suffix, compression
-    return Path(name).suffix, None
-
-
-def open_decompressed(path: str) -> io.BufferedIOBase:
-    """The file's bytes, decompressed when its name says it is compressed."""
-    compression = split_compression(path)[1]
-    if compression == ".gz":
-        return gzip.open(path, "rb")
-    if compression == ".bz2":
-        return bz2.open(path, "rb")
-    if compression == ".xz":
-        return lzma.open(path, "rb")
-    if compression == ".zst":
-        try:
-            import zstandard  # optional: only .zst files need it
-        except ImportError:
-            raise ImportError(
-                f"{path} is zstd-compressed, which needs the zstandard package: pip install "
-                "zstandard (or decompress the file with `zstd -d`)"
-            ) from None
-        return io.BufferedReader(zstandard.ZstdDecompressor().stream_reader(open(path, "rb"), closefd=True))
-    return open(path, "rb")
-
-
-def _iter_byte_chunks(path: str) -> Iterator[tuple[int, bytes]]:
-    """Yield (offset, chunk) of the (decompressed) file; see _iter_plain_chunks. A file that does not decompress
-    (truncated, or not really compressed) is named with what to do."""
-    try:
-        yield from _iter_plain_chunks(path)
-    except (OSError, EOFError, lzma.LZMAError) as error:
-        if split_compression(path)[1] is None:
-            raise
-        raise ValueError(
-            f"{path} could not be decompressed ({type(error).__name__}: {error}); it may be "
-            "truncated or not compressed as its name says. Check it with its tool (gzip -t, "
-            "xz -t, zstd -t) or remove it from --train_files."
-        ) from None
-
-
-def _iter_plain_chunks(path: str) -> Iterator[tuple[int, bytes]]:
-    """Yield (file_offset, chunk) with every chunk ending after a newline byte (or at EOF).
-
-    0x0A never occurs inside a multi-byte UTF-8 sequence, so each chunk decodes on its own and error
-    offsets inside a chunk map directly to file offsets.
-    """
-    offset = 0
-    with open_decompressed(path) as handle:
-        while True:
-            chunk = handle.read(_READ_CHUNK_BYTES)
-            if not chunk:
-                return
-            if not chunk.endswith(b"\n"):
-                chunk += handle.readline()
-            yield offset, chunk
-            offset += len(chunk)
-
-
-def decode_utf8_lenient(raw: bytes) -> tuple[str, int]:
-    """Decode UTF-8, replacing every invalid byte by U+FFFD; return (text, invalid_byte_count)."""
-    try:
-        return raw.decode("utf-8"), 0
-    except UnicodeDecodeError:
-        pass
-    # surrogateescape maps each invalid byte to exactly one lone surrogate, which makes them countable.
-    escaped = raw.decode("utf-8", "surrogateescape")
-    text, count = _ESCAPED_BYTE.subn("\ufffd", escaped)
-    return text, count
 
 
 def scan_utf8(path: str, strict: bool = False) -> int:
@@ -141,7 +75,7 @@ def scan_utf8(path: str, strict: bool = False) -> int:
 def _scan_bytes(path: str, strict: bool = False) -> tuple[int, int, int]:
     """(invalid UTF-8 bytes, NUL bytes, all bytes) of a file; with ``strict`` raise at the first invalid byte."""
     invalid = nul = total = 0
-    for offset, chunk in _iter_byte_chunks(path):
+    for offset, chunk in iter_byte_chunks(path):
         total += len(chunk)
         nul += chunk.count(0)
         try:
@@ -173,13 +107,13 @@ def check_text_file(path: str, strict: bool = False, allow_binary: bool = False)
 
 
 def _repaired_copy(path: str, cache_dir: Path) -> str:
-    """Write a UTF-8-clean copy of a structured text file (the json/csv readers reject invalid bytes)."""
+    """Write a UTF-8-clean copy of a CSV file (datasets' CSV reader rejects invalid bytes)."""
     target = cache_dir / "repaired_utf8" / f"{digest(file_signature(path))}{split_compression(path)[0]}"
     if not target.exists():
         target.parent.mkdir(parents=True, exist_ok=True)
         partial = target.with_suffix(f"{target.suffix}.{os.getpid()}.partial")
         with open(partial, "w", encoding="utf-8", newline="") as out:
-            for _, chunk in _iter_byte_chunks(path):
+            for _, chunk in iter_byte_chunks(path):
                 out.write(decode_utf8_lenient(chunk)[0])
         os.replace(partial, target)
     return str(target)
@@ -314,7 +248,7 @@ def read_txt_documents(path: str, mode: str = "block", separator: str | None = N
     ``line``: every non-blank line is a document.  Separator lines never appear in a document.
     """
     pending: list[str] = []
-    for _, chunk in _iter_byte_chunks(path):
+    for _, chunk in iter_byte_chunks(path):
         text = decode_utf8_lenient(chunk)[0].replace("\r\n", "\n").replace("\r", "\n")
         lines = text.split("\n")
         if text.endswith("\n"):
@@ -361,16 +295,20 @@ def _builtin_signature() -> str:
 def _select_text_column(dataset, text_column: str, origin: str):
     columns = dataset.column_names
     if columns is not None and text_column not in columns:
-        raise ValueError(
-            f"{origin} has no column {text_column!r} (columns: {', '.join(columns)}); choose one with --text_column"
-        )
+        raise missing_column(origin, text_column, columns)
     if columns is not None:
         dataset = dataset.select_columns([text_column])
     if text_column != "text":
         dataset = dataset.rename_column(text_column, "text")
     features = getattr(dataset, "features", None)
-    if features is not None and "text" in features and features["text"] != TEXT_FEATURES["text"]:
-        # Text read from CSV can be typed as numbers; cast so the cleaning step always sees strings.
+    feature = features.get("text") if features is not None else None
+    if feature is not None and feature != TEXT_FEATURES["text"]:
+        # Only another spelling of strings is cast; numbers or lists would become text the user never wrote.
+        if getattr(feature, "dtype", None) not in ("large_string", "string_view"):
+            raise ValueError(
+                f"{origin}: column {text_column!r} holds {feature}, not strings; choose the column of texts "
+                "with --text_column"
+            )
         dataset = dataset.cast(TEXT_FEATURES)
     return dataset
 
@@ -407,11 +345,65 @@ def _load_hub(source: ResolvedSource, args: DataArguments) -> list:
         streaming=args.streaming,
         cache_dir=args.cache_dir,
     )
-    return [_select_text_column(loaded, args.text_column, f"hub dataset {source.hub_name}")]
+    origin = f"hub dataset {source.hub_name}"
+    dataset = _select_text_column(loaded, args.text_column, origin)
+    if isinstance(dataset, datasets.Dataset) and dataset.data.column("text").null_count:
+        # Nulls are refused as in files (a stream shows them only while training: it is not checked here).
+        row = pc.index(pc.is_null(dataset.data.column("text")), True).as_py() + 1
+        raise ValueError(
+            f"{origin}: row {row}: {args.text_column!r} is null, not a string; choose another column with "
+            "--text_column, or filter the dataset (wenlm does not drop rows unasked)."
+        )
+    return [dataset]
+
+
+def iter_json_texts(path: str, text_column: str) -> Iterator[str]:
+    """The text of every record of a JSON Lines or JSON-array file, refusing the first record that is not an
+    object with a string in ``text_column`` (named by file and line, with what to do)."""
+    first = True
+    for place, row, problem in iter_json_records(path):
+        if problem is not None:
+            raise ValueError(
+                f"{place}: {problem}. Fix or remove that line; each line of a .jsonl file (each "
+                "record of a .json array) must be one JSON object."
+            )
+        if first and text_column not in row:
+            # The first record stands for the file: most likely the whole file names its text otherwise.
+            raise missing_column(path, text_column, list(row))
+        first = False
+        problem = text_value_problem(row, text_column)
+        if problem is not None:
+            raise ValueError(f"{place}: {problem}. {TEXT_ADVICE}")
+        yield row[text_column]
+
+
+def _iter_json_documents(path: str, text_column: str, signature: str) -> Iterator[dict]:
+    del signature  # part of gen_kwargs only, as above
+    for text in iter_json_texts(path, text_column):
+        yield {"text": text}
+
+
+def _load_json_file(path: str, args: DataArguments, cache_dir: Path):
+    # Read by `reading`, not by datasets' JSON builder: pyarrow types a column by its values, so one number or
+    # list among strings turned every text of the file into its JSON ('"a story"'), and its errors name a row
+    # within a block, not the file's line.
+    gen_kwargs = {
+        "path": path,  # as the user gave it, for the messages; the signature holds the absolute path
+        "text_column": args.text_column,
+        "signature": digest(PIPELINE_VERSION, file_signature(path)),
+    }
+    if args.streaming:  # the whole file is checked before training; see the module docstring
+        for _ in iter_json_texts(path, args.text_column):
+            pass
+    cached = cache_dir / "sources" / f"json-{digest('json', gen_kwargs)}.arrow"
+    return _documents(_iter_json_documents, gen_kwargs, args.streaming, cached)
 
 
 def _load_structured_file(path: str, args: DataArguments, cache_dir: Path, repair: bool):
+    """A CSV or Parquet file through datasets, its text column checked first."""
     suffix = split_compression(path)[0]
+    if suffix == ".parquet":
+        check_parquet_text_column(path, args.text_column)
     data_file = _repaired_copy(path, cache_dir) if repair else path
     # CSV cells are typed by pandas: "007" would come back as 7 and "1e3" as 1000.0, "NA" as missing. The text
     # column is read as the exact string in the file.
@@ -430,52 +422,34 @@ def _load_structured_file(path: str, args: DataArguments, cache_dir: Path, repai
     except (
         Exception
     ) as error:  # datasets wraps parser errors in several types; all mean "cannot read this file"
-        raise unreadable_file(path, data_file, suffix, error) from error
+        raise unreadable_file(path, suffix, error) from error
     dataset = _select_text_column(loaded, args.text_column, f"{path}")
     if not args.streaming:
         return dataset
-    # A streamed file is parsed only while training reads it: its errors are named there, by the same rules.
+    # A streamed CSV file is parsed once up front, as JSON files are (Parquet's types and nulls were checked above).
+    if suffix == ".csv":
+        for _ in _iter_named_errors(dataset, path, suffix):
+            pass
+    # Otherwise a streamed file is parsed only while training reads it: its errors are named there.
     return datasets.IterableDataset.from_generator(
         _iter_named_errors,
         features=TEXT_FEATURES,
-        gen_kwargs={"dataset": dataset, "path": path, "data_file": data_file, "suffix": suffix},
+        gen_kwargs={"dataset": dataset, "path": path, "suffix": suffix},
     )
 
 
-def _iter_named_errors(dataset, path: str, data_file: str, suffix: str) -> Iterator[dict]:
+def _iter_named_errors(dataset, path: str, suffix: str) -> Iterator[dict]:
     try:
         yield from dataset
     except Exception as error:  # pyarrow and datasets raise many types for a malformed row
-        raise unreadable_file(path, data_file, suffix, error) from None
+        raise unreadable_file(path, suffix, error) from None
 
 
-def unreadable_file(path: str, data_file: str, suffix: str, error: Exception) -> ValueError:
-    """The error for a file `datasets` could not parse: the first bad line of a JSON Lines file (pyarrow reports
-    a row within a block, not the file's line), or the reader's own words."""
-    bad_line = first_bad_json_line(data_file) if suffix == ".jsonl" else None
-    if bad_line is not None:
-        number, reason = bad_line
-        return ValueError(
-            f"{path}, line {number}: not a JSON object ({reason}). Fix or remove that line; each "
-            "line of a .jsonl file must be one JSON object."
-        )
-    return ValueError(f"could not read {path} as {suffix} ({type(error).__name__}: {error})")
-
-
-def first_bad_json_line(path: str) -> tuple[int, str] | None:
-    """(1-based line, why) of the first non-blank line of a JSON Lines file that is not a JSON object."""
-    # datasets' reader (pyarrow) reports a row within a block, not the file's line: find it ourselves.
-    with io.TextIOWrapper(open_decompressed(path), encoding="utf-8", errors="replace") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line.rstrip("\r\n"))
-            except json.JSONDecodeError as error:
-                return number, f"{error.msg} at column {error.colno}"
-            if not isinstance(row, dict):
-                return number, f"a JSON {type(row).__name__}"
-    return None
+def unreadable_file(path: str, suffix: str, error: Exception) -> ValueError:
+    """The error for a CSV or Parquet file `datasets` could not parse, in the reader's own words."""
+    return ValueError(
+        f"{path}: could not be read as {suffix} ({one_line(error)}); fix the file or leave it out."
+    )
 
 
 def _load_files(source: ResolvedSource, args: DataArguments, cache_dir: Path, utf8_report: dict) -> list:
@@ -497,7 +471,10 @@ def _load_files(source: ResolvedSource, args: DataArguments, cache_dir: Path, ut
         path = cache_dir / "sources" / f"txt-{digest('txt', gen_kwargs)}.arrow"
         loaded_parts.append(_documents(_iter_txt_documents, gen_kwargs, args.streaming, path))
     for path in source.files:
-        if split_compression(path)[0] != ".txt":
+        suffix = split_compression(path)[0]
+        if suffix in JSON_FORMATS:
+            loaded_parts.append(_load_json_file(path, args, cache_dir))
+        elif suffix != ".txt":
             loaded_parts.append(
                 _load_structured_file(path, args, cache_dir, repair=bool(utf8_report.get(path)))
             )
@@ -511,3 +488,13 @@ def load_source(source: ResolvedSource, args: DataArguments, cache_dir: Path, ut
     if source.kind == "hub":
         return _load_hub(source, args)
     return _load_files(source, args, cache_dir, utf8_report)
+
+
+def read_sources(args: DataArguments, cache_dir: Path) -> tuple[list[ResolvedSource], list, dict[str, int]]:
+    """(sources, their datasets, invalid UTF-8 bytes per file) of ``--train_files``: every local file read and
+    checked (non-streaming: into the cache, where a second call finds it), so that a command can refuse an
+    unreadable corpus before it writes anything."""
+    sources = resolve_sources(args.train_files)
+    utf8_by_file: dict[str, int] = {}
+    parts = [part for source in sources for part in load_source(source, args, cache_dir, utf8_by_file)]
+    return sources, parts, utf8_by_file

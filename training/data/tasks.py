@@ -9,8 +9,6 @@ chose to skip them.
 
 from __future__ import annotations
 
-import gzip
-import json
 import logging
 import re
 from collections.abc import Iterable
@@ -23,13 +21,21 @@ import torch
 from transformers.utils.chat_template_utils import render_jinja_template
 
 from wenlm.training.data.packing import special_strings_pattern
+from wenlm.training.data.reading import (
+    COMPRESSIONS,
+    check_decompresses,
+    iter_json_lines,
+    iter_lines,
+    one_line,
+    split_compression,
+)
 
 logger = logging.getLogger(__name__)
 
 IGNORE_INDEX = -100
 CHAT_ROLES = ("system", "user", "assistant")
 MAX_LISTED_BAD_ROWS = 20
-JSON_LINES_SUFFIXES = (".jsonl", ".jsonl.gz", ".ndjson")
+JSON_LINES_SUFFIXES = (".jsonl", ".ndjson")
 DATASETS_BUILDERS = {".json": "json", ".csv": "csv", ".tsv": "csv", ".parquet": "parquet", ".arrow": "arrow"}
 
 
@@ -59,19 +65,21 @@ class RowSet:
 
 
 def read_rows(path: str | Path) -> RowSet:
-    """Every row of a JSON Lines file (invalid JSON lines become bad rows) or of a `datasets`-loadable file."""
+    """Every row of a JSON Lines file (invalid JSON lines become bad rows) or of a `datasets`-loadable file; any of
+    them may be compressed (.gz .bz2 .xz .zst), and a file that does not decompress is named."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"Data file {path} does not exist.")
-    name = path.name.lower()
-    if name.endswith(JSON_LINES_SUFFIXES) or (name.endswith(".json") and _looks_like_json_lines(path)):
+    suffix = split_compression(path)[0]
+    if suffix in JSON_LINES_SUFFIXES or (suffix == ".json" and _looks_like_json_lines(path)):
         return _read_json_lines(path)
-    suffix = path.suffix.lower()
     if suffix not in DATASETS_BUILDERS:
         raise ValueError(
             f"{path}: unsupported file type {suffix!r}. Use JSON Lines (.jsonl) or one of "
-            f"{', '.join(sorted(DATASETS_BUILDERS))}."
+            f"{', '.join(sorted(DATASETS_BUILDERS))}, the text formats optionally compressed "
+            f"({', '.join(COMPRESSIONS)})."
         )
+    check_decompresses(path)  # datasets would report a damaged archive in words that do not name the file
     kwargs = {"delimiter": "\t"} if suffix == ".tsv" else {}
     try:
         loaded = datasets.load_dataset(
@@ -81,7 +89,7 @@ def read_rows(path: str | Path) -> RowSet:
         Exception
     ) as error:  # datasets wraps parser errors in several types; all mean "cannot read this file"
         raise ValueError(
-            f"{path}: `datasets` could not read it as {DATASETS_BUILDERS[suffix]}: {error}"
+            f"{path}: `datasets` could not read it as {DATASETS_BUILDERS[suffix]}: {one_line(error)}"
         ) from error
     row_set = RowSet(str(path), unit="row")
     for index, row in enumerate(loaded):
@@ -92,38 +100,22 @@ def read_rows(path: str | Path) -> RowSet:
 
 
 def _looks_like_json_lines(path: Path) -> bool:
-    with path.open("rb") as handle:
-        first = handle.read(4096).lstrip()
-    return not first.startswith(b"[")
+    for _, line in iter_lines(path):
+        if line.strip():
+            return not line.lstrip("\ufeff \t").startswith("[")
+    return True
 
 
 def _read_json_lines(path: Path) -> RowSet:
     row_set = RowSet(str(path), unit="line")
-    opener = _gzip_open if path.name.lower().endswith(".gz") else _text_open
-    with opener(path) as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            row_set.rows_in_file += 1
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as error:
-                row_set.add_bad(number, f"invalid JSON ({error.msg} at column {error.colno})")
-                continue
-            if not isinstance(row, dict):
-                row_set.add_bad(number, f"expected a JSON object, got {type(row).__name__}")
-                continue
-            row_set.rows.append(row)
-            row_set.numbers.append(number)
+    for number, row, problem in iter_json_lines(path):
+        row_set.rows_in_file += 1
+        if problem is not None:
+            row_set.add_bad(number, problem)
+            continue
+        row_set.rows.append(row)
+        row_set.numbers.append(number)
     return row_set
-
-
-def _text_open(path: Path):
-    return path.open("r", encoding="utf-8", errors="replace")
-
-
-def _gzip_open(path: Path):
-    return gzip.open(path, "rt", encoding="utf-8", errors="replace")
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -328,11 +320,7 @@ def encode_sft_rows(row_set: RowSet, tokenizer, block_size: int) -> EncodedSplit
             ", ".join(map(str, no_target_rows[:MAX_LISTED_BAD_ROWS])),
         )
     report = {
-        "file": row_set.path,
-        "rows_in_file": row_set.rows_in_file,
-        "rows": len(examples),
-        "bad_rows": len(row_set.bad_rows),
-        "truncated": truncated,
+        **row_counts(row_set, examples, truncated),
         "assistant_tokens_truncated_away": len(no_target_rows),
         "tokens": tokens,
         "assistant_tokens": target_tokens,
@@ -430,15 +418,22 @@ def encode_classification_rows(
             block_size,
         )
     report = {
+        **row_counts(row_set, examples, truncated),
+        "tokens": tokens,
+        "special_token_strings_in_text": special_rows,
+    }
+    return EncodedSplit(examples, report)
+
+
+def row_counts(row_set: RowSet, examples: list, truncated: int) -> dict:
+    """The counts every task's split report starts with: the file, its rows, those kept, bad and truncated."""
+    return {
         "file": row_set.path,
         "rows_in_file": row_set.rows_in_file,
         "rows": len(examples),
         "bad_rows": len(row_set.bad_rows),
         "truncated": truncated,
-        "tokens": tokens,
-        "special_token_strings_in_text": special_rows,
     }
-    return EncodedSplit(examples, report)
 
 
 def concatenate_splits(splits: list[EncodedSplit]) -> EncodedSplit:

@@ -1,16 +1,11 @@
-"""`wenlm chat`: talk to a model in the terminal. The conversation is kept and rendered with the chat template
+"""The terminal chat loop of `wenlm chat`. The conversation is kept and rendered with the chat template
 each turn; the reply is streamed token by token. Type /reset to start over, /exit (or end the input) to quit."""
 
 from __future__ import annotations
 
-import sys
 from typing import TextIO
 
-from transformers import AutoModelForCausalLM, AutoTokenizer, TextStreamer, set_seed
-
-from wenlm.training.args import ChatArguments, ModelSourceArguments, SamplingArguments, parse_options
-from wenlm.training.evaluation.generate import RENAMED, generation_kwargs
-from wenlm.training.model_folder import check_model_folder, hub_errors_named
+from transformers import TextStreamer
 
 RESET, EXIT = "/reset", "/exit"
 
@@ -98,36 +93,3 @@ def chat_loop(
         output_stream.write("\n")
         history.append({"role": "assistant", "content": reply})
     return history
-
-
-def parse_args(argv: list[str] | None) -> tuple[ModelSourceArguments, ChatArguments, SamplingArguments]:
-    return parse_options(
-        [ModelSourceArguments, ChatArguments, SamplingArguments], argv, renamed=RENAMED, command="chat"
-    )
-
-
-def main(
-    argv: list[str] | None = None, input_stream: TextIO | None = None, output_stream: TextIO | None = None
-) -> list[dict]:
-    source, options, sampling = parse_args(argv)
-    check_model_folder(source.model)
-    with hub_errors_named(source.model):
-        tokenizer = AutoTokenizer.from_pretrained(
-            source.model, revision=source.revision, trust_remote_code=True
-        )
-        model = AutoModelForCausalLM.from_pretrained(
-            source.model, revision=source.revision, trust_remote_code=True
-        ).eval()
-    set_seed(sampling.seed)
-    return chat_loop(
-        model,
-        tokenizer,
-        input_stream or sys.stdin,
-        output_stream or sys.stdout,
-        system=options.system,
-        generate_kwargs=generation_kwargs(sampling, tokenizer),
-    )
-
-
-if __name__ == "__main__":
-    main()

@@ -1,4 +1,4 @@
-"""`wenlm evaluate`: measure a model on a task and record the numbers in its folder.
+"""Measuring a model on a task (`wenlm evaluate`) and recording the numbers in its folder.
 
 Tasks:
 
@@ -19,8 +19,8 @@ Tasks:
   (see :mod:`wenlm.training.evaluation.rag`).
 
 All scores come from the local `evaluate` modules in :mod:`wenlm.training.evaluation.metrics` (0-100). The metrics are printed
-as JSON; for a local model folder they are merged into its ``eval_results.json`` and the model card is re-rendered
-when the folder has a training report (``--save_results false`` only prints them).
+as JSON; for a local model folder they are merged into its ``eval_results.json`` (``--save_results false`` only
+prints them), from which `wenlm evaluate` re-renders the model card when the folder has a training report.
 
 The data comes from ``--validation_files`` (several files are read in order as one set).
 
@@ -39,16 +39,15 @@ from transformers import AutoModelForCausalLM, AutoModelForSequenceClassificatio
 from transformers.utils import cached_file
 
 from wenlm.tokenization import stop_token_ids
-from wenlm.training.args import EvaluateArguments, ModelSourceArguments, parse_options
+from wenlm.training.args import EvaluateArguments, ModelSourceArguments
 from wenlm.training.data.pipeline import read_txt_documents
+from wenlm.training.data.reading import split_compression, text_value_problem
 from wenlm.training.data.tasks import encode_classification_text, read_rows
 from wenlm.training.evaluation.harness import run_harness
 from wenlm.training.evaluation.metrics import compute_metric
 from wenlm.training.evaluation.rag import rag_prompts
 from wenlm.training.evaluation.retrieval_task import evaluate_retrieval
-from wenlm.training.hub.card import EVAL_RESULTS, write_model_card
-from wenlm.training.model_folder import check_model_folder, hub_errors_named
-from wenlm.training.report import REPORT_FILE
+from wenlm.training.model_folder import EVAL_RESULTS, TRAINING_REPORT, check_model_folder, hub_errors_named
 from wenlm.training.utils import bits_per_byte, perplexity, write_json
 
 TASK_TYPES = {
@@ -60,12 +59,6 @@ TASK_TYPES = {
     "retrieval": "text-retrieval",
 }
 MAX_EVAL_CONTEXT = 2048
-# Old flag spellings, still accepted for one release with a FutureWarning.
-RENAMED = {
-    "--data": "--validation_files",
-    "--batch_size": "--per_device_eval_batch_size",
-    "--no_save": ("--save_results", "false"),
-}
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -113,16 +106,16 @@ def read_task_rows(paths: list[str], max_samples: int | None) -> list[tuple[str,
 def read_documents(paths: list[str], text_column: str, max_samples: int | None) -> list[str]:
     documents: list[str] = []
     for path in paths:
-        if Path(path).suffix.lower() == ".txt":
+        if split_compression(path)[0] == ".txt":
             documents += read_txt_documents(path)
             continue
         for _, number, row in read_task_rows([path], None):
-            text = row.get(text_column)
-            if not isinstance(text, str):
+            problem = text_value_problem(row, text_column)
+            if problem is not None:
                 raise ValueError(
-                    f"{path} row/line {number}: no string {text_column!r} field (use --text_column)."
+                    f"{path} row/line {number}: {problem}; fix or remove that row, or use --text_column."
                 )
-            documents.append(text)
+            documents.append(row[text_column])
     documents = [document for document in documents if document.strip()][:max_samples]
     if not documents:
         raise ValueError(f"--validation_files {' '.join(paths)}: no documents to evaluate.")
@@ -221,7 +214,7 @@ def training_task(model) -> str | None:
     """The `task` recorded in the model folder's training_report.json (local or Hub, at the loaded commit)."""
     report_path = cached_file(
         model.name_or_path,
-        REPORT_FILE,
+        TRAINING_REPORT,
         revision=getattr(model.config, "_commit_hash", None),
         _raise_exceptions_for_missing_entries=False,
         _raise_exceptions_for_connection_errors=False,
@@ -382,13 +375,11 @@ def evaluate_classification(source: ModelSourceArguments, options: EvaluateArgum
 
 def record_results(folder: Path, entries: dict[str, dict]) -> Path:
     """Merge entries (task name -> {"metrics", "data", "task_type", "num_samples", ...}) into the folder's
-    eval_results.json, replacing those of the same names, and re-render its model card."""
+    eval_results.json, replacing those of the same names (the command re-renders the model card from it)."""
     path = folder / EVAL_RESULTS
     results = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
     results.update(entries)
     write_json(path, results)
-    if (folder / "training_report.json").is_file():
-        write_model_card(folder)
     return path
 
 
@@ -448,18 +439,3 @@ def evaluate_model(source: ModelSourceArguments, options: EvaluateArguments) -> 
     if samples:
         metrics_out["examples"] = samples[:3]
     return metrics_out
-
-
-def parse_args(argv: list[str] | None) -> tuple[ModelSourceArguments, EvaluateArguments]:
-    return parse_options([ModelSourceArguments, EvaluateArguments], argv, renamed=RENAMED, command="evaluate")
-
-
-def main(argv: list[str] | None = None) -> dict:
-    source, options = parse_args(argv)
-    metrics = evaluate_model(source, options)
-    print(json.dumps(metrics, indent=2, ensure_ascii=False))
-    return metrics
-
-
-if __name__ == "__main__":
-    main()

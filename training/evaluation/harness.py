@@ -33,8 +33,8 @@ from wenlm.training.args import EvaluateArguments, ModelSourceArguments
 from wenlm.training.corpus.sampling import VALIDATION_SEED_OFFSET
 from wenlm.training.corpus.tasks import make_task_rows
 from wenlm.training.corpus.vocabulary import SIMPLE_WORDS
-from wenlm.training.evaluation.metrics.text import is_cjk_char
 from wenlm.training.model_folder import check_model_folder, hub_errors_named
+from wenlm.training.utils.text import is_cjk_char
 
 HARNESS_TASKS_DIR = Path(__file__).with_name("harness_tasks")
 # name -> (kind of rows, language)

@@ -1,7 +1,5 @@
-"""Leaving wenlm: a wenlm model as a stock Llama folder (`llama`) or a llama.cpp GGUF file (`gguf_file`), and
-the `wenlm export` command (`command`)."""
+"""Leaving wenlm: a wenlm model as a stock Llama folder (`llama`) or a llama.cpp GGUF file (`gguf_file`)."""
 
-from wenlm.training.export.command import WRITERS, main
 from wenlm.training.export.gguf_file import GGUF_CARD_MARKER, export_gguf
 from wenlm.training.export.llama import (
     LLAMA_CARD_MARKER,
@@ -14,11 +12,9 @@ from wenlm.training.export.llama import (
 __all__ = [
     "GGUF_CARD_MARKER",
     "LLAMA_CARD_MARKER",
-    "WRITERS",
     "export_gguf",
     "export_llama",
     "llama_config_from_wenlm",
     "llama_twin",
     "load_wenlm",
-    "main",
 ]

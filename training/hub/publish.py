@@ -17,9 +17,9 @@ from pathlib import Path
 from huggingface_hub import HfApi, constants, get_token
 from huggingface_hub.errors import HfHubHTTPError
 
-from wenlm.training.hub.card import CARD_FILE, TRAINING_REPORT, is_generated_card, write_model_card
-from wenlm.training.hub.tokens import redact_secrets, take_hub_token_from_args
+from wenlm.training.cards.card import CARD_FILE, TRAINING_REPORT, is_generated_card, write_model_card
 from wenlm.training.hub.validate import PUSH_IGNORE_PATTERNS, problems_message, validate_folder
+from wenlm.training.utils.secrets import redact_secrets, take_hub_token_from_args
 
 # Importers of this module use these names from here (pretrain, finetune, tests).
 __all__ = [

@@ -21,7 +21,7 @@ from typing import Any
 from huggingface_hub import ModelCard, metadata_load
 from huggingface_hub.utils import DEFAULT_IGNORE_PATTERNS, filter_repo_objects
 
-from wenlm.training.hub.tokens import HF_TOKEN_PATTERN, current_tokens, redact_secrets
+from wenlm.training.utils.secrets import HF_TOKEN_PATTERN, current_tokens, redact_secrets
 
 # What a training output folder holds besides the model: intermediate checkpoints, TensorBoard runs, optimizer and
 # RNG states, `training_args.bin` (a pickle of TrainingArguments, which can contain `hub_token`) and the run's folder lock.

@@ -1,29 +1,24 @@
-"""`wenlm audit --model DIR [--canary_file FILE] [--train_files ...] --output_dir OUT`: how much of its training
-data a model gives away. Canaries (exposure.py) measure memorisation of inserted secrets by how often they were
+"""The privacy audit behind `wenlm audit`: how much of its training data a model gives away. Canaries (exposure.py) measure memorisation of inserted secrets by how often they were
 seen; extraction (extraction.py) measures verbatim reproduction of real training documents by their copies.
 
-Writes audit.json, audit.md and exposure.png to --output_dir, and with --update_model_folder true an "audit"
-section in the model folder's training_report.json (re-rendering its generated card). None of them holds a
+Writes audit.json, audit.md and exposure.png to --output_dir; `report_section` is what the command puts into the
+model folder's training_report.json with --update_model_folder true (the card renders it). None of them holds a
 secret or training text: only counts, ranks and exposures.
 """
 
 from __future__ import annotations
 
 import datetime
-import json
 import math
 from pathlib import Path
 
 from matplotlib.figure import Figure
-from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from wenlm.training.args import DataArguments, ModelSourceArguments, parse_options
+from wenlm.training.args import DataArguments
 from wenlm.training.args.inspection import AuditArguments
-from wenlm.training.hub.card import CARD_FILE, TRAINING_REPORT, is_generated_card, write_model_card
 from wenlm.training.inspection.canaries import Canary, read_canary_file
 from wenlm.training.inspection.exposure import canary_exposure, greedy_reproduces
 from wenlm.training.inspection.extraction import measure_extraction
-from wenlm.training.model_folder import check_model_folder
 from wenlm.training.utils import markdown_table, write_atomically, write_json
 
 OUTPUT_FILES = ("audit.json", "audit.md", "exposure.png")
@@ -178,34 +173,6 @@ def plot_exposure(canaries: dict) -> Figure:
     return figure
 
 
-def update_model_folder(folder: Path, result: dict) -> str:
-    """Put the audit (without per-canary rows) into training_report.json; re-render a generated card. Returns
-    what was done, for the user."""
-    report_path = folder / TRAINING_REPORT
-    if not report_path.is_file():
-        return f"{report_path} not found: the model folder was left as it was"
-    try:
-        report = json.loads(report_path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise ValueError(
-            f"{report_path} is not valid JSON ({error.msg}, line {error.lineno}); fix it or pass "
-            "--update_model_folder false"
-        ) from None
-    section = {key: value for key, value in result.items() if key in ("date", "canaries", "extraction")}
-    if "canaries" in section:
-        section["canaries"] = {key: value for key, value in section["canaries"].items() if key != "canaries"}
-    report["audit"] = section
-    write_json(report_path, report)
-    card = folder / CARD_FILE
-    if not is_generated_card(card):
-        return (
-            f"wrote the audit into {report_path}; {card} is missing or hand-written and was left alone "
-            "(`wenlm card` renders one)"
-        )
-    write_model_card(folder)
-    return f"wrote the audit into {report_path} and re-rendered {card}"
-
-
 def run_audit(model, tokenizer, options: AuditArguments, data_args: DataArguments | None) -> dict:
     """The audit's results (what audit.json holds); canaries when options.canary_file, extraction when
     data_args."""
@@ -248,29 +215,9 @@ def write_audit(result: dict, output_dir: str | Path) -> None:
         plot_exposure(result["canaries"]).savefig(output_dir / "exposure.png", dpi=120)
 
 
-def main(argv: list[str] | None = None) -> dict:
-    # train_files unset means no extraction test (pretrain's default, the built-in corpus, would be a guess).
-    source, options, data_args = parse_options(
-        (ModelSourceArguments, AuditArguments, DataArguments),
-        argv,
-        defaults={"train_files": None},
-        command="audit",
-    )
-    if options.canary_file and not Path(options.canary_file).is_file():
-        read_canary_file(options.canary_file)  # names the missing file before the model loads
-    local = check_model_folder(source.model) is not None
-    tokenizer = AutoTokenizer.from_pretrained(source.model, revision=source.revision, trust_remote_code=True)
-    model = AutoModelForCausalLM.from_pretrained(
-        source.model, revision=source.revision, trust_remote_code=True
-    )
-    result = run_audit(model.eval(), tokenizer, options, data_args if data_args.train_files else None)
-    result["model"] = source.model
-    write_audit(result, options.output_dir)
-    print(audit_markdown(result))
-    print(
-        f"wrote {', '.join(name for name in OUTPUT_FILES if (Path(options.output_dir) / name).exists())} to "
-        f"{options.output_dir}"
-    )
-    if options.update_model_folder and local:
-        print(update_model_folder(Path(source.model), result))
-    return result
+def report_section(result: dict) -> dict:
+    """The audit as the model folder's report keeps it: the date and the aggregates, without per-canary rows."""
+    section = {key: value for key, value in result.items() if key in ("date", "canaries", "extraction")}
+    if "canaries" in section:
+        section["canaries"] = {key: value for key, value in section["canaries"].items() if key != "canaries"}
+    return section

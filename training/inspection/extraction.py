@@ -24,8 +24,8 @@ from wenlm.training.data.cleaning import clean_dataset, normalize_text
 from wenlm.training.data.pii import scrub_pii
 from wenlm.training.data.sources import load_source, resolve_sources
 from wenlm.training.data.splitting import split_by_document
-from wenlm.training.hub.tokens import redact_secrets
 from wenlm.training.inspection.tokens import encode
+from wenlm.training.utils.secrets import redact_secrets
 
 
 def copies_bucket(copies: int) -> str:

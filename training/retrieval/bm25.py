@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 import bm25s
 import numpy as np
 
-from wenlm.training.evaluation.metrics.text import is_cjk_char, split_mixed
+from wenlm.training.utils.text import is_cjk_char, split_mixed
 
 ANALYZERS = ("jieba", "char_ngrams")
 JIEBA_HINT = "pip install jieba (or pip install 'wenlm[zh]')"

@@ -1,4 +1,4 @@
-"""`wenlm embed`: one vector per text from any model's final hidden states, written to a parquet file."""
+"""One vector per text from any model's final hidden states (`wenlm embed`), read from and written to files."""
 
 from __future__ import annotations
 
@@ -12,14 +12,11 @@ import pyarrow.parquet as pq
 import torch
 from transformers import AutoModel, AutoTokenizer
 
-from wenlm.training.args import ModelSourceArguments, parse_options
+from wenlm.training.args import ModelSourceArguments
 from wenlm.training.args.retrieval import POOLINGS, EmbedArguments
+from wenlm.training.data.reading import iter_lines, json_type, split_compression, text_value_problem
 from wenlm.training.model_folder import check_model_folder, hub_errors_named
 from wenlm.training.retrieval.search import EMBEDDING_COLUMN
-from wenlm.training.retrieval.sentence_transformers_files import (
-    sentence_transformers_files,
-    write_sentence_transformers_config,
-)
 from wenlm.training.utils import write_atomically
 
 
@@ -110,16 +107,16 @@ def read_texts(path: str | Path, text_column: str = "text", id_column: str = "id
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"--input {path}: no such file. Give a .txt or .jsonl file of texts.")
-    if path.suffix not in (".txt", ".jsonl"):
-        raise ValueError(f"--input {path}: expected a .txt (one text per line) or .jsonl file.")
-    lines = [
-        (number, line)
-        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1)
-        if line.strip()
-    ]
+    suffix = split_compression(path)[0]
+    if suffix not in (".txt", ".jsonl"):
+        raise ValueError(
+            f"--input {path}: expected a .txt (one text per line) or .jsonl file (either may be compressed: "
+            ".gz .bz2 .xz .zst)."
+        )
+    lines = [(number, line) for number, line in iter_lines(path, strict=True) if line.strip()]
     if not lines:
         raise ValueError(f"--input {path} holds no texts.")
-    if path.suffix == ".txt":
+    if suffix == ".txt":
         return [{id_column: number, text_column: line} for number, line in lines]
     rows = []
     for number, line in lines:
@@ -127,14 +124,16 @@ def read_texts(path: str | Path, text_column: str = "text", id_column: str = "id
             row = json.loads(line)
         except json.JSONDecodeError as error:
             raise ValueError(f"{path}, line {number}: not valid JSON ({error.msg}).") from None
-        if (
-            not isinstance(row, dict)
-            or not isinstance(row.get(text_column), str)
-            or not row[text_column].strip()
-        ):
+        if isinstance(row, dict):
+            found = text_value_problem(row, text_column)
+        else:
+            found = f"{json_type(row)}, not an object"
+        if found is None and not row[text_column].strip():
+            found = f"{text_column!r} is empty"
+        if found is not None:
             raise ValueError(
                 f"{path}, line {number}: expected an object with a non-empty text in "
-                f"{text_column!r} (set --text_column to the field holding the text)."
+                f"{text_column!r}: {found} (set --text_column to the field holding the text)."
             )
         if EMBEDDING_COLUMN in row:
             raise ValueError(
@@ -176,31 +175,6 @@ def write_embeddings(
     buffer = pa.BufferOutputStream()
     pq.write_table(pa.table(columns), buffer)
     return write_atomically(path, buffer.getvalue().to_pybytes())
-
-
-def check_sentence_transformers_target(model: str, options: EmbedArguments) -> None:
-    """Before any work: the files can go into `model` (a local folder whose own files they do not contradict)."""
-    if check_model_folder(model) is None:
-        raise ValueError(
-            f"--sentence_transformers true writes files into a local model folder, and --model {model} is a Hub "
-            "id: download it first (e.g. `hf download ID --local-dir DIR`) and give --model DIR."
-        )
-    sentence_transformers_files(model, options.pooling, options.normalize, options.max_length)
-
-
-def main(argv: list[str] | None = None) -> Path | None:
-    source, options = parse_options((ModelSourceArguments, EmbedArguments), argv, command="embed")
-    if options.sentence_transformers:
-        check_sentence_transformers_target(source.model, options)
-    path = embed_file(source, options) if options.input is not None else None
-    if options.sentence_transformers:
-        written = write_sentence_transformers_config(
-            source.model, options.pooling, options.normalize, options.overwrite, options.max_length
-        )
-        print(
-            f"wrote the sentence-transformers files {', '.join(p.name for p in written)} into {source.model}"
-        )
-    return path
 
 
 def embed_file(source: ModelSourceArguments, options: EmbedArguments) -> Path:

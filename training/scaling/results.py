@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from wenlm.training.scaling.fit import validate_records
+from wenlm.training.scaling.fit.study_fit import validate_records
 from wenlm.training.utils import is_number, write_atomically, write_json
 
 __all__ = ["RESULTS_CSV", "RESULTS_FILE", "load_records", "read_json", "with_flops", "write_results"]

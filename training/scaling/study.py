@@ -1,4 +1,4 @@
-"""`wenlm scaling`: a data-scale study.
+"""A data-scale study (`wenlm scaling`), from plan to report.
 
 Trains a grid of (model size, training tokens D) cells with the stock Trainer, evaluates every cell on the
 same held-out documents, then fits and plots scaling laws and writes REPORT.md (the package docstring lists
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import logging
 import os
 import platform
 import subprocess
@@ -23,12 +22,16 @@ from typing import Any
 
 import torch
 
-from wenlm.training.args import ScalingArguments, parse_options
-from wenlm.training.scaling.cells import train_cell, training_rule
-from wenlm.training.scaling.fit import REPETITION_SUBSTUDY, fit_study
-from wenlm.training.scaling.grid import ModelSpec, parse_model_specs
-from wenlm.training.scaling.laws import PUBLISHED_EXPONENTS
-from wenlm.training.scaling.planning import (
+from wenlm.training.args import ScalingArguments
+from wenlm.training.scaling.fit.laws import PUBLISHED_EXPONENTS
+from wenlm.training.scaling.fit.repetition import repetition_study
+from wenlm.training.scaling.fit.study_fit import REPETITION_SUBSTUDY, fit_study
+from wenlm.training.scaling.report.discussion import discussion_section, entropy_floor, reproduction_section
+from wenlm.training.scaling.report.markdown import write_report
+from wenlm.training.scaling.results import load_records
+from wenlm.training.scaling.run.cells import train_cell, training_rule
+from wenlm.training.scaling.run.grid import ModelSpec, parse_model_specs
+from wenlm.training.scaling.run.planning import (
     PlannedCell,
     assign_to_workers,
     estimate_seconds,
@@ -36,17 +39,14 @@ from wenlm.training.scaling.planning import (
     plan_cells,
     trim_to_budget,
 )
-from wenlm.training.scaling.repetition import repetition_study
-from wenlm.training.scaling.report import write_report
-from wenlm.training.scaling.report_study import discussion_section, entropy_floor, reproduction_section
-from wenlm.training.scaling.results import load_records
-from wenlm.training.scaling.study_data import (
+from wenlm.training.scaling.run.study_data import (
     StudyData,
     check_corpus_size,
     corpus_description,
     prepare_study_data,
+    read_study_corpus,
 )
-from wenlm.training.scaling.study_folder import (
+from wenlm.training.scaling.run.study_folder import (
     CELLS_DIR,
     check_study_folder,
     read_cell,
@@ -56,27 +56,25 @@ from wenlm.training.scaling.study_folder import (
 )
 from wenlm.training.utils import write_atomically, write_json
 
-__all__ = ["RENAMED_OPTIONS", "main", "parse_args", "render_report", "run_study"]
-
 WORKERS_DIR = ".workers"
-
-# Spellings of the argparse version of this command, kept working (with a FutureWarning) for one release.
-RENAMED_OPTIONS = {
-    "--batch_size": "--per_device_train_batch_size",
-    "--warmup_ratio": "--warmup_steps",
-    "--no_discussion": ("--discussion", "false"),
-}
-
-
-def parse_args(argv: list[str] | None = None) -> ScalingArguments:
-    (options,) = parse_options([ScalingArguments], argv, renamed=RENAMED_OPTIONS, command="scaling")
-    check_options(options)
-    return options
 
 
 def check_options(options: ScalingArguments) -> None:
-    """What ScalingArguments cannot check itself: the presets (their overrides parse like pretrain's)."""
+    """What ScalingArguments cannot check itself: the presets (their overrides parse like pretrain's) and the data
+    options a study cannot honour."""
     parse_model_specs(options.presets)
+    if options.data is None:
+        raise ValueError("ScalingArguments.data is unset: parse the options with DataArguments beside them")
+    if options.data.streaming:
+        raise ValueError(
+            "--streaming true: a study packs its corpus once and cuts every cell from the same token stream; "
+            "drop --streaming"
+        )
+    if options.data.corpus_seed not in (0, options.seed):
+        raise ValueError(
+            f"--corpus_seed {options.data.corpus_seed}: a study seeds its validation split with --seed (the "
+            "cells' seed too); give --seed instead"
+        )
 
 
 # ------------------------------------------------------------------------------------------ the study
@@ -90,6 +88,7 @@ def run_study(options: ScalingArguments) -> dict[str, str]:
         return render_report(study_dir, options)
     started = time.perf_counter()
     specs = parse_model_specs(options.presets)
+    read_study_corpus(options)  # an unreadable file is refused before the study folder is made
     study = check_study_folder(study_dir, options)
     data = prepare_study_data(options, study_dir)
     check_corpus_size(data, options, max(cell.data_size for cell in plan_cells(specs, options)))
@@ -197,7 +196,12 @@ def _run_workers(study_dir: Path, shares: list[list[PlannedCell]], options: Scal
     folder.mkdir(exist_ok=True)
     processes = []
     for index, share in enumerate(share for share in shares if share):
-        settings = {key: value for key, value in dataclasses.asdict(options).items() if value is not None}
+        # One flat options file, as the command line would give them: the study's options and its data options.
+        settings = {
+            key: value
+            for key, value in {**dataclasses.asdict(options.data), **dataclasses.asdict(options)}.items()
+            if value is not None and key != "data"
+        }
         settings.update(workers=1, torch_threads=1, worker_cells=",".join(cell.file_name for cell in share))
         path = folder / f"worker_{index}.json"
         write_json(path, settings)
@@ -239,7 +243,7 @@ def render_report(study_dir: Path, options: ScalingArguments) -> dict[str, str]:
     grid = [record for record in records if not record.get("substudy")]
     repeated = [record for record in records if record.get("substudy") == REPETITION_SUBSTUDY]
     settings = study.get("settings", {})
-    train_files = settings.get("train_files", options.train_files)
+    train_files = settings.get("train_files", options.data.train_files)
     floor, floor_label = entropy_floor(options.metric, train_files, study.get("validation_bytes_per_token"))
     fits = fit_study(
         grid,
@@ -271,19 +275,3 @@ def render_report(study_dir: Path, options: ScalingArguments) -> dict[str, str]:
     text = report_path.read_text(encoding="utf-8").rstrip("\n") + "\n\n" + "\n".join(extra) + "\n"
     write_atomically(report_path, text)
     return paths
-
-
-def main(argv: list[str] | None = None) -> dict[str, str]:
-    options = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    paths = run_study(options)
-    if not paths:  # a worker of --workers: its parent reports
-        return paths
-    print(
-        f"[scaling] wrote {', '.join(sorted(Path(path).name for path in paths.values()))} to {options.output_dir}"
-    )
-    return paths
-
-
-if __name__ == "__main__":
-    main()

@@ -1,7 +1,7 @@
 """Corpus BLEU through sacrebleu, switching to sacrebleu's Chinese tokeniser for Chinese references."""
 
 from wenlm.training.evaluation.metrics import common
-from wenlm.training.evaluation.metrics.text import contains_cjk
+from wenlm.training.utils.text import contains_cjk
 
 _DESCRIPTION = """\
 Corpus-level BLEU computed by sacrebleu (install with: pip install 'wenlm[metrics]'). Unless a

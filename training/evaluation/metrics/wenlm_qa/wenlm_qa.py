@@ -3,7 +3,7 @@
 from collections import Counter
 
 from wenlm.training.evaluation.metrics import common
-from wenlm.training.evaluation.metrics.text import qa_tokens
+from wenlm.training.utils.text import qa_tokens
 
 _DESCRIPTION = """\
 SQuAD-style exact match (EM) and token-overlap F1 for extractive QA, with tokenisation that works for

@@ -7,7 +7,7 @@ On ASCII text the tokens, and therefore the scores, equal ``rouge_score``'s ``ro
 """
 
 from wenlm.training.evaluation.metrics import common
-from wenlm.training.evaluation.metrics.text import lcs_length, rouge_tokens
+from wenlm.training.utils.text import lcs_length, rouge_tokens
 
 _DESCRIPTION = """\
 Sentence-level ROUGE-L: the longest common subsequence (LCS) of prediction and reference tokens gives

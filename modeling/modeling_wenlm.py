@@ -30,12 +30,14 @@ from transformers.modeling_outputs import (
 from transformers.modeling_rope_utils import ROPE_INIT_FUNCTIONS, dynamic_rope_update
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS, PreTrainedModel, slice_logits_to_keep
 from transformers.processing_utils import Unpack
-from transformers.utils import TransformersKwargs, can_return_tuple, is_tracing
+from transformers.utils import TransformersKwargs, can_return_tuple, is_tracing, logging
 from transformers.utils.deprecation import deprecate_kwarg
 from transformers.utils.generic import merge_with_config_defaults
 from transformers.utils.output_capturing import capture_outputs
 
 from .configuration_wenlm import WenLMConfig
+
+logger = logging.get_logger(__name__)
 
 # Every Auto entry point, written into each saved config.json: transformers records only the class that did
 # the saving, and a folder saved from a causal LM must also load as AutoModel or a classifier.
@@ -374,17 +376,20 @@ def _check_token_ids(input_ids: torch.Tensor, vocab_size: int) -> None:
 
 
 def _check_positions(position_ids: torch.Tensor, rope_type: str, max_positions: int) -> None:
-    """Positions past the trained context silently degrade plain RoPE; RoPE scaling (linear, dynamic, yarn...)
-    exists to go beyond it, so only rope_type "default" is checked. Positions, not row lengths, count: a packed
-    row may hold many sequences. CPU only and never while tracing, like the token-id check."""
+    """Positions past the trained context silently degrade plain RoPE. Like Llama, the model still computes them
+    (RoPE extrapolates, and serving engines and transformers' own tests probe long inputs), but says so once; the
+    wenlm commands refuse such inputs before generating. RoPE scaling (linear, dynamic, yarn...) exists to go beyond
+    the context, so only rope_type "default" is checked. Positions, not row lengths, count: a packed row may hold
+    many sequences. CPU only and never while tracing, like the token-id check."""
     if rope_type != "default" or position_ids.device.type != "cpu" or is_tracing(position_ids):
         return
     if position_ids.numel() and int(position_ids.max()) >= max_positions:
-        raise ValueError(
-            f"WenLMModel: the input reaches position {int(position_ids.max())} but the model supports "
-            f"max_position_embeddings={max_positions} (positions 0..{max_positions - 1}). Truncate the input "
-            "(e.g. tokenizer(..., truncation=True, max_length=...)), lower max_new_tokens, or set rope_parameters "
-            "with a scaling rope_type such as 'linear' or 'dynamic'."
+        # One message per context size (warning_once keys on the text), not one per input length.
+        logger.warning_once(
+            f"WenLMModel: an input reaches past the trained context, max_position_embeddings={max_positions} "
+            f"(positions 0..{max_positions - 1}); the model's outputs there are "
+            "unreliable. Truncate the input (e.g. tokenizer(..., truncation=True, max_length=...)), lower "
+            "max_new_tokens, or set rope_parameters with a scaling rope_type such as 'linear' or 'dynamic'."
         )
 
 

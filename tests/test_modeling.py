@@ -1,6 +1,7 @@
 """Model behaviour: config validation, caching, padding, attention backends, checkpointing, heads."""
 
 import json
+import logging
 import shutil
 import subprocess
 import sys
@@ -258,10 +259,24 @@ def test_resize_token_embeddings_keeps_tying():
     assert model(torch.tensor([[VOCAB + 3]])).logits.shape[-1] == VOCAB + 7
 
 
-def test_input_longer_than_max_positions_fails_clearly():
+@pytest.fixture
+def fresh_warnings_once():
+    """transformers' warning_once remembers every message it logged in this process, whichever test caused it."""
+    logging.Logger.warning_once.cache_clear()
+    yield
+    logging.Logger.warning_once.cache_clear()
+
+
+def test_input_longer_than_max_positions_is_computed_as_llama_does_with_one_warning(
+    caplog, fresh_warnings_once
+):
     model = tiny_model()
-    with pytest.raises(ValueError, match="max_position_embeddings=64"):
-        model(random_ids(1, 65))
+    with caplog.at_level("WARNING"):
+        logits = model(random_ids(1, 65)).logits
+        model(random_ids(1, 66))
+    assert logits.shape[1] == 65 and torch.isfinite(logits).all()
+    warnings = [record for record in caplog.records if "max_position_embeddings=64" in record.getMessage()]
+    assert len(warnings) == 1 and "Truncate the input" in warnings[0].getMessage()
 
 
 @pytest.mark.slow
@@ -354,13 +369,18 @@ def test_packed_row_longer_than_the_context_equals_the_unpacked_sequences(attn_i
     assert (packed_logits - alone).abs().max() <= 1e-5
 
 
-def test_positions_past_the_context_fail_only_without_rope_scaling():
-    with pytest.raises(ValueError, match="position 70 .*max_position_embeddings=64"):
+def test_positions_past_the_context_warn_only_without_rope_scaling(caplog, fresh_warnings_once):
+    with caplog.at_level("WARNING"):
         tiny_model()(random_ids(1, 10), position_ids=torch.arange(61, 71)[None])
-    for rope in ({"rope_type": "linear", "factor": 2.0}, {"rope_type": "dynamic", "factor": 2.0}):
-        model = tiny_model(rope_parameters={"rope_theta": 10000.0, **rope})
-        out = model.generate(random_ids(1, 60), max_new_tokens=30, do_sample=False, pad_token_id=0)
-        assert out.shape[1] == 90 and torch.isfinite(model(out).logits).all()
+        assert [record for record in caplog.records if "past the trained context" in record.getMessage()]
+        caplog.clear()
+        logging.Logger.warning_once.cache_clear()
+        for rope in ({"rope_type": "linear", "factor": 2.0}, {"rope_type": "dynamic", "factor": 2.0}):
+            model = tiny_model(rope_parameters={"rope_theta": 10000.0, **rope})
+            out = model.generate(random_ids(1, 60), max_new_tokens=30, do_sample=False, pad_token_id=0)
+            assert out.shape[1] == 90 and torch.isfinite(model(out).logits).all()
+    # RoPE scaling is made to go past the context: no warning.
+    assert not [record for record in caplog.records if "past the trained context" in record.getMessage()]
 
 
 @pytest.mark.slow

@@ -9,7 +9,7 @@ import pytest
 from test_finetune import tiny_base, write_lines  # noqa: F401  (session fixture shared with it)
 
 from wenlm.training.args import EvaluateArguments, ModelSourceArguments, parse_options
-from wenlm.training.cards.card import card_metadata
+from wenlm.training.cards.sections import card_metadata
 from wenlm.training.commands import evaluate as evaluate_cli
 from wenlm.training.evaluation import harness
 

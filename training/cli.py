@@ -77,9 +77,8 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"wenlm {command}: error: {error}", file=sys.stderr)
         return 2
-    except (
-        SystemExit
-    ) as exit_request:  # --help, or argparse refusing the options: an exit status, not a crash
+    # --help, or argparse refusing the options: an exit status, not a crash
+    except SystemExit as exit_request:
         return exit_status(exit_request.code)
     return 0
 

@@ -305,7 +305,9 @@ def _iter_json_array(path: str | Path, text: str) -> Iterator[tuple[str, Any, st
         yield where(path, error.lineno), None, json_error(error)
 
 
-def _first_json_character(path: str | Path) -> str:
+def first_json_character(path: str | Path) -> str:
+    """The first character of a (decompressed) JSON file after a byte-order mark and white space: "[" for an
+    array of records, "" for an empty file."""
     for _, chunk in iter_byte_chunks(path):
         start = decode_utf8_lenient(chunk)[0].removeprefix("\ufeff").lstrip(" \t\n\r")
         if start:
@@ -317,7 +319,7 @@ def iter_json_records(path: str | Path) -> Iterator[tuple[str, Any, str | None]]
     """(place, value, problem) of each record of a .jsonl/.ndjson file, or of a .json file holding one array of
     objects (its first character is "[") or JSON Lines; the place is ``file:LINE`` (``file:LINE: record N`` in
     an array) and the problem None for an object."""
-    if split_compression(path)[0] == ".json" and _first_json_character(path) == "[":
+    if split_compression(path)[0] == ".json" and first_json_character(path) == "[":
         text = "".join(decode_utf8_lenient(chunk)[0] for _, chunk in iter_byte_chunks(path))
         yield from _iter_json_array(path, text.removeprefix("\ufeff"))
         return
@@ -349,6 +351,11 @@ def missing_column(origin: str, column: str, columns: list[str]) -> ValueError:
     return ValueError(
         f"{origin} has no column {column!r} (columns: {', '.join(columns)}); choose one with --text_column"
     )
+
+
+def first_null_row(values: pa.Array | pa.ChunkedArray) -> int | None:
+    """The 1-based row of the first null among ``values``, or None when there is none."""
+    return pc.index(pc.is_null(values), True).as_py() + 1 if values.null_count else None
 
 
 def _is_string_type(arrow_type) -> bool:
@@ -390,9 +397,9 @@ def check_parquet_text_column(path: str | Path, column: str) -> None:
         )
         statistics = chunk.statistics if chunk is not None else None
         if statistics is None or not statistics.has_null_count or statistics.null_count:
-            values = parquet.read_row_group(group, columns=[column]).column(column)
-            if values.null_count:
-                row = first_row + pc.index(pc.is_null(values), True).as_py() + 1
+            null_row = first_null_row(parquet.read_row_group(group, columns=[column]).column(column))
+            if null_row is not None:
+                row = first_row + null_row
                 raise ValueError(
                     f"{where(path, row, 'row')}: {column!r} is null, not a string. Give that row its text or "
                     "remove it (wenlm does not drop rows unasked), or choose another column with --text_column."
@@ -407,6 +414,8 @@ __all__ = [
     "check_decompresses",
     "check_parquet_text_column",
     "decode_utf8_lenient",
+    "first_json_character",
+    "first_null_row",
     "iter_byte_chunks",
     "iter_json_lines",
     "iter_json_records",

@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import datasets
-import pyarrow.compute as pc
 
 from wenlm.training.args import DataArguments
 from wenlm.training.corpus import grammar as builtin_corpus
@@ -37,6 +36,7 @@ from wenlm.training.data.reading import (
     TEXT_ADVICE,
     check_parquet_text_column,
     decode_utf8_lenient,
+    first_null_row,
     iter_byte_chunks,
     iter_json_records,
     missing_column,
@@ -347,9 +347,9 @@ def _load_hub(source: ResolvedSource, args: DataArguments) -> list:
     )
     origin = f"hub dataset {source.hub_name}"
     dataset = _select_text_column(loaded, args.text_column, origin)
-    if isinstance(dataset, datasets.Dataset) and dataset.data.column("text").null_count:
-        # Nulls are refused as in files (a stream shows them only while training: it is not checked here).
-        row = pc.index(pc.is_null(dataset.data.column("text")), True).as_py() + 1
+    # Nulls are refused as in files (a stream shows them only while training: it is not checked here).
+    row = first_null_row(dataset.data.column("text")) if isinstance(dataset, datasets.Dataset) else None
+    if row is not None:
         raise ValueError(
             f"{origin}: row {row}: {args.text_column!r} is null, not a string; choose another column with "
             "--text_column, or filter the dataset (wenlm does not drop rows unasked)."
@@ -419,9 +419,8 @@ def _load_structured_file(path: str, args: DataArguments, cache_dir: Path, repai
             cache_dir=args.cache_dir,
             **csv_options,
         )
-    except (
-        Exception
-    ) as error:  # datasets wraps parser errors in several types; all mean "cannot read this file"
+    # datasets wraps parser errors in several types; all mean "cannot read this file"
+    except Exception as error:
         raise unreadable_file(path, suffix, error) from error
     dataset = _select_text_column(loaded, args.text_column, f"{path}")
     if not args.streaming:

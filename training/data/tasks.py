@@ -24,8 +24,8 @@ from wenlm.training.data.packing import special_strings_pattern
 from wenlm.training.data.reading import (
     COMPRESSIONS,
     check_decompresses,
+    first_json_character,
     iter_json_lines,
-    iter_lines,
     one_line,
     split_compression,
 )
@@ -85,9 +85,8 @@ def read_rows(path: str | Path) -> RowSet:
         loaded = datasets.load_dataset(
             DATASETS_BUILDERS[suffix], data_files=str(path), split="train", **kwargs
         )
-    except (
-        Exception
-    ) as error:  # datasets wraps parser errors in several types; all mean "cannot read this file"
+    # datasets wraps parser errors in several types; all mean "cannot read this file"
+    except Exception as error:
         raise ValueError(
             f"{path}: `datasets` could not read it as {DATASETS_BUILDERS[suffix]}: {one_line(error)}"
         ) from error
@@ -100,10 +99,7 @@ def read_rows(path: str | Path) -> RowSet:
 
 
 def _looks_like_json_lines(path: Path) -> bool:
-    for _, line in iter_lines(path):
-        if line.strip():
-            return not line.lstrip("\ufeff \t").startswith("[")
-    return True
+    return first_json_character(path) != "["
 
 
 def _read_json_lines(path: Path) -> RowSet:

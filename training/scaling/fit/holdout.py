@@ -77,9 +77,8 @@ def _predicted_cell(fit: Mapping[str, Any], cell: Mapping[str, Any], metric: str
     predicted = float(predict_loss(fit, float(cell["tokens"]), n_params=float(cell["n_params"])))
     try:
         low, high = predict_interval(fit, float(cell["tokens"]), n_params=float(cell["n_params"]))
-    except (
-        ValueError
-    ):  # no bootstrap draws (bootstrap=0 or too few refits): the point prediction stands alone
+    # no bootstrap draws (bootstrap=0 or too few refits): the point prediction stands alone
+    except ValueError:
         low = high = None
     return {
         "model": cell["model"],
